@@ -1,0 +1,43 @@
+# The two commands a new user runs are `make demo` and `make test`; both install what they need.
+SHELL := /bin/bash
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+
+# Debian packages the project builds, tests and demos with (Go comes with the machine).
+DEB_PACKAGES := build-essential cmake ninja-build pkg-config git curl ca-certificates \
+  libcpprest-dev libboost-system-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev libcxxopts-dev \
+  libmemcached-dev libmemcached-tools memcached \
+  python3-dev pybind11-dev clang libclang-rt-14-dev
+
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: all deps build unit e2e test demo clean
+
+all: build
+
+# Idempotent: installs only the packages that are missing.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	else echo "deps: all Debian packages present"; fi
+
+build: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+e2e: build
+	e2e/run-tests
+
+test: deps build unit e2e
+
+demo: build
+	e2e/demo
+
+clean:
+	rm -rf $(BUILD_DIR)
