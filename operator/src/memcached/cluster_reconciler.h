@@ -1,0 +1,67 @@
+// ClusterReconciler: the level-triggered reconcile of one MemcachedCluster. It reads the cluster
+// and its children from the informer caches (ClusterStores), computes the desired children
+// (headless + client Services, StatefulSet, PodDisruptionBudget, endpoints ConfigMap), writes
+// only what differs (server-side apply), runs the membership and drain state machine, and
+// writes status through the status subresource when it changed.
+// Thread-safety: reconcile() may run on several workers at once for different clusters (the
+// workqueue never runs one key twice at once); the reconciler keeps no per-cluster state in
+// memory: everything that must survive a restart lives in the cluster's status.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "controller/reconciler.h"
+#include "kube/api_client.h"
+#include "kube/event_recorder.h"
+#include "kube/object_store.h"
+#include "memcached/connection_counter.h"
+#include "util/clock.h"
+
+namespace mcop::memcached {
+
+// The informer caches the reconciler reads. All must be non-null and outlive the reconciler.
+// The runtime should watch StatefulSets, Services, ConfigMaps and PDBs carrying the label
+// `app.kubernetes.io/managed-by=memcached-operator` (see labels.h) and Pods carrying
+// `app.kubernetes.io/name=memcached`, and map each child to its owner via the
+// `memcached.operator.io/cluster` label (or the controller ownerReference).
+struct ClusterStores {
+  const kube::ObjectStore* clusters = nullptr;
+  const kube::ObjectStore* stateful_sets = nullptr;
+  const kube::ObjectStore* services = nullptr;
+  const kube::ObjectStore* config_maps = nullptr;
+  const kube::ObjectStore* pod_disruption_budgets = nullptr;
+  const kube::ObjectStore* pods = nullptr;
+};
+
+struct ClusterReconcilerOptions {
+  // Server-side apply field manager; also the managed-by label value.
+  std::string field_manager = "memcached-operator";
+  // Cluster DNS domain used in published host names: <pod>.<name>.<ns>.svc.<domain>.
+  std::string cluster_domain = "cluster.local";
+  // Longest wait between two looks at a drain or a pod that is not Ready yet.
+  std::chrono::milliseconds max_poll_interval{2000};
+};
+
+class ClusterReconciler : public controller::Reconciler {
+ public:
+  ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores, kube::EventRecorder& events,
+                    const util::Clock& clock, ConnectionCounterPtr connections,
+                    ClusterReconcilerOptions options = {});
+  ~ClusterReconciler() override;
+
+  absl::StatusOr<controller::Result> reconcile(const controller::Request& request) override;
+
+ private:
+  class Pass;  // the state of one reconcile pass (cluster_reconciler.cc)
+
+  kube::ApiClientPtr api_;
+  ClusterStores stores_;
+  kube::EventRecorder& events_;
+  const util::Clock& clock_;
+  ConnectionCounterPtr connections_;
+  ClusterReconcilerOptions options_;
+};
+
+}  // namespace mcop::memcached
