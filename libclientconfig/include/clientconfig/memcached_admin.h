@@ -1,0 +1,121 @@
+// MemcachedAdmin: a small memcached text-protocol client for operators and tools:
+// stats, stats conns, version, lru_crawler metadump, and the meta commands mg/ms
+// (memcached 1.6.10+ syntax), which Debian's libmemcached does not speak.
+// Thread-safety: one connection; not thread-safe. Use one instance per thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clientconfig/result.h"
+#include "clientconfig/transport.h"
+
+namespace clientconfig {
+
+// One line group of `stats conns`: memcached prints addr, state and
+// secs_since_last_cmd per file descriptor (listen_addr for accepted sockets).
+struct ConnInfo {
+  int fd = -1;
+  std::string peer;        // "tcp:127.0.0.1:35540" (listeners show their own address)
+  std::string listen_addr; // for accepted connections: the listener they came in on
+  std::string state;       // "conn_listening", "conn_parse_cmd", "conn_waiting", ...
+  uint64_t secs = 0;       // secs_since_last_cmd
+  bool isListener() const { return state == "conn_listening"; }
+};
+
+// One line of `lru_crawler metadump`.
+struct MetadumpItem {
+  std::string key;   // URL-decoded
+  int64_t exp = -1;  // absolute unix time, -1 = never expires
+  int64_t la = 0;    // last access, unix time
+  uint64_t cas = 0;
+  bool fetched = false;
+  int cls = 0;       // slab class
+  uint64_t size = 0; // item size in memory (not value length)
+};
+
+// Result of a meta get.
+struct MetaValue {
+  std::string value;
+  uint32_t flags = 0;
+  int64_t ttl = -1; // remaining seconds; -1 = no expiry
+};
+
+// How `ms` stores (memcached's M<mode> flag).
+enum class MetaSetMode { Set, Add, Replace, Append, Prepend };
+
+class MemcachedAdmin {
+public:
+  static constexpr std::chrono::milliseconds kDefaultTimeout{5000};
+
+  // Connects over plain TCP; `timeout` bounds the connect and becomes the default
+  // timeout of every later command (see setTimeout).
+  static Result<std::unique_ptr<MemcachedAdmin>> connect(const std::string& host, uint16_t port,
+                                                         std::chrono::milliseconds timeout = kDefaultTimeout);
+
+  explicit MemcachedAdmin(TransportPtr transport, std::chrono::milliseconds timeout = kDefaultTimeout);
+
+  // Per-line read timeout for later commands.
+  void setTimeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
+
+  // After any I/O or protocol error the stream position is unknown, so the
+  // connection refuses further commands (FailedPrecondition); reconnect instead.
+  bool broken() const { return broken_; }
+
+  // `stats` or `stats SUB` ("settings", "items", "slabs", ...): the STAT name/value pairs.
+  Result<std::map<std::string, std::string>> stats(std::string_view sub = "");
+  // `stats conns`, grouped per fd, in fd order.
+  Result<std::vector<ConnInfo>> statsConns();
+  // "1.6.18"
+  Result<std::string> version();
+
+  // `lru_crawler metadump all` (or a slab class list such as "1,2"), streaming each
+  // item to `sink`; returning false from `sink` stops reading early (the connection
+  // is then closed, since the rest of the dump is still in flight).
+  Result<void> metadump(const std::function<bool(const MetadumpItem&)>& sink, std::string_view classes = "all");
+  Result<std::vector<MetadumpItem>> metadumpAll();
+
+  // `mg KEY v t f`: nullopt on a miss.
+  Result<std::optional<MetaValue>> metaGet(std::string_view key);
+  // `ms KEY LEN T<ttl> F<flags> M<mode>`: true when stored, false when the mode's
+  // condition failed (Add on a present key, Replace on a missing one). ttl 0 = never.
+  Result<bool> metaSet(std::string_view key, std::string_view value, int64_t ttl, uint32_t flags,
+                       MetaSetMode mode = MetaSetMode::Set);
+  // `md KEY`: true if deleted, false if absent.
+  Result<bool> metaDelete(std::string_view key);
+
+  // Sends one command line (without "\r\n") and returns the first response line,
+  // for commands with a one-line answer ("flush_all", "verbosity 1", ...).
+  Result<std::string> command(std::string_view line);
+
+  // Key rules of the text protocol: 1..250 bytes, no whitespace or control bytes.
+  // Other keys are sent base64-encoded with the meta `b` flag.
+  static bool isTextKey(std::string_view key);
+
+private:
+  Result<void> send(std::string_view data);
+  Result<std::string> line();
+  Error fail(Error e);
+  // Converts a memcached error line (ERROR, CLIENT_ERROR ..., SERVER_ERROR ...) into an Error.
+  static std::optional<Error> serverError(std::string_view line);
+  std::string metaKey(std::string_view key, bool& base64) const;
+
+  TransportPtr transport_;
+  std::chrono::milliseconds timeout_;
+  bool broken_ = false;
+};
+
+using MemcachedAdminPtr = std::unique_ptr<MemcachedAdmin>;
+
+// URL-decoding as memcached's metadump encodes keys (%XX); exposed for tests and tools.
+std::string urlDecode(std::string_view in);
+std::string base64Encode(std::string_view in);
+
+} // namespace clientconfig

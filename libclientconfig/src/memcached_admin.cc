@@ -1,0 +1,341 @@
+// MemcachedAdmin: request/response handling for the memcached text and meta protocol.
+// Thread-safety: not thread-safe; one instance per thread.
+#include "clientconfig/memcached_admin.h"
+
+#include <charconv>
+
+namespace clientconfig {
+namespace {
+
+template <class Int> bool parseInt(std::string_view s, Int& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::vector<std::string_view> splitSpaces(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && s[i] == ' ') ++i;
+    size_t start = i;
+    while (i < s.size() && s[i] != ' ') ++i;
+    if (i > start) out.push_back(s.substr(start, i - start));
+  }
+  return out;
+}
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+char modeLetter(MetaSetMode mode) {
+  switch (mode) {
+  case MetaSetMode::Set: return 'S';
+  case MetaSetMode::Add: return 'E';
+  case MetaSetMode::Replace: return 'R';
+  case MetaSetMode::Append: return 'A';
+  case MetaSetMode::Prepend: return 'P';
+  }
+  return 'S';
+}
+
+Result<MetadumpItem> parseMetadumpLine(std::string_view line) {
+  MetadumpItem item;
+  bool have_key = false;
+  for (auto field : splitSpaces(line)) {
+    auto eq = field.find('=');
+    if (eq == std::string_view::npos) continue;
+    auto name = field.substr(0, eq);
+    auto val = field.substr(eq + 1);
+    bool ok = true;
+    if (name == "key") {
+      item.key = urlDecode(val);
+      have_key = true;
+    } else if (name == "exp") {
+      ok = parseInt(val, item.exp);
+    } else if (name == "la") {
+      ok = parseInt(val, item.la);
+    } else if (name == "cas") {
+      ok = parseInt(val, item.cas);
+    } else if (name == "fetch") {
+      item.fetched = val == "yes";
+    } else if (name == "cls") {
+      ok = parseInt(val, item.cls);
+    } else if (name == "size") {
+      ok = parseInt(val, item.size);
+    } // newer memcached versions add fields; ignore what we don't know
+    if (!ok) return makeError(ErrorCode::Protocol, "metadump: bad field '" + std::string(field) + "'");
+  }
+  if (!have_key) return makeError(ErrorCode::Protocol, "metadump: line without key: " + std::string(line));
+  return item;
+}
+
+} // namespace
+
+std::string urlDecode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size()) {
+      int hi = hexValue(in[i + 1]), lo = hexValue(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(in[i]);
+  }
+  return out;
+}
+
+std::string base64Encode(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back(kAlphabet[v & 63]);
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back('=');
+  }
+  return out;
+}
+
+Result<std::unique_ptr<MemcachedAdmin>> MemcachedAdmin::connect(const std::string& host, uint16_t port,
+                                                                std::chrono::milliseconds timeout) {
+  auto t = TcpTransport::connect(host, port, timeout);
+  if (!t.ok()) return t.error();
+  (*t)->setWriteTimeout(timeout);
+  return std::make_unique<MemcachedAdmin>(std::move(*t), timeout);
+}
+
+MemcachedAdmin::MemcachedAdmin(TransportPtr transport, std::chrono::milliseconds timeout)
+    : transport_(std::move(transport)), timeout_(timeout) {}
+
+bool MemcachedAdmin::isTextKey(std::string_view key) {
+  if (key.empty() || key.size() > 250) return false;
+  for (unsigned char c : key) {
+    if (c <= ' ' || c == 0x7f) return false;
+  }
+  return true;
+}
+
+Error MemcachedAdmin::fail(Error e) {
+  // Only transport and parse failures desynchronise the stream; a server-side
+  // CLIENT_ERROR/SERVER_ERROR line is a complete answer and leaves it usable.
+  if (e.code == ErrorCode::Unavailable || e.code == ErrorCode::DeadlineExceeded || e.code == ErrorCode::Protocol ||
+      e.code == ErrorCode::Internal) {
+    broken_ = true;
+  }
+  return e;
+}
+
+Result<void> MemcachedAdmin::send(std::string_view data) {
+  if (broken_) return makeError(ErrorCode::FailedPrecondition, "connection is broken after an earlier error");
+  if (auto r = transport_->writeAll(data); !r.ok()) return fail(r.error());
+  return {};
+}
+
+Result<std::string> MemcachedAdmin::line() {
+  auto r = transport_->readLine(timeout_);
+  if (!r.ok()) return fail(r.error());
+  return r;
+}
+
+std::optional<Error> MemcachedAdmin::serverError(std::string_view line) {
+  if (line == "ERROR" || line.starts_with("ERROR "))
+    return makeError(ErrorCode::InvalidArgument, "server: " + std::string(line));
+  if (line.starts_with("CLIENT_ERROR")) return makeError(ErrorCode::InvalidArgument, "server: " + std::string(line));
+  if (line.starts_with("SERVER_ERROR")) return makeError(ErrorCode::Unavailable, "server: " + std::string(line));
+  return std::nullopt;
+}
+
+std::string MemcachedAdmin::metaKey(std::string_view key, bool& base64) const {
+  base64 = !isTextKey(key);
+  return base64 ? base64Encode(key) : std::string(key);
+}
+
+Result<std::map<std::string, std::string>> MemcachedAdmin::stats(std::string_view sub) {
+  std::string cmd = sub.empty() ? "stats\r\n" : "stats " + std::string(sub) + "\r\n";
+  if (auto s = send(cmd); !s.ok()) return s.error();
+  std::map<std::string, std::string> out;
+  for (;;) {
+    auto l = line();
+    if (!l.ok()) return l.error();
+    std::string_view v = *l;
+    if (v == "END") return out;
+    if (auto e = serverError(v)) return *e;
+    if (!v.starts_with("STAT ")) return fail(makeError(ErrorCode::Protocol, "stats: unexpected line: " + *l));
+    v.remove_prefix(5);
+    auto sp = v.find(' ');
+    if (sp == std::string_view::npos) {
+      out.emplace(std::string(v), std::string());
+    } else {
+      out.emplace(std::string(v.substr(0, sp)), std::string(v.substr(sp + 1)));
+    }
+  }
+}
+
+Result<std::vector<ConnInfo>> MemcachedAdmin::statsConns() {
+  auto raw = stats("conns");
+  if (!raw.ok()) return raw.error();
+  // Names are "FD:field"; std::map orders them lexically, so group by numeric fd.
+  std::map<int, ConnInfo> by_fd;
+  for (const auto& [name, value] : *raw) {
+    auto colon = name.find(':');
+    int fd = 0;
+    if (colon == std::string::npos || !parseInt(std::string_view(name).substr(0, colon), fd))
+      return fail(makeError(ErrorCode::Protocol, "stats conns: unexpected name: " + name));
+    auto field = std::string_view(name).substr(colon + 1);
+    ConnInfo& c = by_fd[fd];
+    c.fd = fd;
+    if (field == "addr") {
+      c.peer = value;
+    } else if (field == "listen_addr") {
+      c.listen_addr = value;
+    } else if (field == "state") {
+      c.state = value;
+    } else if (field == "secs_since_last_cmd") {
+      if (!parseInt(std::string_view(value), c.secs))
+        return fail(makeError(ErrorCode::Protocol, "stats conns: bad secs for fd " + std::to_string(fd)));
+    }
+  }
+  std::vector<ConnInfo> out;
+  out.reserve(by_fd.size());
+  for (auto& [fd, c] : by_fd) out.push_back(std::move(c));
+  return out;
+}
+
+Result<std::string> MemcachedAdmin::version() {
+  auto l = command("version");
+  if (!l.ok()) return l.error();
+  std::string_view v = *l;
+  if (!v.starts_with("VERSION ")) return fail(makeError(ErrorCode::Protocol, "version: unexpected line: " + *l));
+  return std::string(v.substr(8));
+}
+
+Result<std::string> MemcachedAdmin::command(std::string_view cmd) {
+  if (cmd.find_first_of("\r\n") != std::string_view::npos)
+    return makeError(ErrorCode::InvalidArgument, "command must be a single line");
+  if (auto s = send(std::string(cmd) + "\r\n"); !s.ok()) return s.error();
+  auto l = line();
+  if (!l.ok()) return l.error();
+  if (auto e = serverError(*l)) return *e;
+  return l;
+}
+
+Result<void> MemcachedAdmin::metadump(const std::function<bool(const MetadumpItem&)>& sink,
+                                      std::string_view classes) {
+  if (classes.empty() || classes.find_first_of(" \r\n") != std::string_view::npos)
+    return makeError(ErrorCode::InvalidArgument, "metadump: bad class list");
+  if (auto s = send("lru_crawler metadump " + std::string(classes) + "\r\n"); !s.ok()) return s;
+  for (;;) {
+    auto l = line();
+    if (!l.ok()) return l.error();
+    std::string_view v = *l;
+    if (v == "END") return {};
+    if (auto e = serverError(v)) return *e;
+    if (v.starts_with("BUSY")) return makeError(ErrorCode::Unavailable, "metadump: server: " + *l);
+    auto item = parseMetadumpLine(v);
+    if (!item.ok()) return fail(item.error());
+    if (!sink(*item)) {
+      // The rest of the dump is still coming; the stream can't be reused.
+      broken_ = true;
+      transport_.reset();
+      return {};
+    }
+  }
+}
+
+Result<std::vector<MetadumpItem>> MemcachedAdmin::metadumpAll() {
+  std::vector<MetadumpItem> items;
+  auto r = metadump([&](const MetadumpItem& it) {
+    items.push_back(it);
+    return true;
+  });
+  if (!r.ok()) return r.error();
+  return items;
+}
+
+Result<std::optional<MetaValue>> MemcachedAdmin::metaGet(std::string_view key) {
+  bool b64 = false;
+  std::string k = metaKey(key, b64);
+  if (key.empty()) return makeError(ErrorCode::InvalidArgument, "mg: empty key");
+  if (auto s = send("mg " + k + (b64 ? " b" : "") + " v t f\r\n"); !s.ok()) return s.error();
+  auto l = line();
+  if (!l.ok()) return l.error();
+  std::string_view v = *l;
+  if (v == "EN") return std::optional<MetaValue>();
+  if (auto e = serverError(v)) return *e;
+  auto tok = splitSpaces(v);
+  size_t len = 0;
+  if (tok.size() < 2 || tok[0] != "VA" || !parseInt(tok[1], len))
+    return fail(makeError(ErrorCode::Protocol, "mg: unexpected line: " + *l));
+  MetaValue mv;
+  for (size_t i = 2; i < tok.size(); ++i) {
+    auto t = tok[i];
+    if (t[0] == 't' && !parseInt(t.substr(1), mv.ttl))
+      return fail(makeError(ErrorCode::Protocol, "mg: bad ttl: " + *l));
+    if (t[0] == 'f' && !parseInt(t.substr(1), mv.flags))
+      return fail(makeError(ErrorCode::Protocol, "mg: bad flags: " + *l));
+  }
+  auto body = transport_->readExact(len + 2, timeout_);
+  if (!body.ok()) return fail(body.error());
+  if (body->compare(len, 2, "\r\n") != 0) return fail(makeError(ErrorCode::Protocol, "mg: value not terminated"));
+  body->resize(len);
+  mv.value = std::move(*body);
+  return std::optional<MetaValue>(std::move(mv));
+}
+
+Result<bool> MemcachedAdmin::metaSet(std::string_view key, std::string_view value, int64_t ttl, uint32_t flags,
+                                     MetaSetMode mode) {
+  if (key.empty()) return makeError(ErrorCode::InvalidArgument, "ms: empty key");
+  if (ttl < 0) return makeError(ErrorCode::InvalidArgument, "ms: negative ttl");
+  bool b64 = false;
+  std::string k = metaKey(key, b64);
+  std::string req = "ms " + k + " " + std::to_string(value.size()) + " T" + std::to_string(ttl) + " F" +
+                    std::to_string(flags) + " M" + modeLetter(mode) + (b64 ? " b" : "") + "\r\n";
+  req.append(value);
+  req.append("\r\n");
+  if (auto s = send(req); !s.ok()) return s.error();
+  auto l = line();
+  if (!l.ok()) return l.error();
+  if (*l == "HD") return true;
+  if (*l == "NS" || *l == "NF" || *l == "EX") return false;
+  if (auto e = serverError(*l)) return *e;
+  return fail(makeError(ErrorCode::Protocol, "ms: unexpected line: " + *l));
+}
+
+Result<bool> MemcachedAdmin::metaDelete(std::string_view key) {
+  if (key.empty()) return makeError(ErrorCode::InvalidArgument, "md: empty key");
+  bool b64 = false;
+  std::string k = metaKey(key, b64);
+  if (auto s = send("md " + k + (b64 ? " b" : "") + "\r\n"); !s.ok()) return s.error();
+  auto l = line();
+  if (!l.ok()) return l.error();
+  if (*l == "HD") return true;
+  if (*l == "NF") return false;
+  if (auto e = serverError(*l)) return *e;
+  return fail(makeError(ErrorCode::Protocol, "md: unexpected line: " + *l));
+}
+
+} // namespace clientconfig
