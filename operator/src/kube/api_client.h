@@ -4,6 +4,7 @@
 // Thread-safety: every implementation must be safe to call from many threads at once.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -12,6 +13,10 @@
 
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
+// cpprestsdk's U() macro breaks fmt (spdlog) templates that call format_as(U()); we never use it.
+#ifndef _TURN_OFF_PLATFORM_STRING
+#define _TURN_OFF_PLATFORM_STRING
+#endif
 #include <cpprest/json.h>
 
 namespace mcop::kube {
@@ -105,9 +110,16 @@ struct DeleteOptions {
 //   not hot-loop), 429 ResourceExhausted, 5xx and connection errors Unavailable, timeouts
 //   DeadlineExceeded. The message carries the API server's own message.
 absl::Status StatusFromHttp(int http_code, const std::string& reason, const std::string& message);
-inline bool IsNotFound(const absl::Status& s) { return absl::IsNotFound(s); }
+// IsNotFound and IsAlreadyExists are templates so that an unqualified call inside mcop::kube is
+// not ambiguous with absl's functions of the same name (found by argument-dependent lookup):
+// overload resolution then prefers absl's non-template, which means the same.
+template <typename S>
+  requires std::same_as<S, absl::Status>
+inline bool IsNotFound(const S& s) { return absl::IsNotFound(s); }
 inline bool IsConflict(const absl::Status& s) { return absl::IsAborted(s); }
-inline bool IsAlreadyExists(const absl::Status& s) { return absl::IsAlreadyExists(s); }
+template <typename S>
+  requires std::same_as<S, absl::Status>
+inline bool IsAlreadyExists(const S& s) { return absl::IsAlreadyExists(s); }
 inline bool IsGone(const absl::Status& s) { return absl::IsOutOfRange(s); }
 inline bool IsInvalid(const absl::Status& s) { return absl::IsInvalidArgument(s); }
 // Errors worth retrying with backoff.

@@ -3,9 +3,14 @@
 // failure to record is logged, never returned: events are best-effort.
 #pragma once
 
+#include <deque>
+#include <map>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "kube/api_client.h"
+#include "util/clock.h"
 
 namespace mcop::kube {
 
@@ -17,6 +22,60 @@ class EventRecorder {
   // `involved` is the object the event is about (its apiVersion, kind, metadata are used).
   virtual void record(const Object& involved, EventSeverity severity, const std::string& reason,
                       const std::string& message) = 0;
+};
+
+}  // namespace mcop::kube
+
+// Real implementation, added by the runtime: writes core/v1 Events through an ApiClient the
+// way client-go's recorder does (involvedObject, source.component, count, first/last
+// timestamps). A repeat of the same (object, type, reason, message) bumps count and
+// lastTimestamp on the existing Event instead of creating a new one.
+// Writes are synchronous and best-effort: failures are logged at debug level and dropped.
+namespace mcop::kube {
+
+class ApiEventRecorder : public EventRecorder {
+ public:
+  ApiEventRecorder(ApiClientPtr api, const util::Clock& clock,
+                   std::string component = "memcached-operator", std::string host = "");
+  void record(const Object& involved, EventSeverity severity, const std::string& reason,
+              const std::string& message) override;
+
+ private:
+  struct Seen {
+    std::string ns;
+    std::string name;
+    int64_t count;
+    std::string first_timestamp;
+  };
+  ApiClientPtr api_;
+  const util::Clock& clock_;
+  std::string component_;
+  std::string host_;
+  std::mutex mu_;
+  std::map<std::string, Seen> seen_;  // aggregation key -> event; guarded by mu_
+  std::deque<std::string> order_;     // insertion order, to bound seen_; guarded by mu_
+};
+
+// Keeps events in memory, for tests of code that records events.
+class RecordingEventRecorder : public EventRecorder {
+ public:
+  struct Recorded {
+    std::string object_key;  // ns/name of the involved object
+    std::string kind;
+    EventSeverity severity;
+    std::string reason;
+    std::string message;
+  };
+  void record(const Object& involved, EventSeverity severity, const std::string& reason,
+              const std::string& message) override;
+  std::vector<Recorded> events() const;
+  // Events with this reason.
+  std::vector<Recorded> withReason(const std::string& reason) const;
+  void clear();
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Recorded> events_;  // guarded by mu_
 };
 
 }  // namespace mcop::kube

@@ -1,0 +1,96 @@
+// Snapshot: one immutable, validated version of a cluster's endpoint list as the
+// operator publishes it (endpoints.json, schema memcached.operator.io/endpoints/v1,
+// or the plain `servers` file), with its ring(s) built and ready for lookups.
+// Thread-safety: immutable once built; share it as SnapshotPtr across threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clientconfig/result.h"
+#include "clientconfig/ring.h"
+
+namespace clientconfig {
+
+inline constexpr std::string_view kEndpointsSchema = "memcached.operator.io/endpoints/v1";
+
+struct Server {
+  std::string name;    // "sessions-0"
+  std::string host;    // stable DNS name: what the ring hashes
+  std::string address; // where to connect now (changes on reschedule; the ring does not)
+  uint16_t port = 11211;
+  uint32_t weight = 1;
+  std::string state;   // "active", or another word: the member keeps its ring slot
+
+  bool active() const { return state == "active"; }
+  // "address:port", IPv6 in brackets.
+  std::string endpoint() const;
+  bool operator==(const Server&) const = default;
+};
+
+// One ring: a hashing scheme, the servers in ring order, and its continuum.
+struct Topology {
+  uint64_t version = 0;
+  Hashing hashing = Hashing::KetamaLibmemcached;
+  std::vector<Server> servers;
+  Ring ring;
+
+  // nullptr on an empty ring.
+  const Server* owner(std::string_view key) const;
+};
+
+// What route() returns: the owner, and during a transition window the owner in
+// the previous ring, when it differs (callers fall back to it on a miss).
+struct Route {
+  const Server* owner = nullptr;
+  const Server* previous_owner = nullptr; // null outside a transition or when unchanged
+};
+
+class Snapshot;
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+class Snapshot {
+public:
+  enum class Source { EndpointsJson, ServersFile };
+
+  std::string schema;
+  std::string cluster;     // "namespace/name"
+  Topology current;
+  std::optional<Topology> previous;
+  Source source = Source::EndpointsJson;
+
+  uint64_t version() const { return current.version; }
+  Hashing hashing() const { return current.hashing; }
+  const std::vector<Server>& servers() const { return current.servers; }
+
+  Route route(std::string_view key) const;
+  // Index into servers(); Ring::kNoServer on an empty ring.
+  uint32_t serverIndex(std::string_view key) const { return current.ring.serverIndex(key); }
+};
+
+// Parses and validates endpoints.json. Errors name the field:
+// "servers[2].port: expected integer 1..65535". Unknown fields are ignored so that
+// an operator adding a field does not break deployed clients; known fields are
+// checked strictly.
+Result<SnapshotPtr> parseSnapshot(std::string_view json_text);
+
+// Parses the plain `servers` file: one host:port a line ([v6]:port for IPv6),
+// blank lines and '#' comments ignored. Every server gets weight 1, address = host,
+// state "active"; the ring uses `hashing`.
+Result<SnapshotPtr> parseServersFile(std::string_view text, Hashing hashing = Hashing::KetamaLibmemcached);
+
+// Builds a snapshot from parts (for tools and tests). Validates like parseSnapshot.
+Result<SnapshotPtr> makeSnapshot(std::string cluster, uint64_t version, Hashing hashing, std::vector<Server> servers);
+
+// Fraction (0..1) of `sample_keys` generated keys whose owner (by host:port)
+// differs between two snapshots: how much of the cache a change invalidates.
+double movedFraction(const Snapshot& old_snapshot, const Snapshot& new_snapshot, size_t sample_keys = 100000);
+
+// Serialises back to endpoints.json (canonical form); used by tools and tests.
+std::string toJson(const Snapshot& snapshot);
+
+} // namespace clientconfig

@@ -1,0 +1,18 @@
+// Kubernetes timestamps: RFC 3339 in UTC, seconds ("Time") or microseconds ("MicroTime").
+// Thread-safety: pure functions.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace mcop::util {
+
+// "2026-01-01T00:00:00Z": metav1.Time (creationTimestamp, event timestamps).
+std::string formatRfc3339(std::chrono::system_clock::time_point t);
+// "2026-01-01T00:00:00.000000Z": metav1.MicroTime (Lease acquireTime/renewTime).
+std::string formatRfc3339Micro(std::chrono::system_clock::time_point t);
+// Parses both forms (any fraction, "Z" or a numeric offset); nullopt when malformed.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& s);
+
+}  // namespace mcop::util
