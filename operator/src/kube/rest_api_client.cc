@@ -1,0 +1,396 @@
+// cpprestsdk throws (http_exception, json_exception, pplx::task_canceled, std::system_error);
+// every call is wrapped so that only absl::Status leaves this file.
+#include "kube/rest_api_client.h"
+
+#include <atomic>
+#include <mutex>
+
+#include <absl/strings/str_cat.h>
+#include <boost/asio/ssl.hpp>
+#include <cpprest/containerstream.h>
+#include <cpprest/http_client.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+namespace mcop::kube {
+
+namespace http = web::http;
+using web::http::client::http_client;
+using web::http::client::http_client_config;
+
+namespace {
+
+std::string encode(const std::string& s) { return web::uri::encode_data_string(s); }
+
+absl::Status transportError(const std::exception& e) {
+  if (const auto* he = dynamic_cast<const http::http_exception*>(&e)) {
+    if (he->error_code() == std::errc::timed_out) {
+      return absl::DeadlineExceededError(absl::StrCat("request timed out: ", e.what()));
+    }
+  }
+  return absl::UnavailableError(absl::StrCat("connection error: ", e.what()));
+}
+
+// OpenSSL objects from PEM text; ownership via unique_ptr with the OpenSSL free functions.
+struct BioFree { void operator()(BIO* b) const { BIO_free(b); } };
+struct X509Free { void operator()(X509* x) const { X509_free(x); } };
+struct PkeyFree { void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); } };
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+std::vector<X509Ptr> parseCerts(const std::string& pem) {
+  std::vector<X509Ptr> out;
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  while (X509* x = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(x);
+  ERR_clear_error();  // the loop ends on a "no start line" error
+  return out;
+}
+
+PkeyPtr parseKey(const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  ERR_clear_error();
+  return key;
+}
+
+// Loads the CA and client certificate into a connection's SSL_CTX. Runs for each new
+// connection; the PEM was validated once in create(), so failures here only get logged.
+void configureTls(boost::asio::ssl::context& ctx, const RestConfig& cfg) {
+  SSL_CTX* native = ctx.native_handle();
+  if (!cfg.ca_pem.empty()) {
+    X509_STORE* store = SSL_CTX_get_cert_store(native);
+    for (auto& cert : parseCerts(cfg.ca_pem)) X509_STORE_add_cert(store, cert.get());
+    ERR_clear_error();  // "cert already in hash table" is harmless
+  }
+  if (!cfg.client_cert_pem.empty()) {
+    auto certs = parseCerts(cfg.client_cert_pem);
+    auto key = parseKey(cfg.client_key_pem);
+    if (certs.empty() || !key || SSL_CTX_use_certificate(native, certs[0].get()) != 1 ||
+        SSL_CTX_use_PrivateKey(native, key.get()) != 1) {
+      spdlog::error("tls client certificate not loaded");
+      return;
+    }
+    for (size_t i = 1; i < certs.size(); ++i) {
+      // add_extra_chain_cert takes ownership on success.
+      if (SSL_CTX_add_extra_chain_cert(native, certs[i].get()) == 1) certs[i].release();
+    }
+  }
+}
+
+EventType eventType(const std::string& t) {
+  if (t == "ADDED") return EventType::kAdded;
+  if (t == "MODIFIED") return EventType::kModified;
+  if (t == "DELETED") return EventType::kDeleted;
+  return EventType::kBookmark;
+}
+
+}  // namespace
+
+absl::Status StatusFromResponse(int http_code, const std::string& body) {
+  std::string reason, message;
+  try {
+    auto v = web::json::value::parse(body);
+    if (v.is_object()) {
+      if (v.has_field("reason") && v.at("reason").is_string()) reason = v.at("reason").as_string();
+      if (v.has_field("message") && v.at("message").is_string()) {
+        message = v.at("message").as_string();
+      }
+    }
+  } catch (const std::exception&) {
+    message = body.substr(0, 512);
+  }
+  return StatusFromHttp(http_code, reason, message);
+}
+
+// --- watch ---
+
+class RestApiClient::Watch : public WatchStream {
+ public:
+  Watch(http::http_response response, pplx::cancellation_token_source cts)
+      : response_(std::move(response)), body_(response_.body()), cts_(std::move(cts)) {}
+  ~Watch() override {
+    cancel();
+    try {
+      body_.close().wait();
+    } catch (const std::exception&) {
+    }
+  }
+
+  absl::StatusOr<std::optional<WatchEvent>> next() override {
+    while (true) {
+      if (cancelled_) return absl::CancelledError("watch cancelled");
+      std::string line;
+      try {
+        concurrency::streams::container_buffer<std::string> buf;
+        body_.read_line(buf).get();
+        line = std::move(buf.collection());
+      } catch (const std::exception& e) {
+        if (cancelled_) return absl::CancelledError("watch cancelled");
+        return transportError(e);
+      }
+      if (line.empty() || line == "\r") {
+        bool eof = false;
+        try {
+          eof = body_.is_eof();
+        } catch (const std::exception&) {
+          eof = true;
+        }
+        if (cancelled_) return absl::CancelledError("watch cancelled");
+        if (eof) return std::optional<WatchEvent>();  // the server ended the watch
+        continue;
+      }
+      web::json::value ev;
+      try {
+        ev = web::json::value::parse(line);
+      } catch (const std::exception& e) {
+        return absl::DataLossError(absl::StrCat("watch: unparsable event: ", e.what()));
+      }
+      if (!ev.is_object() || !ev.has_field("type") || !ev.at("type").is_string()) {
+        return absl::DataLossError("watch: event without type");
+      }
+      std::string type = ev.at("type").as_string();
+      Object obj = ev.has_field("object") ? ev.at("object") : Object::object();
+      if (type == "ERROR") {
+        int code = obj.has_field("code") && obj.at("code").is_integer() ? obj.at("code").as_integer() : 500;
+        return StatusFromResponse(code, obj.serialize());
+      }
+      return std::optional<WatchEvent>(WatchEvent{eventType(type), std::move(obj)});
+    }
+  }
+
+  void cancel() override {
+    if (cancelled_.exchange(true)) return;
+    cts_.cancel();  // closes the connection, which fails a pending read_line
+  }
+
+ private:
+  http::http_response response_;
+  concurrency::streams::istream body_;
+  pplx::cancellation_token_source cts_;
+  std::atomic<bool> cancelled_{false};
+};
+
+// --- client ---
+
+RestApiClient::RestApiClient(RestConfig config, RestClientOptions options)
+    : config_(std::move(config)), options_(std::move(options)) {}
+
+RestApiClient::~RestApiClient() = default;
+
+absl::StatusOr<std::shared_ptr<RestApiClient>> RestApiClient::create(RestConfig config,
+                                                                     RestClientOptions options) {
+  if (!config.ca_pem.empty() && parseCerts(config.ca_pem).empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(config.description, ": CA certificate is not valid PEM"));
+  }
+  if (!config.client_cert_pem.empty()) {
+    if (parseCerts(config.client_cert_pem).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(config.description, ": client certificate is not valid PEM"));
+    }
+    if (!parseKey(config.client_key_pem)) {
+      return absl::InvalidArgumentError(absl::StrCat(config.description, ": client key is not a valid PEM private key"));
+    }
+  }
+  std::shared_ptr<RestApiClient> client(new RestApiClient(std::move(config), std::move(options)));
+  try {
+    auto make = [&](std::chrono::seconds timeout) {
+      http_client_config cfg;
+      cfg.set_timeout(timeout);
+      cfg.set_validate_certificates(!client->config_.insecure_skip_tls_verify);
+      const RestConfig* rc = &client->config_;  // outlives the http_client (same owner)
+      cfg.set_ssl_context_callback([rc](boost::asio::ssl::context& ctx) { configureTls(ctx, *rc); });
+      return std::make_unique<http_client>(web::uri(client->config_.server), cfg);
+    };
+    client->client_ = make(client->options_.request_timeout);
+    client->watch_client_ = make(client->options_.watch_idle_timeout);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(client->config_.description, ": bad server URL \"", client->config_.server, "\": ", e.what()));
+  }
+  return client;
+}
+
+std::string RestApiClient::path(const ResourceType& type, const std::string& ns,
+                                const std::string& name, const std::string& subresource) {
+  std::string p = type.group.empty() ? absl::StrCat("/api/", type.version)
+                                     : absl::StrCat("/apis/", type.group, "/", type.version);
+  if (type.namespaced && !ns.empty()) absl::StrAppend(&p, "/namespaces/", encode(ns));
+  absl::StrAppend(&p, "/", type.plural);
+  if (!name.empty()) absl::StrAppend(&p, "/", encode(name));
+  if (!subresource.empty()) absl::StrAppend(&p, "/", subresource);
+  return p;
+}
+
+std::string RestApiClient::query(const ListOptions& o, bool watch) {
+  std::vector<std::string> q;
+  if (watch) q.push_back("watch=true");
+  if (!o.label_selector.empty()) q.push_back("labelSelector=" + encode(o.label_selector));
+  if (!o.field_selector.empty()) q.push_back("fieldSelector=" + encode(o.field_selector));
+  if (!o.resource_version.empty()) q.push_back("resourceVersion=" + encode(o.resource_version));
+  if (watch) {
+    if (o.timeout_seconds) q.push_back(absl::StrCat("timeoutSeconds=", *o.timeout_seconds));
+    if (o.allow_watch_bookmarks) q.push_back("allowWatchBookmarks=true");
+  } else {
+    if (o.limit) q.push_back(absl::StrCat("limit=", *o.limit));
+    if (!o.continue_token.empty()) q.push_back("continue=" + encode(o.continue_token));
+  }
+  std::string out;
+  for (size_t i = 0; i < q.size(); ++i) absl::StrAppend(&out, i == 0 ? "?" : "&", q[i]);
+  return out;
+}
+
+absl::StatusOr<Object> RestApiClient::call(const std::string& verb, const ResourceType& type,
+                                           const std::string& method,
+                                           const std::string& path_query, const std::string* body,
+                                           const std::string& content_type) {
+  auto start = std::chrono::steady_clock::now();
+  int code = 0;
+  std::string text;
+  absl::Status status;
+  try {
+    http::http_request req(method);
+    req.set_request_uri(path_query);
+    req.headers().add("Accept", "application/json");
+    req.headers().add("User-Agent", options_.user_agent);
+    if (config_.token) {
+      std::string tok = config_.token->token();
+      if (!tok.empty()) req.headers().add("Authorization", "Bearer " + tok);
+    }
+    if (body) req.set_body(*body, content_type);
+    http::http_response resp = client_->request(req).get();
+    code = resp.status_code();
+    text = resp.extract_utf8string(true).get();
+  } catch (const std::exception& e) {
+    status = transportError(e);
+  }
+  if (options_.observer) {
+    options_.observer(verb, type.plural, code, std::chrono::steady_clock::now() - start);
+  }
+  if (!status.ok()) return status;
+  if (code < 200 || code >= 300) return StatusFromResponse(code, text);
+  if (text.empty()) return Object::object();
+  try {
+    return web::json::value::parse(text);
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat(verb, " ", type.plural, ": unparsable response: ", e.what()));
+  }
+}
+
+absl::StatusOr<Object> RestApiClient::get(const ResourceType& type, const std::string& ns,
+                                          const std::string& name) {
+  return call("get", type, http::methods::GET, path(type, ns, name), nullptr, "");
+}
+
+absl::StatusOr<ObjectList> RestApiClient::list(const ResourceType& type, const std::string& ns,
+                                               const ListOptions& options) {
+  auto r = call("list", type, http::methods::GET, path(type, ns) + query(options, false), nullptr, "");
+  if (!r.ok()) return r.status();
+  ObjectList out;
+  if (r->has_field("metadata")) {
+    const auto& meta = r->at("metadata");
+    if (meta.has_field("resourceVersion")) out.resource_version = meta.at("resourceVersion").as_string();
+    if (meta.has_field("continue")) out.continue_token = meta.at("continue").as_string();
+  }
+  if (r->has_field("items") && r->at("items").is_array()) {
+    for (const auto& item : r->at("items").as_array()) {
+      Object obj = item;
+      // Items of a list carry no apiVersion/kind; put them back so objects are self-describing.
+      if (!obj.has_field("apiVersion")) obj["apiVersion"] = Object::string(type.apiVersion());
+      if (!obj.has_field("kind")) obj["kind"] = Object::string(type.kind);
+      out.items.push_back(std::move(obj));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<Object> RestApiClient::create(const ResourceType& type, const std::string& ns,
+                                             const Object& object) {
+  std::string body = object.serialize();
+  return call("create", type, http::methods::POST, path(type, ns), &body, "application/json");
+}
+
+absl::StatusOr<Object> RestApiClient::update(const ResourceType& type, const Object& object,
+                                             const std::string& subresource) {
+  std::string ns, name;
+  if (object.has_field("metadata")) {
+    const auto& m = object.at("metadata");
+    if (m.has_field("namespace")) ns = m.at("namespace").as_string();
+    if (m.has_field("name")) name = m.at("name").as_string();
+  }
+  if (name.empty()) return absl::InvalidArgumentError("update: object has no metadata.name");
+  std::string body = object.serialize();
+  return call("update", type, http::methods::PUT, path(type, ns, name, subresource), &body,
+              "application/json");
+}
+
+absl::StatusOr<Object> RestApiClient::patch(const ResourceType& type, const std::string& ns,
+                                            const std::string& name, PatchType patch_type,
+                                            const Object& body, const PatchOptions& options) {
+  std::string content_type;
+  switch (patch_type) {
+    case PatchType::kMerge: content_type = "application/merge-patch+json"; break;
+    case PatchType::kStrategicMerge: content_type = "application/strategic-merge-patch+json"; break;
+    case PatchType::kJson: content_type = "application/json-patch+json"; break;
+    case PatchType::kApply: content_type = "application/apply-patch+yaml"; break;  // JSON is YAML
+  }
+  std::string p = path(type, ns, name, options.subresource);
+  std::vector<std::string> q;
+  if (!options.field_manager.empty()) q.push_back("fieldManager=" + encode(options.field_manager));
+  if (patch_type == PatchType::kApply && options.force) q.push_back("force=true");
+  for (size_t i = 0; i < q.size(); ++i) absl::StrAppend(&p, i == 0 ? "?" : "&", q[i]);
+  std::string text = body.serialize();
+  return call(patch_type == PatchType::kApply ? "apply" : "patch", type, http::methods::PATCH, p,
+              &text, content_type);
+}
+
+absl::Status RestApiClient::remove(const ResourceType& type, const std::string& ns,
+                                   const std::string& name, const DeleteOptions& options) {
+  Object body = Object::object();
+  body["apiVersion"] = Object::string("v1");
+  body["kind"] = Object::string("DeleteOptions");
+  if (options.precondition_uid) body["preconditions"]["uid"] = Object::string(*options.precondition_uid);
+  if (options.precondition_resource_version) {
+    body["preconditions"]["resourceVersion"] = Object::string(*options.precondition_resource_version);
+  }
+  if (!options.propagation_policy.empty()) {
+    body["propagationPolicy"] = Object::string(options.propagation_policy);
+  }
+  if (options.grace_period_seconds) {
+    body["gracePeriodSeconds"] = Object::number(*options.grace_period_seconds);
+  }
+  std::string text = body.serialize();
+  return call("delete", type, http::methods::DEL, path(type, ns, name), &text, "application/json")
+      .status();
+}
+
+absl::StatusOr<WatchStreamPtr> RestApiClient::watch(const ResourceType& type,
+                                                    const std::string& ns,
+                                                    const ListOptions& options) {
+  auto start = std::chrono::steady_clock::now();
+  int code = 0;
+  pplx::cancellation_token_source cts;
+  try {
+    http::http_request req(http::methods::GET);
+    req.set_request_uri(path(type, ns) + query(options, true));
+    req.headers().add("Accept", "application/json");
+    req.headers().add("User-Agent", options_.user_agent);
+    if (config_.token) {
+      std::string tok = config_.token->token();
+      if (!tok.empty()) req.headers().add("Authorization", "Bearer " + tok);
+    }
+    http::http_response resp = watch_client_->request(req, cts.get_token()).get();
+    code = resp.status_code();
+    if (options_.observer) options_.observer("watch", type.plural, code, std::chrono::steady_clock::now() - start);
+    if (code != 200) return StatusFromResponse(code, resp.extract_utf8string(true).get());
+    return WatchStreamPtr(std::make_unique<Watch>(std::move(resp), std::move(cts)));
+  } catch (const std::exception& e) {
+    if (options_.observer && code == 0) {
+      options_.observer("watch", type.plural, 0, std::chrono::steady_clock::now() - start);
+    }
+    return transportError(e);
+  }
+}
+
+}  // namespace mcop::kube

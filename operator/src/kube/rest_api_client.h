@@ -1,0 +1,89 @@
+// RestApiClient: ApiClient over cpprestsdk's http_client, speaking the Kubernetes REST API
+// (JSON bodies, the four patch content types, server-side apply, chunked watch streams).
+// TLS: the CA and the client certificate/key from RestConfig are loaded into each
+// connection's OpenSSL context; the server certificate is always verified unless the config
+// says insecure (which the loaders refuse unless explicitly allowed). A bearer token is
+// re-read from its TokenSource on every request, so a rotated service-account token is used
+// as soon as the kubelet writes it.
+// Thread-safety: safe for concurrent calls (cpprestsdk's http_client is; each keeps a pool of
+// keep-alive connections). Calls block the calling thread; never call from a pplx task.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "kube/api_client.h"
+#include "kube/kubeconfig.h"
+
+namespace web::http::client {
+class http_client;
+}
+
+namespace mcop::kube {
+
+struct RestClientOptions {
+  std::chrono::seconds request_timeout{30};
+  // Inactivity timeout for watch connections (cpprestsdk's timeout is an idle timeout, see
+  // DESIGN.md section 8); must exceed the longest quiet gap of a watch, i.e. its
+  // timeoutSeconds, so the server, not the client, ends a quiet watch.
+  std::chrono::seconds watch_idle_timeout{15 * 60};
+  std::string user_agent = "memcached-operator";
+  // Called after every request: verb ("get", "list", "watch", ...), resource plural, HTTP code
+  // (0 when no response arrived) and latency. Used for the API request metrics.
+  std::function<void(const std::string& verb, const std::string& resource, int code,
+                     std::chrono::nanoseconds latency)>
+      observer;
+};
+
+class RestApiClient : public ApiClient {
+ public:
+  // Fails on an unusable config (bad server URL, unparsable PEM), with a message saying so.
+  static absl::StatusOr<std::shared_ptr<RestApiClient>> create(RestConfig config,
+                                                               RestClientOptions options = {});
+  ~RestApiClient() override;
+
+  absl::StatusOr<Object> get(const ResourceType& type, const std::string& ns,
+                             const std::string& name) override;
+  absl::StatusOr<ObjectList> list(const ResourceType& type, const std::string& ns,
+                                  const ListOptions& options) override;
+  absl::StatusOr<Object> create(const ResourceType& type, const std::string& ns,
+                                const Object& object) override;
+  absl::StatusOr<Object> update(const ResourceType& type, const Object& object,
+                                const std::string& subresource) override;
+  absl::StatusOr<Object> patch(const ResourceType& type, const std::string& ns,
+                               const std::string& name, PatchType patch_type, const Object& body,
+                               const PatchOptions& options) override;
+  absl::Status remove(const ResourceType& type, const std::string& ns, const std::string& name,
+                      const DeleteOptions& options) override;
+  absl::StatusOr<WatchStreamPtr> watch(const ResourceType& type, const std::string& ns,
+                                       const ListOptions& options) override;
+
+  // The request path for a resource, e.g. /apis/apps/v1/namespaces/shop/statefulsets/web/status.
+  static std::string path(const ResourceType& type, const std::string& ns,
+                          const std::string& name = "", const std::string& subresource = "");
+  // Query string ("?a=b&c=d", or "") for list/watch options.
+  static std::string query(const ListOptions& options, bool watch);
+
+ private:
+  class Watch;
+  struct Response {
+    int code = 0;
+    std::string body;
+  };
+  RestApiClient(RestConfig config, RestClientOptions options);
+  absl::StatusOr<Object> call(const std::string& verb, const ResourceType& type,
+                              const std::string& method, const std::string& path_query,
+                              const std::string* body, const std::string& content_type);
+
+  RestConfig config_;
+  RestClientOptions options_;
+  std::unique_ptr<web::http::client::http_client> client_;
+  std::unique_ptr<web::http::client::http_client> watch_client_;
+};
+
+// Turns a non-2xx response body (normally a metav1.Status) into an absl::Status.
+absl::Status StatusFromResponse(int http_code, const std::string& body);
+
+}  // namespace mcop::kube
