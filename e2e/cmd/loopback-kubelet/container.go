@@ -303,6 +303,7 @@ func (c *container) start() {
 					ev.exitCode = 1
 				}
 				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of the group
+				c.logLine(fmt.Sprintf("pid=%d exited code=%d %s", cmd.Process.Pid, ev.exitCode, ev.signal))
 				w.setPgid(name, 0)
 				close(done)
 				w.send(ev)
@@ -318,6 +319,17 @@ func (c *container) start() {
 	c.running = false
 	now := metav1.Now()
 	c.finish(&corev1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError", Message: err.Error(), StartedAt: now, FinishedAt: now})
+}
+
+// logLine appends a kubelet note to the container's log file. Safe from any
+// goroutine (each call is one O_APPEND write).
+func (c *container) logLine(msg string) {
+	f, err := os.OpenFile(filepath.Join(c.w.logDir, c.spec.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "=== %s loopback-kubelet: %s\n", time.Now().Format(time.RFC3339Nano), msg)
+	f.Close()
 }
 
 func (c *container) exited(code int32, signal string) {
@@ -393,6 +405,7 @@ func (c *container) stop(grace int64, lc *corev1.Lifecycle) {
 		}
 		cancel()
 	}
+	c.logLine(fmt.Sprintf("sending SIGTERM to pgid=%d, grace period %ds", pgid, grace))
 	_ = syscall.Kill(-pgid, syscall.SIGCONT) // a SIGSTOPped process must see SIGTERM
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
@@ -401,6 +414,7 @@ func (c *container) stop(grace int64, lc *corev1.Lifecycle) {
 	case <-time.After(time.Until(deadline)):
 	}
 	log.Printf("pod=%s/%s container=%s grace period over, SIGKILL pgid=%d", c.w.namespace, c.w.name, c.spec.Name, pgid)
+	c.logLine(fmt.Sprintf("grace period over, sending SIGKILL to pgid=%d", pgid))
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	select {
 	case <-done:

@@ -159,6 +159,7 @@ func (w *podWorker) run() {
 		w.syncStatus()
 		select {
 		case <-w.k.ctx.Done():
+			w.killAllNow() // the kubelet is shutting down (e2e/cluster down)
 			return
 		case <-w.kickCh:
 		case ev := <-w.events:
@@ -461,6 +462,11 @@ func (w *podWorker) syncStatus() {
 		cb, _ := json.Marshal(c)
 		var cm map[string]interface{}
 		_ = json.Unmarshal(cb, &cm)
+		for _, f := range []string{"reason", "message"} {
+			if _, ok := cm[f]; !ok {
+				cm[f] = nil // a strategic merge would keep the old value
+			}
+		}
 		conds = append(conds, cm)
 	}
 	if st.Message == "" {
