@@ -1,0 +1,203 @@
+// Informer against FakeApiClient: initial list, watch events, bookmarks, 410 relist with
+// deletions discovered, reconnect after 500s, label-filtered informers, the shared factory.
+#include "kube/informer.h"
+
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "kube/fake_api_client.h"
+#include "kube/object_meta.h"
+
+namespace mcop::kube {
+namespace {
+
+using namespace std::chrono_literals;
+using resources::kConfigMap;
+
+template <typename Pred>
+bool eventually(Pred pred) {
+  for (int i = 0; i < 3000; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return pred();
+}
+
+Object cm(const std::string& name, const std::string& app = "x") {
+  return Object::parse(R"({"metadata":{"name":")" + name + R"(","namespace":"shop","labels":{"app":")" +
+                       app + R"("}},"data":{}})");
+}
+
+// Records handler calls.
+struct Recorder {
+  std::mutex mu;
+  std::vector<std::string> calls;
+  InformerHandlers handlers() {
+    return {[this](const Object& o) { push("add " + nameOf(o)); },
+            [this](const Object& o, const Object& n) { push("update " + nameOf(n)); },
+            [this](const Object& o) { push("delete " + nameOf(o)); }};
+  }
+  void push(std::string s) {
+    std::lock_guard<std::mutex> lock(mu);
+    calls.push_back(std::move(s));
+  }
+  bool has(const std::string& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::find(calls.begin(), calls.end(), s) != calls.end();
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu);
+    return calls.size();
+  }
+};
+
+InformerOptions fast() {
+  InformerOptions o;
+  o.initial_backoff = 1ms;
+  o.max_backoff = 5ms;
+  o.page_size = 2;
+  return o;
+}
+
+TEST(Informer, ListsPagedThenWatches) {
+  auto api = std::make_shared<FakeApiClient>();
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(api->create(kConfigMap, "shop", cm(n)).ok());
+  Informer inf(api, kConfigMap, fast());
+  Recorder rec;
+  inf.addHandlers(rec.handlers());
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s));
+  EXPECT_EQ(api->count(Verb::kList), 2) << "three objects in pages of two";
+  EXPECT_TRUE(rec.has("add a") && rec.has("add b") && rec.has("add c"));
+  EXPECT_TRUE(inf.store().get("shop", "b"));
+
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("d")).ok());
+  auto b = *api->get(kConfigMap, "shop", "b");
+  b["data"]["k"] = Object::string("v");
+  ASSERT_TRUE(api->update(kConfigMap, b, "").ok());
+  ASSERT_TRUE(api->remove(kConfigMap, "shop", "a", {}).ok());
+  ASSERT_TRUE(eventually([&] { return rec.has("delete a"); }));
+  EXPECT_TRUE(rec.has("add d"));
+  EXPECT_TRUE(rec.has("update b"));
+  EXPECT_FALSE(inf.store().get("shop", "a"));
+  EXPECT_EQ(stringField(*inf.store().get("shop", "b"), {"data", "k"}), "v");
+
+  api->sendBookmarks();
+  ASSERT_TRUE(eventually([&] { return inf.lastResourceVersion() == api->currentResourceVersion(); }));
+  inf.stop();
+}
+
+TEST(Informer, RelistsOnGoneAndReportsDeletionsMissedMeanwhile) {
+  auto api = std::make_shared<FakeApiClient>();
+  for (const char* n : {"a", "b"}) ASSERT_TRUE(api->create(kConfigMap, "shop", cm(n)).ok());
+  Informer inf(api, kConfigMap, fast());
+  Recorder rec;
+  inf.addHandlers(rec.handlers());
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s));
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+
+  // While the watch is broken and history compacted, "a" disappears and "e" appears; the
+  // watch then fails with 410.
+  api->breakWatches(nullptr, absl::UnavailableError("connection reset"));
+  api->failNext(Verb::kWatch, kConfigMap, absl::UnavailableError("apiserver down"), 2);
+  ASSERT_TRUE(api->remove(kConfigMap, "shop", "a", {}).ok());
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("e")).ok());
+  api->compact();
+  ASSERT_TRUE(eventually([&] { return rec.has("delete a") && rec.has("add e"); }));
+  EXPECT_EQ(inf.listCount(), 2u) << "one relist after 410";
+  EXPECT_EQ(inf.store().list("shop", {}).size(), 2u);
+  inf.stop();
+}
+
+TEST(Informer, GoneMidStreamRelists) {
+  auto api = std::make_shared<FakeApiClient>();
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("a")).ok());
+  Informer inf(api, kConfigMap, fast());
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s));
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+  api->breakWatches(nullptr, absl::OutOfRangeError("too old resource version"));
+  ASSERT_TRUE(eventually([&] { return inf.listCount() == 2; }));
+  inf.stop();
+}
+
+TEST(Informer, ReconnectsAfterServerErrorsWithoutRelisting) {
+  auto api = std::make_shared<FakeApiClient>();
+  api->failNext(Verb::kList, kConfigMap, absl::UnavailableError("500"), 2);
+  Informer inf(api, kConfigMap, fast());
+  Recorder rec;
+  inf.addHandlers(rec.handlers());
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s)) << "synced after two failed lists";
+  EXPECT_EQ(api->count(Verb::kList), 3);
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+  api->breakWatches(nullptr, absl::UnavailableError("500"));
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("late")).ok());
+  ASSERT_TRUE(eventually([&] { return rec.has("add late"); }));
+  EXPECT_EQ(inf.listCount(), 1u) << "a broken connection resumes from the last resourceVersion";
+  EXPECT_GE(api->count(Verb::kWatch), 2);
+  // The server ending a watch (timeoutSeconds) also resumes.
+  api->endWatches();
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("later")).ok());
+  ASSERT_TRUE(eventually([&] { return rec.has("add later"); }));
+  inf.stop();
+}
+
+TEST(Informer, LabelSelectorAndNamespaceFilter) {
+  auto api = std::make_shared<FakeApiClient>();
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("mine", "x")).ok());
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("other", "y")).ok());
+  Object elsewhere = cm("elsewhere", "x");
+  elsewhere["metadata"]["namespace"] = Object::string("else");
+  ASSERT_TRUE(api->create(kConfigMap, "else", elsewhere).ok());
+  InformerOptions o = fast();
+  o.ns = "shop";
+  o.label_selector = "app=x";
+  Informer inf(api, kConfigMap, o);
+  Recorder rec;
+  inf.addHandlers(rec.handlers());
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s));
+  EXPECT_EQ(inf.store().list("", {}).size(), 1u);
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+  // Relabelled out of the selector: a delete for this informer.
+  auto mine = *api->get(kConfigMap, "shop", "mine");
+  mine["metadata"]["labels"]["app"] = Object::string("z");
+  ASSERT_TRUE(api->update(kConfigMap, mine, "").ok());
+  ASSERT_TRUE(eventually([&] { return rec.has("delete mine"); }));
+  EXPECT_EQ(inf.store().list("", {}).size(), 0u);
+  inf.stop();
+}
+
+TEST(Informer, StopUnblocksAnIdleWatch) {
+  auto api = std::make_shared<FakeApiClient>();
+  Informer inf(api, kConfigMap, fast());
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s));
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+  auto start = std::chrono::steady_clock::now();
+  inf.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
+}
+
+TEST(InformerFactory, SharesInformersAndWaitsForAll) {
+  auto api = std::make_shared<FakeApiClient>();
+  InformerFactory f(api, fast());
+  Informer& a = f.informer(kConfigMap, "shop");
+  Informer& b = f.informer(kConfigMap, "shop");
+  Informer& c = f.informer(resources::kPod, "shop", "app=x");
+  EXPECT_EQ(&a, &b);
+  EXPECT_NE(&a, &c);
+  EXPECT_EQ(c.options().label_selector, "app=x");
+  EXPECT_FALSE(f.allSynced());
+  f.startAll();
+  EXPECT_TRUE(f.waitForSync(2s));
+  EXPECT_TRUE(f.allSynced());
+  f.stopAll();
+}
+
+}  // namespace
+}  // namespace mcop::kube
