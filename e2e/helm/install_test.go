@@ -1,0 +1,563 @@
+// The chart on the local cluster: helm install into a fresh namespace; the
+// loopback kubelet runs the chart's two operator pods from the locally built
+// binary with the chart's ServiceAccount token, so everything the operator
+// does goes through the chart's RBAC alone. The test checks that one replica
+// leads, that a MemcachedCluster becomes Available, that killing the leader's
+// process and deleting the leader's pod both hand over the Lease (and prints
+// how long that took), that reconciling goes on after each, that helm upgrade
+// and helm uninstall behave, and what the ServiceAccount may and may not do.
+package helm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+const (
+	fullName       = releaseName + "-memcached-operator" // the chart's fullname for this release
+	leaseDuration  = 15 * time.Second                    // the chart's defaults
+	retryPeriod    = 2 * time.Second
+	crdName        = "memcachedclusters.memcached.operator.io"
+	clusterName    = "cache"
+	operatorLabels = "app.kubernetes.io/name=memcached-operator,app.kubernetes.io/instance=" + releaseName
+)
+
+var mccGVR = schema.GroupVersionResource{Group: "memcached.operator.io", Version: "v1alpha1", Resource: "memcachedclusters"}
+
+// env is what the local cluster's tests need: clients, and the environment
+// for helm, kubectl and e2e/cluster.
+type env struct {
+	t       *testing.T
+	kube    kubernetes.Interface
+	dyn     dynamic.Interface
+	cmdEnv  []string
+	ns      string
+	kubectl string
+}
+
+// operatorBinary is what the loopback kubelet runs for the chart's image.
+func operatorBinary(t *testing.T) string {
+	if b := os.Getenv("MCOP_OPERATOR_BINARY"); b != "" {
+		return b
+	}
+	return filepath.Join(repoRoot(t), "build", "bin", "memcached-operator")
+}
+
+// needOperator skips (with the reason) when the binary cannot run the chart:
+// the chart's pods need leader election and the health endpoints.
+func needOperator(t *testing.T) {
+	t.Helper()
+	bin := operatorBinary(t)
+	if !isExecutable(bin) {
+		t.Skipf("SKIPPED: %s is not built (make build); the chart's pods run that binary", bin)
+	}
+	r := run(t, nil, 30*time.Second, bin, "--help")
+	help := r.stdout + r.stderr
+	for _, flag := range []string{"--leader-elect", "--health-probe-bind-address", "--metrics-bind-address"} {
+		if !strings.Contains(help, flag) {
+			t.Skipf("SKIPPED: %s --help shows no %s: the chart's operator pods need leader election and the health/metrics server (issue 5)", bin, flag)
+		}
+	}
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	kc := os.Getenv("KUBECONFIG")
+	if kc == "" {
+		t.Fatal("KUBECONFIG is not set: run through e2e/run-tests, or `e2e/cluster up && eval \"$(e2e/cluster env)\"`")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatalf("kubeconfig %s: %v", kc, err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	e := &env{t: t, kube: kubernetes.NewForConfigOrDie(cfg), dyn: dynamic.NewForConfigOrDie(cfg), kubectl: kubectlBin(t)}
+	// helm and kubectl from the harness first on PATH, whatever the caller's PATH holds.
+	e.cmdEnv = []string{
+		"KUBECONFIG=" + kc,
+		"PATH=" + filepath.Dir(helmBin(t)) + ":" + filepath.Dir(e.kubectl) + ":" + os.Getenv("PATH"),
+	}
+	return e
+}
+
+func (e *env) helm(args ...string) string { e.t.Helper(); return helm(e.t, e.cmdEnv, args...) }
+
+func (e *env) kubectlRun(args ...string) result {
+	e.t.Helper()
+	return run(e.t, e.cmdEnv, 2*time.Minute, e.kubectl, args...)
+}
+
+func (e *env) kubectlOK(args ...string) string {
+	e.t.Helper()
+	r := e.kubectlRun(args...)
+	if r.err != nil {
+		e.t.Fatalf("kubectl %s:\n%s", strings.Join(args, " "), r)
+	}
+	return r.stdout
+}
+
+// waitFor polls cond every 100ms; on timeout it fails with what and the last error.
+func (e *env) waitFor(timeout time.Duration, what string, cond func() (bool, error)) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		lastErr = err
+		if time.Now().After(deadline) {
+			e.dumpOperator()
+			e.t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// dumpOperator logs the operator pods and the tails of their logs, for a failure.
+func (e *env) dumpOperator() {
+	ctx := context.Background()
+	pods, err := e.kube.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{LabelSelector: operatorLabels})
+	if err != nil {
+		return
+	}
+	for _, p := range pods.Items {
+		e.t.Logf("operator pod %s phase=%s ready=%v ip=%s restarts=%d", p.Name, p.Status.Phase, podReady(&p), p.Status.PodIP, restarts(&p))
+		r := run(e.t, e.cmdEnv, 30*time.Second, filepath.Join(repoRoot(e.t), "e2e", "cluster"), "logs", e.ns+"/"+p.Name)
+		out := r.stdout
+		if lines := strings.Split(out, "\n"); len(lines) > 40 {
+			out = strings.Join(lines[len(lines)-40:], "\n")
+		}
+		e.t.Logf("logs of %s:\n%s", p.Name, out)
+	}
+	if l, err := e.lease(); err == nil {
+		e.t.Logf("lease holder=%q renew=%v transitions=%d", holder(l), renewTime(l), transitions(l))
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func restarts(p *corev1.Pod) int32 {
+	var n int32
+	for _, s := range p.Status.ContainerStatuses {
+		n += s.RestartCount
+	}
+	return n
+}
+
+func (e *env) lease() (*coordinationv1.Lease, error) {
+	return e.kube.CoordinationV1().Leases(e.ns).Get(context.Background(), fullName, metav1.GetOptions{})
+}
+
+func holder(l *coordinationv1.Lease) string {
+	if l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+func renewTime(l *coordinationv1.Lease) time.Time {
+	if l.Spec.RenewTime == nil {
+		return time.Time{}
+	}
+	return l.Spec.RenewTime.Time
+}
+
+func transitions(l *coordinationv1.Lease) int32 {
+	if l.Spec.LeaseTransitions == nil {
+		return 0
+	}
+	return *l.Spec.LeaseTransitions
+}
+
+// operatorPods are the running operator pods (not being deleted).
+func (e *env) operatorPods() []corev1.Pod {
+	e.t.Helper()
+	pods, err := e.kube.CoreV1().Pods(e.ns).List(context.Background(), metav1.ListOptions{LabelSelector: operatorLabels})
+	if err != nil {
+		e.t.Fatalf("listing operator pods: %v", err)
+	}
+	var out []corev1.Pod
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// podOf is the operator pod whose name the Lease holder identity starts with
+// (the operator's identity is its pod name, perhaps with a suffix).
+func podOf(pods []corev1.Pod, identity string) *corev1.Pod {
+	for i := range pods {
+		if identity != "" && (identity == pods[i].Name || strings.HasPrefix(identity, pods[i].Name+"_") || strings.HasPrefix(identity, pods[i].Name+"-")) {
+			return &pods[i]
+		}
+	}
+	return nil
+}
+
+// waitDeploymentReady waits until the Deployment has rolled out: all replicas
+// updated and Ready (the standby too: it is Ready once its caches are synced).
+func (e *env) waitDeploymentReady(timeout time.Duration) {
+	e.t.Helper()
+	e.waitFor(timeout, "deployment "+fullName+" rolled out with 2 Ready replicas", func() (bool, error) {
+		d, err := e.kube.AppsV1().Deployments(e.ns).Get(context.Background(), fullName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		s := d.Status
+		if s.ObservedGeneration < d.Generation || s.UpdatedReplicas != 2 || s.ReadyReplicas != 2 || s.Replicas != 2 {
+			return false, fmt.Errorf("observed=%d/%d updated=%d ready=%d replicas=%d", s.ObservedGeneration, d.Generation, s.UpdatedReplicas, s.ReadyReplicas, s.Replicas)
+		}
+		return true, nil
+	})
+}
+
+// waitLeader waits for a live holder of the Lease among the running pods.
+func (e *env) waitLeader(timeout time.Duration) (*coordinationv1.Lease, *corev1.Pod) {
+	e.t.Helper()
+	var l *coordinationv1.Lease
+	var p *corev1.Pod
+	e.waitFor(timeout, "a leader among the operator pods", func() (bool, error) {
+		var err error
+		if l, err = e.lease(); err != nil {
+			return false, err
+		}
+		if p = podOf(e.operatorPods(), holder(l)); p == nil {
+			return false, fmt.Errorf("lease held by %q, not a running operator pod", holder(l))
+		}
+		if time.Since(renewTime(l)) > leaseDuration {
+			return false, fmt.Errorf("lease renewed %s ago", time.Since(renewTime(l)))
+		}
+		return true, nil
+	})
+	return l, p
+}
+
+func (e *env) mcc(name string) (*unstructured.Unstructured, error) {
+	return e.dyn.Resource(mccGVR).Namespace(e.ns).Get(context.Background(), name, metav1.GetOptions{})
+}
+
+// waitAvailable waits until the cluster has observed its spec and reports
+// Available=True with want Ready replicas.
+func (e *env) waitAvailable(name string, want int64, timeout time.Duration) {
+	e.t.Helper()
+	e.waitFor(timeout, fmt.Sprintf("MemcachedCluster %s/%s Available with %d ready replicas", e.ns, name, want), func() (bool, error) {
+		u, err := e.mcc(name)
+		if err != nil {
+			return false, err
+		}
+		gen := u.GetGeneration()
+		observed, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+		ready, _, _ := unstructured.NestedInt64(u.Object, "status", "readyReplicas")
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		available := ""
+		for _, c := range conds {
+			m, _ := c.(map[string]any)
+			if m["type"] == "Available" {
+				available = fmt.Sprint(m["status"])
+			}
+		}
+		if observed != gen || ready != want || available != "True" {
+			return false, fmt.Errorf("generation=%d observed=%d readyReplicas=%d Available=%q", gen, observed, ready, available)
+		}
+		return true, nil
+	})
+}
+
+// canI asks the API server what the chart's ServiceAccount may do.
+func (e *env) canI(want bool, args ...string) {
+	e.t.Helper()
+	sa := "system:serviceaccount:" + e.ns + ":" + fullName
+	r := e.kubectlRun(append([]string{"auth", "can-i", "--as=" + sa}, args...)...)
+	got := strings.TrimSpace(r.stdout) == "yes"
+	if got != want {
+		e.t.Errorf("kubectl auth can-i %s as the operator: %q, want %v (%s)", strings.Join(args, " "), strings.TrimSpace(r.stdout), want, strings.TrimSpace(r.stderr))
+	}
+}
+
+// figures are appended to $MCOP_E2E_STATE/results/helm-handover.txt (go test
+// shows a passing test's output only with -v).
+func (e *env) report(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	e.t.Log(line)
+	fmt.Println("helm e2e: " + line)
+	if dir := os.Getenv("MCOP_E2E_STATE"); dir != "" {
+		_ = os.MkdirAll(filepath.Join(dir, "results"), 0o755)
+		if f, err := os.OpenFile(filepath.Join(dir, "results", "helm-handover.txt"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintf(f, "%s %s\n", time.Now().UTC().Format(time.RFC3339), line)
+			f.Close()
+		}
+	}
+}
+
+// scrape GETs http://podIP:port/path from this machine (pod IPs are local).
+func scrape(ip string, port int, path string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(ip, fmt.Sprint(port)) + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
+	needOperator(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	e.ns = "mcop-helm-" + rand.String(5)
+	// Helm installs the chart's crds/ only where the CRD is missing.
+	crdExisted := e.kubectlRun("get", "crd", crdName).err == nil
+	t.Cleanup(func() {
+		if t.Failed() {
+			e.dumpOperator()
+		}
+		_ = run(t, e.cmdEnv, 2*time.Minute, helmBin(t), "uninstall", releaseName, "-n", e.ns, "--ignore-not-found", "--wait")
+		_ = e.kube.CoreV1().Namespaces().Delete(context.Background(), e.ns, metav1.DeleteOptions{})
+	})
+
+	// 1. Install, as the README says, with the one setting this cluster needs:
+	// all pods share the host's network, so each listens on its own pod IP.
+	start := time.Now()
+	e.helm("install", releaseName, chartDir, "--namespace", e.ns, "--create-namespace",
+		"--set", "listenOnPodIP=true", "--set", "image.pullPolicy=Never", "--set", "logFormat=text")
+	e.waitDeploymentReady(3 * time.Minute)
+	e.report("install: helm install to 2 Ready operator pods in %s", time.Since(start).Round(10*time.Millisecond))
+	if r := e.kubectlRun("get", "crd", crdName); r.err != nil {
+		t.Fatalf("CRD %s not installed by the chart (existed before: %v):\n%s", crdName, crdExisted, r)
+	}
+
+	// 2. One leader among the two replicas.
+	l, leader := e.waitLeader(leaseDuration + 10*time.Second)
+	pods := e.operatorPods()
+	if len(pods) != 2 {
+		t.Fatalf("want 2 operator pods, have %d", len(pods))
+	}
+	e.report("leader: %s (lease holder %q) of %d pods", leader.Name, holder(l), len(pods))
+	for _, p := range pods {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if code, body, err := scrape(p.Status.PodIP, 8081, path); err != nil || code != 200 {
+				t.Errorf("pod %s %s: code=%d err=%v body=%q", p.Name, path, code, err, body)
+			}
+		}
+		code, body, err := scrape(p.Status.PodIP, 8080, "/metrics")
+		if err != nil || code != 200 || !strings.Contains(body, "# TYPE ") {
+			t.Errorf("pod %s /metrics: code=%d err=%v, want Prometheus text", p.Name, code, err)
+		}
+		for _, line := range strings.Split(body, "\n") {
+			if strings.Contains(line, "leader") && !strings.HasPrefix(line, "#") {
+				t.Logf("pod %s (leader=%v): %s", p.Name, p.Name == leader.Name, line)
+			}
+		}
+	}
+
+	// 3. What the ServiceAccount may do (all-namespaces mode: a ClusterRole).
+	e.canI(true, "list", "memcachedclusters.memcached.operator.io", "--all-namespaces")
+	e.canI(true, "watch", "memcachedclusters.memcached.operator.io", "-n", "default")
+	e.canI(true, "patch", "memcachedclusters.memcached.operator.io", "--subresource=status", "-n", e.ns)
+	e.canI(true, "patch", "statefulsets.apps", "-n", e.ns)
+	e.canI(true, "delete", "poddisruptionbudgets.policy", "-n", e.ns)
+	e.canI(true, "create", "configmaps", "-n", e.ns)
+	e.canI(true, "watch", "pods", "-n", e.ns)
+	e.canI(true, "create", "events", "-n", e.ns)
+	e.canI(true, "update", "leases.coordination.k8s.io/"+fullName, "-n", e.ns)
+	e.canI(false, "update", "leases.coordination.k8s.io/someone-elses-lease", "-n", e.ns)
+	e.canI(false, "create", "leases.coordination.k8s.io", "-n", "kube-system")
+	e.canI(false, "get", "secrets", "-n", e.ns)
+	e.canI(false, "list", "secrets", "--all-namespaces")
+	e.canI(false, "delete", "pods", "-n", e.ns)
+	e.canI(false, "create", "pods/exec", "-n", e.ns)
+	e.canI(false, "create", "clusterroles.rbac.authorization.k8s.io")
+	e.canI(false, "create", "rolebindings.rbac.authorization.k8s.io", "-n", e.ns)
+	e.canI(false, "delete", "memcachedclusters.memcached.operator.io", "-n", e.ns)
+	e.canI(false, "delete", "customresourcedefinitions.apiextensions.k8s.io")
+	e.canI(false, "impersonate", "serviceaccounts", "-n", e.ns)
+
+	// 4. A MemcachedCluster reconciled by the chart's operator under its RBAC alone.
+	mcc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "memcached.operator.io/v1alpha1",
+		"kind":       "MemcachedCluster",
+		"metadata":   map[string]any{"name": clusterName, "namespace": e.ns},
+		"spec":       map[string]any{"replicas": int64(2)},
+	}}
+	start = time.Now()
+	if _, err := e.dyn.Resource(mccGVR).Namespace(e.ns).Create(ctx, mcc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating MemcachedCluster: %v", err)
+	}
+	e.waitAvailable(clusterName, 2, 3*time.Minute)
+	e.report("reconcile: MemcachedCluster with 2 replicas Available in %s", time.Since(start).Round(10*time.Millisecond))
+
+	// 5. Kill the leader's process: the Lease is renewed by a live process
+	// within the lease duration (plus a retry period), and reconciling goes on.
+	e.handover(leader, "kill", func() {
+		r := run(t, e.cmdEnv, time.Minute, filepath.Join(repoRoot(t), "e2e", "cluster"), "fault", "pod-kill", e.ns+"/"+leader.Name)
+		if r.err != nil {
+			t.Fatalf("e2e/cluster fault pod-kill %s/%s:\n%s", e.ns, leader.Name, r)
+		}
+	})
+	e.scale(3)
+
+	// 6. Delete the leader's pod (SIGTERM): it releases the Lease and the
+	// standby takes over at once, well within a lease duration.
+	_, leader = e.waitLeader(leaseDuration + 10*time.Second)
+	e.handover(leader, "graceful", func() {
+		if err := e.kube.CoreV1().Pods(e.ns).Delete(ctx, leader.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatalf("deleting leader pod %s: %v", leader.Name, err)
+		}
+	})
+	e.scale(4)
+	e.waitDeploymentReady(3 * time.Minute)
+
+	// 7. helm upgrade: a new log level and one watched namespace. The pods
+	// roll with the new flags, RBAC turns into a namespaced Role, and the
+	// operator goes on reconciling.
+	start = time.Now()
+	e.helm("upgrade", releaseName, chartDir, "--namespace", e.ns, "--reuse-values",
+		"--set", "logLevel=debug", "--set", "watchNamespace="+e.ns)
+	e.waitDeploymentReady(3 * time.Minute)
+	e.report("upgrade: helm upgrade (logLevel, watchNamespace) to 2 Ready pods in %s", time.Since(start).Round(10*time.Millisecond))
+	for _, p := range e.operatorPods() {
+		args := p.Spec.Containers[0].Args
+		if !slices.Contains(args, "--log-level=debug") || !slices.Contains(args, "--namespace="+e.ns) {
+			t.Errorf("pod %s after upgrade runs with %v", p.Name, args)
+		}
+	}
+	if _, err := e.kube.RbacV1().ClusterRoles().Get(ctx, fullName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ClusterRole %s still there after switching to watchNamespace (err=%v)", fullName, err)
+	}
+	if _, err := e.kube.RbacV1().Roles(e.ns).Get(ctx, fullName, metav1.GetOptions{}); err != nil {
+		t.Errorf("Role %s/%s after upgrade: %v", e.ns, fullName, err)
+	}
+	e.canI(true, "list", "memcachedclusters.memcached.operator.io", "-n", e.ns)
+	e.canI(false, "list", "memcachedclusters.memcached.operator.io", "--all-namespaces")
+	e.canI(false, "patch", "statefulsets.apps", "-n", "default")
+	e.waitLeader(leaseDuration + 10*time.Second)
+	e.scale(3)
+	if n := len(strings.Fields(e.helm("history", releaseName, "-n", e.ns, "--short"))); n < 2 {
+		t.Errorf("helm history shows %d revisions after an upgrade", n)
+	}
+
+	// 8. helm uninstall: the release's objects go, the CRD and the user's
+	// MemcachedCluster stay (Helm never deletes CRDs from crds/).
+	e.helm("uninstall", releaseName, "--namespace", e.ns, "--wait")
+	e.waitFor(2*time.Minute, "operator pods gone after uninstall", func() (bool, error) {
+		return len(e.operatorPods()) == 0, nil
+	})
+	if _, err := e.kube.AppsV1().Deployments(e.ns).Get(ctx, fullName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Deployment after uninstall: %v", err)
+	}
+	if _, err := e.kube.CoreV1().ServiceAccounts(e.ns).Get(ctx, fullName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ServiceAccount after uninstall: %v", err)
+	}
+	if _, err := e.kube.RbacV1().Roles(e.ns).Get(ctx, fullName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Role after uninstall: %v", err)
+	}
+	if r := e.kubectlRun("get", "crd", crdName); r.err != nil {
+		t.Errorf("CRD %s gone after helm uninstall:\n%s", crdName, r)
+	}
+	if _, err := e.mcc(clusterName); err != nil {
+		t.Errorf("MemcachedCluster after helm uninstall: %v", err)
+	}
+}
+
+// handover runs act (which stops the leader), then measures how long until
+// a live process holds the Lease again: the first renewal stamped after act
+// began. It fails past leaseDuration + 2 retry periods.
+func (e *env) handover(leader *corev1.Pod, how string, act func()) {
+	e.t.Helper()
+	before, err := e.lease()
+	if err != nil {
+		e.t.Fatalf("lease: %v", err)
+	}
+	oldHolder := holder(before)
+	t0 := time.Now()
+	act()
+	var l *coordinationv1.Lease
+	released := time.Duration(-1)
+	limit := leaseDuration + 2*retryPeriod
+	e.waitFor(limit+15*time.Second, "a new Lease holder after the leader's "+how, func() (bool, error) {
+		var err error
+		if l, err = e.lease(); err != nil {
+			return false, err
+		}
+		h := holder(l)
+		if h == "" && released < 0 {
+			released = time.Since(t0)
+		}
+		if h == "" || !renewTime(l).After(t0) {
+			return false, fmt.Errorf("holder %q renewed %v", h, renewTime(l))
+		}
+		if how == "graceful" && h == oldHolder {
+			return false, fmt.Errorf("still held by the deleted pod's identity %q", h)
+		}
+		return true, nil
+	})
+	took := time.Since(t0)
+	newPod := podOf(e.operatorPods(), holder(l))
+	who := "a pod not yet listed"
+	if newPod != nil {
+		who = newPod.Name
+		if newPod.Name == leader.Name {
+			who += " (the same pod, its container restarted)"
+		} else {
+			who += " (the standby)"
+		}
+	}
+	rel := ""
+	if released >= 0 {
+		rel = fmt.Sprintf(", lease released after %s", released.Round(time.Millisecond))
+	}
+	e.report("handover on %s of leader %s: new holder %q = %s after %s%s (lease %s, retry %s, transitions %d->%d)",
+		how, leader.Name, holder(l), who, took.Round(time.Millisecond), rel, leaseDuration, retryPeriod, transitions(before), transitions(l))
+	if took > limit {
+		e.t.Errorf("handover on %s took %s, more than lease duration + 2 retry periods (%s)", how, took, limit)
+	}
+	if how == "graceful" && took > leaseDuration {
+		e.t.Errorf("graceful handover took %s: the leader should release the Lease on SIGTERM so the standby need not wait out the lease (%s)", took, leaseDuration)
+	}
+}
+
+// scale changes spec.replicas through the scale subresource (as kubectl
+// scale and an HPA do) and waits for the operator to converge.
+func (e *env) scale(n int64) {
+	e.t.Helper()
+	start := time.Now()
+	e.kubectlOK("scale", "-n", e.ns, "memcachedclusters.memcached.operator.io/"+clusterName, fmt.Sprintf("--replicas=%d", n))
+	e.waitAvailable(clusterName, n, 3*time.Minute)
+	sts, err := e.kube.AppsV1().StatefulSets(e.ns).Get(context.Background(), clusterName, metav1.GetOptions{})
+	if err == nil && sts.Spec.Replicas != nil && int64(*sts.Spec.Replicas) != n {
+		e.t.Errorf("StatefulSet %s has %d replicas, want %d", clusterName, *sts.Spec.Replicas, n)
+	}
+	e.report("reconcile: scaled to %d, Available in %s", n, time.Since(start).Round(10*time.Millisecond))
+}
