@@ -64,6 +64,10 @@ void WorkQueue::add(const std::string& key) {
 
 void WorkQueue::addAfter(const std::string& key, nanoseconds delay) {
   std::lock_guard<std::mutex> lock(mu_);
+  addAfterLocked(key, delay);
+}
+
+void WorkQueue::addAfterLocked(const std::string& key, nanoseconds delay) {
   if (shutting_down_) return;
   if (delay <= nanoseconds(0)) {
     addLocked(key);
@@ -87,14 +91,10 @@ void WorkQueue::addAfter(const std::string& key, nanoseconds delay) {
 }
 
 void WorkQueue::addRateLimited(const std::string& key) {
-  nanoseconds delay;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (shutting_down_) return;
-    ++retries_;
-    delay = limiter_.when(key);
-  }
-  addAfter(key, delay);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shutting_down_) return;
+  ++retries_;
+  addAfterLocked(key, limiter_.when(key));
 }
 
 void WorkQueue::forget(const std::string& key) {

@@ -86,6 +86,7 @@ class WorkQueue {
 
  private:
   void addLocked(const std::string& key);  // mu_ held
+  void addAfterLocked(const std::string& key, std::chrono::nanoseconds delay);  // mu_ held
   void delayLoop();
 
   const util::Clock& clock_;

@@ -1,0 +1,181 @@
+#include "controller/controller.h"
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
+#include <spdlog/spdlog.h>
+
+#include "kube/object_meta.h"
+
+namespace mcop::controller {
+
+namespace {
+
+thread_local std::string g_reconcile_id;
+
+Request splitKey(const std::string& key) {
+  auto pos = key.find('/');
+  if (pos == std::string::npos) return Request{"", key};
+  return Request{key.substr(0, pos), key.substr(pos + 1)};
+}
+
+}  // namespace
+
+const std::string& currentReconcileId() { return g_reconcile_id; }
+
+MapFunc ownerMapper(std::string owner_kind, std::string owner_group) {
+  return [owner_kind, owner_group](const kube::Object& obj) -> std::vector<Request> {
+    auto ref = kube::controllerOwnerOf(obj);
+    if (!ref || kube::stringField(*ref, {"kind"}) != owner_kind) return {};
+    if (!owner_group.empty()) {
+      std::string api_version = kube::stringField(*ref, {"apiVersion"});
+      if (api_version.substr(0, api_version.find('/')) != owner_group) return {};
+    }
+    std::string name = kube::stringField(*ref, {"name"});
+    if (name.empty()) return {};
+    return {Request{kube::namespaceOf(obj), name}};
+  };
+}
+
+MapFunc labelMapper(std::string key) {
+  return [key](const kube::Object& obj) -> std::vector<Request> {
+    auto labels = kube::labelsOf(obj);
+    auto it = labels.find(key);
+    if (it == labels.end() || it->second.empty()) return {};
+    return {Request{kube::namespaceOf(obj), it->second}};
+  };
+}
+
+Controller::Controller(std::string name, Reconciler& reconciler, const util::Clock& clock,
+                       ControllerOptions options)
+    : name_(std::move(name)), reconciler_(reconciler), clock_(clock), options_(options),
+      queue_(clock, options.queue) {
+  if (auto* m = options_.metrics) {
+    reconciles_ = &m->counter("memcached_operator_reconcile_total",
+                              "Reconcile passes by cluster and result (success, requeue, error).",
+                              {"cluster", "result"});
+    errors_ = &m->counter("memcached_operator_reconcile_errors_total",
+                          "Reconcile passes that returned an error, by cluster.", {"cluster"});
+    duration_ = &m->histogram("memcached_operator_reconcile_duration_seconds",
+                              "Time spent in one reconcile pass.", {"controller"},
+                              util::MetricsRegistry::exponentialBuckets(0.001, 2, 15));
+    m->callback("memcached_operator_workqueue_depth", "Keys waiting to be reconciled.", "gauge",
+                [this] { return static_cast<double>(queue_.len()); });
+    m->callback("memcached_operator_workqueue_adds_total", "Keys added to the workqueue.", "counter",
+                [this] { return static_cast<double>(queue_.addsTotal()); });
+    m->callback("memcached_operator_workqueue_retries_total",
+                "Keys requeued with backoff after an error.", "counter",
+                [this] { return static_cast<double>(queue_.retriesTotal()); });
+    m->callback("memcached_operator_workqueue_waiting", "Keys parked until a later time.", "gauge",
+                [this] { return static_cast<double>(queue_.waitingLen()); });
+  }
+}
+
+Controller::~Controller() {
+  stop();
+  // The callbacks capture `this`; a registry outliving the controller must not call them.
+  if (auto* m = options_.metrics) {
+    for (const char* n : {"memcached_operator_workqueue_depth", "memcached_operator_workqueue_adds_total",
+                          "memcached_operator_workqueue_retries_total", "memcached_operator_workqueue_waiting"}) {
+      m->callback(n, "Controller stopped.", "gauge", [] { return 0.0; });
+    }
+  }
+}
+
+void Controller::addSource(kube::Informer& informer, MapFunc map) {
+  sources_.push_back(&informer);
+  auto enqueue_all = [this, map](const kube::Object& obj) {
+    for (const Request& r : map(obj)) enqueue(r);
+  };
+  informer.addHandlers({enqueue_all,
+                        [enqueue_all](const kube::Object& old_obj, const kube::Object& new_obj) {
+                          enqueue_all(old_obj);  // a changed owner or label: both sides hear
+                          enqueue_all(new_obj);
+                        },
+                        enqueue_all});
+}
+
+void Controller::watchPrimary(kube::Informer& informer) {
+  addSource(informer, [](const kube::Object& obj) {
+    return std::vector<Request>{Request{kube::namespaceOf(obj), kube::nameOf(obj)}};
+  });
+}
+
+void Controller::watchOwned(kube::Informer& informer, const std::string& owner_kind,
+                            const std::string& owner_group) {
+  addSource(informer, ownerMapper(owner_kind, owner_group));
+}
+
+void Controller::watchMapped(kube::Informer& informer, MapFunc map) {
+  addSource(informer, std::move(map));
+}
+
+void Controller::enqueue(const Request& request) { queue_.add(request.key()); }
+
+absl::Status Controller::start(std::chrono::milliseconds sync_timeout) {
+  if (started_.exchange(true)) return absl::OkStatus();
+  auto deadline = std::chrono::steady_clock::now() + sync_timeout;
+  for (kube::Informer* inf : sources_) {
+    while (!inf->hasSynced()) {
+      if (stopping_ || std::chrono::steady_clock::now() > deadline) {
+        return absl::UnavailableError(absl::StrCat("controller ", name_, ": cache for ",
+                                                   inf->description(), " did not sync"));
+      }
+      inf->waitForSync(std::chrono::milliseconds(100));
+    }
+  }
+  spdlog::info("starting workers controller={} workers={}", name_, options_.workers);
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker(); });
+  return absl::OkStatus();
+}
+
+void Controller::stop() {
+  stopping_ = true;
+  queue_.shutDown();
+  for (auto& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+  workers_.clear();
+}
+
+void Controller::worker() {
+  while (auto key = queue_.get()) {
+    process(*key);
+    queue_.done(*key);
+  }
+}
+
+void Controller::process(const std::string& key) {
+  Request req = splitKey(key);
+  g_reconcile_id = absl::StrFormat("%s-%06d", name_, ++pass_counter_);
+  auto start = clock_.steadyNow();
+  absl::StatusOr<Result> result;
+  try {
+    result = reconciler_.reconcile(req);
+  } catch (const std::exception& e) {
+    // Reconcilers should not throw; if one does, treat it as an error rather than lose a worker.
+    result = absl::InternalError(absl::StrCat("reconcile threw: ", e.what()));
+  }
+  double secs = std::chrono::duration<double>(clock_.steadyNow() - start).count();
+  int64_t took_ms = static_cast<int64_t>(secs * 1000);
+  if (duration_) duration_->observe({name_}, secs);
+  if (!result.ok()) {
+    if (reconciles_) reconciles_->inc({key, "error"});
+    if (errors_) errors_->inc({key});
+    spdlog::warn("reconcile failed cluster={} reconcile_id={} took_ms={} requeues={} error=\"{}\"", key,
+                 g_reconcile_id, took_ms, queue_.numRequeues(key), result.status().ToString());
+    queue_.addRateLimited(key);
+  } else if (result->requeue_after && result->requeue_after->count() > 0) {
+    if (reconciles_) reconciles_->inc({key, "requeue"});
+    spdlog::debug("reconciled cluster={} reconcile_id={} took_ms={} requeue_after_ms={}", key,
+                  g_reconcile_id, took_ms, result->requeue_after->count());
+    queue_.forget(key);
+    queue_.addAfter(key, *result->requeue_after);
+  } else {
+    if (reconciles_) reconciles_->inc({key, "success"});
+    spdlog::debug("reconciled cluster={} reconcile_id={} took_ms={}", key, g_reconcile_id, took_ms);
+    queue_.forget(key);
+  }
+  g_reconcile_id.clear();
+}
+
+}  // namespace mcop::controller
