@@ -1,9 +1,123 @@
-// ClusterReconciler: see cluster_reconciler.h.
+// ClusterReconciler: see cluster_reconciler.h. One reconcile is one Pass: read the world from the
+// caches, decide (spec, drain step, membership, endpoints, conditions), record the decision in
+// status, then make the children match. The order is what makes a restart at any point safe:
+// status (drain progress, member baselines, the version about to be published) is written
+// before the ConfigMap, and the StatefulSet is only lowered once status says the drain is
+// decided and the live ConfigMap no longer lists an outgoing pod.
 #include "memcached/cluster_reconciler.h"
 
+#include <algorithm>
+#include <set>
 #include <utility>
 
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_join.h>
+#include <spdlog/spdlog.h>
+
+#include "memcached/children.h"
+#include "memcached/cluster_spec.h"
+#include "memcached/cluster_status.h"
+#include "memcached/endpoints_config.h"
+#include "memcached/labels.h"
+#include "memcached/membership.h"
+#include "memcached/subset.h"
+#include "util/time.h"
+
 namespace mcop::memcached {
+
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr int kApplyAttempts = 3;
+// A status write lost to a concurrent writer (or to our own stale cache) is retried soon.
+constexpr milliseconds kConflictRequeue{250};
+
+struct PendingEvent {
+  kube::EventSeverity severity;
+  std::string reason;
+  std::string message;
+};
+
+bool ownedBy(const Json& obj, const std::string& uid) {
+  const Json* refs = findPath(obj, {"metadata", "ownerReferences"});
+  if (!refs || !refs->is_array()) return false;
+  for (const auto& r : refs->as_array()) {
+    if (stringAt(r, {"uid"}) == uid) return true;
+  }
+  return false;
+}
+
+void keepShorter(std::optional<milliseconds>& requeue, milliseconds after) {
+  if (after < milliseconds(1)) after = milliseconds(1);
+  if (!requeue || after < *requeue) requeue = after;
+}
+
+}  // namespace
+
+class ClusterReconciler::Pass {
+ public:
+  Pass(ClusterReconciler& r, Json cluster)
+      : r_(r),
+        cluster_(std::move(cluster)),
+        ref_(clusterRefOf(cluster_)),
+        key_(absl::StrCat(ref_.ns, "/", ref_.name)),
+        now_(r.clock_.now()),
+        now_text_(util::formatRfc3339(now_)) {}
+
+  absl::StatusOr<controller::Result> run();
+
+ private:
+  // Reads.
+  void observePods();
+  // Writes.
+  absl::Status apply(const kube::ResourceType& type, const Json& desired, const Json* live);
+  absl::StatusOr<bool> writeStatus();  // false: lost a conflict, requeue
+  // Decisions.
+  void planDrain();
+  void evaluateDrain();
+  void planMembership();
+  void planConditions();
+  absl::Status ensureStatefulSet();
+  absl::Status ensurePodDisruptionBudget();
+  std::string outgoingMessage() const;
+  void event(kube::EventSeverity severity, std::string reason, std::string message) {
+    events_.push_back({severity, std::move(reason), std::move(message)});
+  }
+  void flushEvents() {
+    for (const auto& e : events_) r_.events_.record(cluster_, e.severity, e.reason, e.message);
+    events_.clear();
+  }
+  // Paused and invalid clusters: status is the only write.
+  absl::StatusOr<controller::Result> statusOnly(bool plan_conditions);
+
+  ClusterReconciler& r_;
+  Json cluster_;
+  ClusterRef ref_;
+  std::string key_;
+  std::chrono::system_clock::time_point now_;
+  std::string now_text_;
+
+  ClusterSpec spec_;
+  ClusterStatus old_status_;
+  ClusterStatus status_;
+  std::optional<Json> sts_;
+  int64_t current_ = 0;  // StatefulSet replicas: "current", whatever the spec says
+  int64_t decided_ = 0;  // StatefulSet replicas this pass applies
+  std::map<int64_t, PodView> pods_;
+
+  // Drain evaluation results (for messages and conditions).
+  std::string drain_message_;
+  bool drain_waiting_for_pods_ = false;
+  std::vector<std::string> measure_failures_;
+  std::vector<std::string> joined_;
+  bool lowering_blocked_ = false;
+
+  EndpointsDecision endpoints_;
+  std::vector<PendingEvent> events_;
+  std::optional<milliseconds> requeue_;
+};
 
 ClusterReconciler::ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores,
                                      kube::EventRecorder& events, const util::Clock& clock,
@@ -20,7 +134,567 @@ ClusterReconciler::~ClusterReconciler() = default;
 
 absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
     const controller::Request& request) {
-  return absl::UnimplementedError("ClusterReconciler: not implemented yet");
+  auto cluster = stores_.clusters->get(request.ns, request.name);
+  if (!cluster) {
+    // Deleted: the children carry ownerReferences, so the garbage collector removes them.
+    spdlog::debug("cluster gone cluster={}", request.key());
+    return controller::Result{};
+  }
+  if (const Json* ts = findPath(*cluster, {"metadata", "deletionTimestamp"});
+      ts && !ts->is_null()) {
+    return controller::Result{};
+  }
+  const Json involved = *cluster;
+  Pass pass(*this, std::move(*cluster));
+  auto result = pass.run();
+  if (!result.ok()) {
+    spdlog::warn("reconcile failed cluster={} error=\"{}\"", request.key(),
+                 result.status().ToString());
+    if (!kube::IsConflict(result.status())) {
+      events_.record(involved, kube::EventSeverity::kWarning, "ReconcileError",
+                     std::string(result.status().message()));
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<controller::Result> ClusterReconciler::Pass::run() {
+  old_status_ = parseClusterStatus(cluster_);
+  status_ = old_status_;
+  ParsedSpec parsed = parseClusterSpec(cluster_);
+  spec_ = parsed.spec;
+
+  sts_ = r_.stores_.stateful_sets->get(ref_.ns, ref_.name);
+  if (sts_ && !ownedBy(*sts_, ref_.uid)) {
+    // Someone else's StatefulSet (or one left by a deleted cluster of the same name that the
+    // garbage collector has not removed yet): never adopt or scale it.
+    sts_.reset();
+  }
+  current_ = sts_ ? intAt(*sts_, {"spec", "replicas"}).value_or(1) : 0;
+  decided_ = current_;
+  observePods();
+
+  if (!parsed.errors.empty()) {
+    const std::string message = absl::StrJoin(parsed.errors, "; ");
+    const Condition* prev = findCondition(old_status_.conditions, kConditionDegraded);
+    if (!prev || prev->reason != "InvalidSpec" || prev->message != message) {
+      event(kube::EventSeverity::kWarning, "InvalidSpec", message);
+    }
+    setCondition(status_.conditions,
+                 {kConditionDegraded, "True", "InvalidSpec", message, ref_.generation, ""},
+                 now_text_);
+    setCondition(status_.conditions,
+                 {kConditionProgressing, "False", "InvalidSpec",
+                  "fix the spec; nothing changes until then", ref_.generation, ""},
+                 now_text_);
+    status_.phase = "Degraded";
+    spdlog::warn("invalid spec cluster={} errors=\"{}\"", key_, message);
+    // No requeue: the next spec change wakes us; retrying an invalid spec cannot help.
+    return statusOnly(false);
+  }
+  status_.config_map_name = spec_.config_map_name;
+
+  if (spec_.paused) {
+    setCondition(status_.conditions,
+                 {kConditionProgressing, "False", "Paused",
+                  "spec.paused is true: observing only, no changes are made", ref_.generation,
+                  ""},
+                 now_text_);
+    status_.phase = "Paused";
+    return statusOnly(true);
+  }
+
+  // Services and PDB first: they do not depend on membership.
+  const Json headless = buildHeadlessService(ref_, spec_, r_.options_.field_manager);
+  auto live_headless = r_.stores_.services->get(ref_.ns, ref_.name);
+  if (auto s = apply(kube::resources::kService, headless, live_headless ? &*live_headless : nullptr);
+      !s.ok()) {
+    return s;
+  }
+  const Json client = buildClientService(ref_, spec_, r_.options_.field_manager);
+  auto live_client = r_.stores_.services->get(ref_.ns, clientServiceName(ref_.name));
+  if (auto s = apply(kube::resources::kService, client, live_client ? &*live_client : nullptr);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = ensurePodDisruptionBudget(); !s.ok()) return s;
+
+  planDrain();
+  planMembership();
+
+  EndpointsContent content;
+  content.cluster = key_;
+  content.hashing = spec_.hashing;
+  content.servers = publishedServers(status_.members, spec_.port);
+  auto live_cm = r_.stores_.config_maps->get(ref_.ns, spec_.config_map_name);
+  endpoints_ = decideEndpoints(content, live_cm ? &*live_cm : nullptr, old_status_.config_version);
+  status_.config_version = endpoints_.version;
+
+  planConditions();
+
+  // Record the decision before acting on it.
+  auto written = writeStatus();
+  if (!written.ok()) return written.status();
+  if (!*written) return controller::Result{kConflictRequeue};
+
+  const Json cm = buildEndpointsConfigMap(ref_, spec_.config_map_name, endpoints_.data,
+                                          r_.options_.field_manager);
+  const bool publish = !live_cm || !isSubset(cm, *live_cm);
+  if (publish) {
+    if (auto s = apply(kube::resources::kConfigMap, cm, nullptr); !s.ok()) {
+      flushEvents();
+      return s;
+    }
+    if (endpoints_.changed) {
+      spdlog::info("published endpoints cluster={} version={} servers={}", key_,
+                   endpoints_.version, content.servers.size());
+      std::vector<std::string> names;
+      for (const auto& s : content.servers) names.push_back(s.name);
+      event(kube::EventSeverity::kNormal, "EndpointsPublished",
+            absl::StrCat("published version ", endpoints_.version, " of ",
+                         spec_.config_map_name, ": [", absl::StrJoin(names, ", "), "]"));
+    }
+  }
+
+  if (auto s = ensureStatefulSet(); !s.ok()) {
+    flushEvents();
+    return s;
+  }
+  flushEvents();
+
+  if (!measure_failures_.empty()) keepShorter(requeue_, r_.options_.max_poll_interval);
+  controller::Result result;
+  result.requeue_after = requeue_;
+  spdlog::debug("reconciled cluster={} replicas={} version={} requeue_ms={}", key_, decided_,
+                status_.config_version, requeue_ ? requeue_->count() : -1);
+  return result;
+}
+
+void ClusterReconciler::Pass::observePods() {
+  pods_ = podsByOrdinal(ref_.name, r_.stores_.pods->list(ref_.ns, selectorLabels(ref_.name)));
+  int64_t replicas = 0;
+  int64_t ready = 0;
+  for (const auto& [ordinal, pod] : pods_) {
+    if (pod.terminating) continue;
+    ++replicas;
+    if (pod.ready) ++ready;
+  }
+  status_.observed_generation = ref_.generation;
+  status_.replicas = replicas;
+  status_.ready_replicas = ready;
+  status_.selector = selectorString(selectorLabels(ref_.name));
+}
+
+absl::StatusOr<controller::Result> ClusterReconciler::Pass::statusOnly(bool plan_conditions) {
+  // Members, drain and version stay as recorded (they describe the published ConfigMap, which
+  // is not touched); Available still follows the pods, since a paused cluster is observed.
+  if (plan_conditions) {
+    planConditions();
+    status_.phase = "Paused";
+  }
+  auto written = writeStatus();
+  flushEvents();
+  if (!written.ok()) return written.status();
+  if (!*written) return controller::Result{kConflictRequeue};
+  return controller::Result{};
+}
+
+absl::Status ClusterReconciler::Pass::apply(const kube::ResourceType& type, const Json& desired,
+                                            const Json* live) {
+  if (live && isSubset(desired, *live)) return absl::OkStatus();
+  const std::string name = stringAt(desired, {"metadata", "name"});
+  kube::PatchOptions options;
+  options.field_manager = r_.options_.field_manager;
+  options.force = true;
+  absl::Status last;
+  for (int attempt = 0; attempt < kApplyAttempts; ++attempt) {
+    auto result = r_.api_->patch(type, ref_.ns, name, kube::PatchType::kApply, desired, options);
+    if (result.ok()) {
+      spdlog::info("applied object cluster={} kind={} name={}", key_, type.kind, name);
+      return absl::OkStatus();
+    }
+    last = result.status();
+    // Apply carries no resourceVersion, so a 409 is a transient race (e.g. with the
+    // garbage collector or a concurrent create): simply apply again.
+    if (!kube::IsConflict(last)) break;
+    spdlog::debug("apply conflict, retrying cluster={} kind={} name={} attempt={}", key_,
+                  type.kind, name, attempt + 1);
+  }
+  return absl::Status(last.code(),
+                      absl::StrCat("apply ", type.kind, " ", ref_.ns, "/", name, ": ",
+                                   last.message()));
+}
+
+absl::StatusOr<bool> ClusterReconciler::Pass::writeStatus() {
+  const Json desired = clusterStatusToJson(status_);
+  if (jsonEqual(desired, clusterStatusToJson(old_status_))) return true;
+  Json body = cluster_;
+  body["status"] = desired;
+  auto result = r_.api_->update(kube::resources::kMemcachedCluster, body, "status");
+  if (!result.ok()) {
+    if (kube::IsConflict(result.status())) {
+      // Our cache is behind the server: decide again from fresh state rather than act on a
+      // decision made from stale status.
+      spdlog::debug("status conflict, requeue cluster={}", key_);
+      return false;
+    }
+    if (kube::IsNotFound(result.status())) return false;
+    return absl::Status(result.status().code(),
+                        absl::StrCat("update status: ", result.status().message()));
+  }
+  spdlog::debug("wrote status cluster={} phase={} version={}", key_, status_.phase,
+                status_.config_version);
+  cluster_ = *result;
+  old_status_ = status_;
+  return true;
+}
+
+absl::Status ClusterReconciler::Pass::ensurePodDisruptionBudget() {
+  auto live = r_.stores_.pod_disruption_budgets->get(ref_.ns, ref_.name);
+  if (spec_.pdb_enabled) {
+    return apply(kube::resources::kPodDisruptionBudget,
+                 buildPodDisruptionBudget(ref_, spec_, r_.options_.field_manager),
+                 live ? &*live : nullptr);
+  }
+  if (!live || !ownedBy(*live, ref_.uid)) return absl::OkStatus();
+  auto s = r_.api_->remove(kube::resources::kPodDisruptionBudget, ref_.ns, ref_.name, {});
+  if (!s.ok() && !kube::IsNotFound(s)) return s;
+  spdlog::info("deleted pod disruption budget cluster={}", key_);
+  return absl::OkStatus();
+}
+
+// The drain state machine. Inputs: status.drain (persisted), the StatefulSet's replicas
+// (current), spec.replicas (wanted), the pods. Steps:
+//   none    -> start:   wanted < current; record {target, members, startedAt} in status, then
+//                       publish the endpoints without the outgoing pods.
+//   start   -> waiting: the cached ConfigMap shows them gone; record publishedAt.
+//   waiting -> decided: minSeconds after publishedAt, every outgoing pod's connections are at most
+//                       threshold above its baseline (Drained), or timeoutSeconds passed
+//                       (TimedOut); recorded in status.
+//   decided -> lowered: StatefulSet replicas set to target (only if the live ConfigMap no
+//                       longer lists an outgoing pod).
+//   lowered -> none:    the outgoing pods are gone.
+// While current > target, wanted >= current cancels the drain (the pods are still there with
+// their data) and another wanted < current retargets it.
+void ClusterReconciler::Pass::planDrain() {
+  const int64_t wanted = spec_.replicas;
+  auto& drain = status_.drain;
+  if (!sts_) {
+    drain.reset();
+    decided_ = wanted;
+    if (wanted > 0) {
+      event(kube::EventSeverity::kNormal, "ScalingUp",
+            absl::StrCat("creating StatefulSet ", ref_.name, " with ", wanted, " replicas"));
+    }
+    return;
+  }
+  auto outgoing = [&](int64_t from, int64_t to) {
+    std::vector<std::string> names;
+    for (int64_t i = from; i < to; ++i) names.push_back(podName(ref_.name, i));
+    return names;
+  };
+
+  if (drain && current_ > drain->target_replicas) {
+    if (wanted >= current_) {
+      event(kube::EventSeverity::kNormal, "DrainCancelled",
+            absl::StrCat("spec.replicas is ", wanted, " again: ",
+                         absl::StrJoin(drain->members, ", "), " rejoin the endpoints"));
+      spdlog::info("drain cancelled cluster={} replicas={}", key_, wanted);
+      drain.reset();
+    } else if (wanted != drain->target_replicas) {
+      if (wanted < drain->target_replicas) {
+        // More pods leave: the newly unpublished ones need the full minimum again.
+        drain->published_at.clear();
+      }
+      drain->target_replicas = wanted;
+      drain->members = outgoing(wanted, current_);
+      drain->outcome.clear();
+      event(kube::EventSeverity::kNormal, "DrainStarted",
+            absl::StrCat("draining ", absl::StrJoin(drain->members, ", "),
+                         " before scaling down to ", wanted));
+      spdlog::info("drain retargeted cluster={} target={} members={}", key_, wanted,
+                   absl::StrJoin(drain->members, ","));
+      keepShorter(requeue_, r_.options_.max_poll_interval);
+    } else {
+      evaluateDrain();
+      if (!drain->outcome.empty()) decided_ = drain->target_replicas;
+    }
+  } else if (drain) {
+    // The StatefulSet is already at (or below) the target: wait for the outgoing pods to go.
+    bool gone = true;
+    for (const auto& [ordinal, pod] : pods_) {
+      if (ordinal >= drain->target_replicas) gone = false;
+    }
+    if (gone) {
+      spdlog::info("drain finished cluster={} replicas={}", key_, current_);
+      drain.reset();
+    } else {
+      drain_waiting_for_pods_ = true;
+      keepShorter(requeue_, r_.options_.max_poll_interval);
+    }
+  }
+
+  if (!drain) {
+    if (wanted < current_) {
+      drain = DrainStatus{wanted, outgoing(wanted, current_), now_text_, "", ""};
+      event(kube::EventSeverity::kNormal, "ScalingDown",
+            absl::StrCat("scaling down from ", current_, " to ", wanted,
+                         " replicas: draining first"));
+      event(kube::EventSeverity::kNormal, "DrainStarted",
+            absl::StrCat("removed ", absl::StrJoin(drain->members, ", "),
+                         " from the endpoints; waiting at least ", spec_.drain.min_seconds,
+                         "s and for their client connections to close"));
+      spdlog::info("drain started cluster={} target={} members={}", key_, wanted,
+                   absl::StrJoin(drain->members, ","));
+      keepShorter(requeue_, std::min<milliseconds>(seconds(spec_.drain.min_seconds),
+                                                   r_.options_.max_poll_interval));
+    } else if (wanted > current_) {
+      decided_ = wanted;
+      event(kube::EventSeverity::kNormal, "ScalingUp",
+            absl::StrCat("scaling up from ", current_, " to ", wanted, " replicas"));
+      spdlog::info("scaling up cluster={} from={} to={}", key_, current_, wanted);
+    }
+  }
+}
+
+void ClusterReconciler::Pass::evaluateDrain() {
+  auto& drain = *status_.drain;
+  if (!drain.outcome.empty()) return;  // decided earlier: only the lowering is left
+  if (drain.published_at.empty()) {
+    // The clock starts once the list without the outgoing pods is visibly published.
+    auto live = r_.stores_.config_maps->get(ref_.ns, spec_.config_map_name);
+    auto names = live ? publishedServerNames(*live) : std::nullopt;
+    bool excluded = names.has_value();
+    for (const auto& m : drain.members) {
+      if (names && std::find(names->begin(), names->end(), m) != names->end()) excluded = false;
+    }
+    if (!excluded) {
+      drain_message_ = absl::StrCat("publishing the endpoints without ",
+                                    absl::StrJoin(drain.members, ", "));
+      keepShorter(requeue_, r_.options_.max_poll_interval);
+      return;
+    }
+    drain.published_at = now_text_;
+  }
+  auto started = util::parseRfc3339(drain.published_at);
+  if (!started) {
+    // Unreadable time (hand-edited status): restart the clock rather than cut it short.
+    drain.published_at = now_text_;
+    started = now_;
+  }
+  const auto elapsed = std::chrono::duration_cast<milliseconds>(now_ - *started);
+  const milliseconds min_wait = seconds(spec_.drain.min_seconds);
+  const milliseconds timeout = seconds(spec_.drain.timeout_seconds);
+  if (elapsed < min_wait) {
+    drain_message_ = absl::StrCat("waiting ", (min_wait - elapsed).count() / 1000,
+                                  "s more for clients to load the new endpoints before "
+                                  "removing ", absl::StrJoin(drain.members, ", "));
+    keepShorter(requeue_, std::min(min_wait - elapsed, r_.options_.max_poll_interval));
+    return;
+  }
+  std::map<std::string, const Member*> members;
+  for (const auto& m : old_status_.members) members[m.name] = &m;
+  std::vector<std::string> busy;
+  for (const auto& name : drain.members) {
+    auto ordinal = ordinalOf(ref_.name, name);
+    auto pod = ordinal ? pods_.find(*ordinal) : pods_.end();
+    // A pod that is gone, not Ready or has no address serves no clients.
+    if (pod == pods_.end() || !pod->second.ready || pod->second.ip.empty()) continue;
+    auto member = members.find(name);
+    // Never published (no baseline): no client ever had it in its ring.
+    if (member == members.end() || !member->second->baseline_connections) continue;
+    auto conns = r_.connections_->currentConnections(pod->second.ip, spec_.port);
+    if (!conns.ok()) {
+      busy.push_back(absl::StrCat(name, " (stats unavailable: ", conns.status().message(), ")"));
+      continue;
+    }
+    const int64_t clients = *conns - *member->second->baseline_connections;
+    spdlog::debug("drain connections cluster={} pod={} clients={} threshold={}", key_, name,
+                  clients, spec_.drain.connection_threshold);
+    if (clients > spec_.drain.connection_threshold) {
+      busy.push_back(absl::StrCat(name, " (", clients, " client connections)"));
+    }
+  }
+  const int64_t took = elapsed.count() / 1000;
+  if (busy.empty()) {
+    drain.outcome = kDrainOutcomeDrained;
+    event(kube::EventSeverity::kNormal, "DrainCompleted",
+          absl::StrCat(absl::StrJoin(drain.members, ", "), " drained after ", took,
+                       "s; scaling down to ", drain.target_replicas));
+    spdlog::info("drain completed cluster={} members={} took_s={}", key_,
+                 absl::StrJoin(drain.members, ","), took);
+    return;
+  }
+  if (elapsed >= timeout) {
+    drain.outcome = kDrainOutcomeTimedOut;
+    event(kube::EventSeverity::kWarning, "DrainTimeout",
+          absl::StrCat("drain timed out after ", spec_.drain.timeout_seconds,
+                       "s with clients still connected to ", absl::StrJoin(busy, ", "),
+                       "; scaling down to ", drain.target_replicas, " anyway"));
+    spdlog::warn("drain timed out cluster={} busy=\"{}\"", key_, absl::StrJoin(busy, ", "));
+    return;
+  }
+  drain_message_ = absl::StrCat("waiting for clients to leave ", absl::StrJoin(busy, ", "),
+                                " (threshold ", spec_.drain.connection_threshold, "; timeout in ",
+                                (timeout - elapsed).count() / 1000, "s)");
+  keepShorter(requeue_, std::min(timeout - elapsed, r_.options_.max_poll_interval));
+}
+
+void ClusterReconciler::Pass::planMembership() {
+  MembershipInput in;
+  in.cluster = ref_.name;
+  in.ns = ref_.ns;
+  in.domain = r_.options_.cluster_domain;
+  in.ring_size = status_.drain ? std::min(decided_, status_.drain->target_replicas) : decided_;
+  if (status_.drain) in.draining = status_.drain->members;
+  in.previous = old_status_.members;
+  in.pods = pods_;
+  auto result = planMembers(in, [&](const PodView& pod) {
+    return r_.connections_->currentConnections(pod.ip, spec_.port);
+  });
+  status_.members = std::move(result.members);
+  joined_ = std::move(result.joined);
+  measure_failures_ = std::move(result.measure_failures);
+  for (const auto& name : joined_) spdlog::info("member joined cluster={} pod={}", key_, name);
+  for (const auto& f : measure_failures_) {
+    spdlog::warn("baseline measurement failed cluster={} detail=\"{}\"", key_, f);
+  }
+}
+
+void ClusterReconciler::Pass::planConditions() {
+  const int64_t gen = ref_.generation;
+  std::vector<std::string> unready, joining, failing;
+  size_t published = 0;
+  for (const auto& m : status_.members) {
+    if (isPublished(m.state)) ++published;
+    if (m.state == MemberState::kUnready) unready.push_back(m.name);
+    if (m.state == MemberState::kJoining) joining.push_back(m.name);
+  }
+  for (const auto& [ordinal, pod] : pods_) {
+    if (!pod.failure.empty()) failing.push_back(absl::StrCat(pod.name, " (", pod.failure, ")"));
+  }
+
+  // Available: every published member answers.
+  Condition available{kConditionAvailable, "False", "", "", gen, ""};
+  if (published == 0 && spec_.replicas == 0) {
+    available.status = "True";
+    available.reason = "ScaledToZero";
+    available.message = "spec.replicas is 0";
+  } else if (published == 0) {
+    available.reason = "NoMembers";
+    available.message = "no member is Ready yet";
+  } else if (!unready.empty()) {
+    available.reason = "MembersUnready";
+    available.message = absl::StrCat("published but not Ready: ", absl::StrJoin(unready, ", "));
+  } else {
+    available.status = "True";
+    available.reason = "MembersReady";
+    available.message = absl::StrCat(published, " of ", published, " published members Ready");
+  }
+  setCondition(status_.conditions, available, now_text_);
+
+  if (spec_.paused) return;
+
+  Condition progressing{kConditionProgressing, "True", "", "", gen, ""};
+  const auto& drain = status_.drain;
+  if (drain && drain->outcome.empty()) {
+    progressing.reason = "Draining";
+    progressing.message = drain_message_.empty()
+                              ? absl::StrCat("draining ", absl::StrJoin(drain->members, ", "))
+                              : drain_message_;
+  } else if (drain) {
+    progressing.reason = "ScalingDown";
+    progressing.message =
+        lowering_blocked_
+            ? "waiting for the published endpoints to drop the outgoing pods"
+            : absl::StrCat("waiting for ", absl::StrJoin(drain->members, ", "), " to terminate");
+  } else if (!joining.empty()) {
+    progressing.reason = decided_ > current_ ? "ScalingUp" : "WaitingForPods";
+    progressing.message = absl::StrCat("waiting for ", absl::StrJoin(joining, ", "),
+                                       " to become Ready and join the endpoints");
+  } else if (sts_ && stringAt(*sts_, {"status", "updateRevision"}) !=
+                         stringAt(*sts_, {"status", "currentRevision"})) {
+    progressing.reason = "RollingUpdate";
+    progressing.message = "the StatefulSet is rolling out a new pod template";
+  } else {
+    progressing.status = "False";
+    progressing.reason = "Stable";
+    progressing.message = absl::StrCat(status_.members.size(), " members, endpoints version ",
+                                       status_.config_version);
+  }
+  setCondition(status_.conditions, progressing, now_text_);
+
+  Condition degraded{kConditionDegraded, "False", "AsExpected", "", gen, ""};
+  const Condition* prev = findCondition(old_status_.conditions, kConditionDegraded);
+  if (!failing.empty()) {
+    degraded.status = "True";
+    degraded.reason = "PodsFailing";
+    degraded.message = absl::StrCat("pods cannot run: ", absl::StrJoin(failing, ", "));
+  } else if (drain && drain->outcome == kDrainOutcomeTimedOut) {
+    degraded.status = "True";
+    degraded.reason = "DrainTimeout";
+    degraded.message = absl::StrCat("scaled down after spec.drain.timeoutSeconds (",
+                                    spec_.drain.timeout_seconds,
+                                    "s) with clients still connected to ",
+                                    absl::StrJoin(drain->members, ", "));
+  } else if (prev && prev->status == "True" && prev->reason == "DrainTimeout" &&
+             prev->observed_generation == gen) {
+    // Keep reporting the forced scale-down until the spec changes again.
+    degraded = *prev;
+  } else if (!measure_failures_.empty()) {
+    degraded.status = "True";
+    degraded.reason = "StatsUnavailable";
+    degraded.message = absl::StrCat("cannot read memcached stats: ",
+                                    absl::StrJoin(measure_failures_, "; "));
+  }
+  setCondition(status_.conditions, degraded, now_text_);
+
+  if (degraded.status == "True") {
+    status_.phase = "Degraded";
+  } else if (progressing.status == "True") {
+    status_.phase = "Progressing";
+  } else if (available.status == "True") {
+    status_.phase = "Available";
+  } else {
+    status_.phase = "Unavailable";
+  }
+}
+
+absl::Status ClusterReconciler::Pass::ensureStatefulSet() {
+  int64_t replicas = decided_;
+  if (replicas < current_) {
+    // Last line of defence: never delete a pod the live (not cached) ConfigMap still lists.
+    auto cm = r_.api_->get(kube::resources::kConfigMap, ref_.ns, spec_.config_map_name);
+    std::optional<std::vector<std::string>> listed;
+    if (cm.ok()) listed = publishedServerNames(*cm);
+    std::set<std::string> still;
+    if (listed) {
+      for (int64_t i = replicas; i < current_; ++i) {
+        const std::string name = podName(ref_.name, i);
+        if (std::find(listed->begin(), listed->end(), name) != listed->end()) still.insert(name);
+      }
+    }
+    if (!cm.ok() && !kube::IsNotFound(cm.status())) return cm.status();
+    if ((cm.ok() && !listed) || !still.empty()) {
+      spdlog::warn("not scaling down: outgoing pods still published cluster={} pods={}", key_,
+                   absl::StrJoin(still, ","));
+      lowering_blocked_ = true;
+      keepShorter(requeue_, r_.options_.max_poll_interval);
+      replicas = current_;
+    }
+  }
+  const Json desired = buildStatefulSet(ref_, spec_, replicas, r_.options_.field_manager);
+  if (auto s = apply(kube::resources::kStatefulSet, desired, sts_ ? &*sts_ : nullptr); !s.ok()) {
+    return s;
+  }
+  if (sts_ && replicas < current_) {
+    event(kube::EventSeverity::kNormal, "ScalingDown",
+          absl::StrCat("StatefulSet ", ref_.name, " scaled from ", current_, " to ", replicas,
+                       " replicas"));
+    spdlog::info("scaled down cluster={} from={} to={}", key_, current_, replicas);
+    keepShorter(requeue_, r_.options_.max_poll_interval);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace mcop::memcached

@@ -1,0 +1,274 @@
+// Spec parsing, defaults and validation: see cluster_spec.h. Keep the rules and their wording in
+// step with crds/memcached.operator.io_memcachedclusters.yaml.
+#include "memcached/cluster_spec.h"
+
+#include <cctype>
+#include <regex>
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_join.h>
+
+namespace mcop::memcached {
+namespace {
+
+class SpecReader {
+ public:
+  SpecReader(const Json& spec, std::vector<std::string>& errors) : spec_(spec), errors_(errors) {}
+
+  void readInt(std::initializer_list<std::string_view> path, int64_t& out) {
+    const Json* f = findPath(spec_, path);
+    if (!f || f->is_null()) return;
+    if (!f->is_number() || !f->is_integer()) {
+      errors_.push_back(absl::StrCat(pathName(path), " must be an integer"));
+      return;
+    }
+    out = f->as_number().to_int64();
+  }
+  void readString(std::initializer_list<std::string_view> path, std::string& out) {
+    const Json* f = findPath(spec_, path);
+    if (!f || f->is_null()) return;
+    if (!f->is_string()) {
+      errors_.push_back(absl::StrCat(pathName(path), " must be a string"));
+      return;
+    }
+    out = f->as_string();
+  }
+  void readBool(std::initializer_list<std::string_view> path, bool& out) {
+    const Json* f = findPath(spec_, path);
+    if (!f || f->is_null()) return;
+    if (!f->is_boolean()) {
+      errors_.push_back(absl::StrCat(pathName(path), " must be true or false"));
+      return;
+    }
+    out = f->as_bool();
+  }
+  void readStringMap(std::initializer_list<std::string_view> path,
+                     std::map<std::string, std::string>& out) {
+    const Json* f = findPath(spec_, path);
+    if (!f || f->is_null()) return;
+    if (!f->is_object()) {
+      errors_.push_back(absl::StrCat(pathName(path), " must be a map of strings"));
+      return;
+    }
+    for (const auto& [k, v] : f->as_object()) {
+      if (!v.is_string()) {
+        errors_.push_back(absl::StrCat(pathName(path), ".", k, " must be a string"));
+        continue;
+      }
+      out[k] = v.as_string();
+    }
+  }
+  void readStringList(std::initializer_list<std::string_view> path, std::vector<std::string>& out) {
+    const Json* f = findPath(spec_, path);
+    if (!f || f->is_null()) return;
+    if (!f->is_array()) {
+      errors_.push_back(absl::StrCat(pathName(path), " must be a list of strings"));
+      return;
+    }
+    for (const auto& v : f->as_array()) {
+      if (!v.is_string()) {
+        errors_.push_back(absl::StrCat(pathName(path), " must be a list of strings"));
+        return;
+      }
+      out.push_back(v.as_string());
+    }
+  }
+  // Objects and lists passed through to the pod template as given.
+  void readRaw(std::initializer_list<std::string_view> path, std::optional<Json>& out,
+               bool want_array) {
+    const Json* f = findPath(spec_, path);
+    if (!f || f->is_null()) return;
+    if (want_array ? !f->is_array() : !f->is_object()) {
+      errors_.push_back(
+          absl::StrCat(pathName(path), want_array ? " must be a list" : " must be an object"));
+      return;
+    }
+    out = *f;
+  }
+
+  static std::string pathName(std::initializer_list<std::string_view> path) {
+    std::string out = "spec";
+    for (std::string_view p : path) out.append(".").append(p);
+    return out;
+  }
+
+ private:
+  const Json& spec_;
+  std::vector<std::string>& errors_;
+};
+
+bool isDnsSubdomain(const std::string& s) {
+  static const std::regex re("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$");
+  return !s.empty() && s.size() <= 253 && std::regex_match(s, re);
+}
+
+// The flag an argument sets, if it is one of ours: "-p", "-p11211", "--port", "--port=1".
+std::optional<std::string> reservedFlagOf(const std::string& arg) {
+  for (const auto& flag : reservedMemcachedFlags()) {
+    if (flag.rfind("--", 0) == 0) {
+      if (arg == flag || arg.rfind(flag + "=", 0) == 0) return flag;
+    } else if (arg.rfind(flag, 0) == 0 && arg.rfind("--", 0) != 0) {
+      return flag;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+const std::vector<std::string>& reservedMemcachedFlags() {
+  static const std::vector<std::string> flags = {
+      "-p", "-U", "-l", "-m", "-c", "-t", "-I", "-d",
+      "--port", "--udp-port", "--listen", "--memory-limit", "--conn-limit", "--threads",
+      "--max-item-size", "--daemon"};
+  return flags;
+}
+
+std::optional<int64_t> itemSizeBytes(const std::string& value) {
+  if (value.empty() || value.size() > 12) return std::nullopt;
+  int64_t mult = 1;
+  std::string digits = value;
+  char last = value.back();
+  if (last == 'k' || last == 'K') {
+    mult = 1024;
+    digits.pop_back();
+  } else if (last == 'm' || last == 'M') {
+    mult = 1024 * 1024;
+    digits.pop_back();
+  }
+  if (digits.empty()) return std::nullopt;
+  int64_t n = 0;
+  for (char c : digits) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return n * mult;
+}
+
+ParsedSpec parseClusterSpec(const Json& cluster) {
+  ParsedSpec out;
+  ClusterSpec& s = out.spec;
+  auto& errors = out.errors;
+  const std::string name = stringAt(cluster, {"metadata", "name"});
+  static const Json kEmpty = Json::object();
+  const Json* spec_ptr = findPath(cluster, {"spec"});
+  const Json& spec = spec_ptr && spec_ptr->is_object() ? *spec_ptr : kEmpty;
+  SpecReader r(spec, errors);
+
+  r.readInt({"replicas"}, s.replicas);
+  r.readString({"image"}, s.image);
+  r.readString({"imagePullPolicy"}, s.image_pull_policy);
+  r.readInt({"port"}, s.port);
+  r.readRaw({"resources"}, s.resources, false);
+  r.readInt({"memcached", "memoryMB"}, s.memcached.memory_mb);
+  r.readInt({"memcached", "maxConnections"}, s.memcached.max_connections);
+  r.readInt({"memcached", "threads"}, s.memcached.threads);
+  r.readString({"memcached", "maxItemSize"}, s.memcached.max_item_size);
+  r.readStringList({"memcached", "extraArgs"}, s.memcached.extra_args);
+  r.readStringMap({"nodeSelector"}, s.node_selector);
+  r.readRaw({"tolerations"}, s.tolerations, true);
+  r.readRaw({"affinity"}, s.affinity, false);
+  std::string anti = "soft";
+  r.readString({"antiAffinity"}, anti);
+  r.readRaw({"topologySpreadConstraints"}, s.topology_spread_constraints, true);
+  r.readString({"priorityClassName"}, s.priority_class_name);
+  r.readStringMap({"podLabels"}, s.pod_labels);
+  r.readStringMap({"podAnnotations"}, s.pod_annotations);
+  r.readBool({"podDisruptionBudget", "enabled"}, s.pdb_enabled);
+  r.readInt({"podDisruptionBudget", "maxUnavailable"}, s.pdb_max_unavailable);
+  r.readString({"clientConfig", "configMapName"}, s.config_map_name);
+  r.readString({"clientConfig", "hashing"}, s.hashing);
+  r.readInt({"drain", "minSeconds"}, s.drain.min_seconds);
+  r.readInt({"drain", "timeoutSeconds"}, s.drain.timeout_seconds);
+  r.readInt({"drain", "connectionThreshold"}, s.drain.connection_threshold);
+  r.readBool({"paused"}, s.paused);
+
+  if (s.config_map_name.empty()) s.config_map_name = name + "-endpoints";
+
+  // Every message below says what to change; keep them in step with the CRD's CEL messages.
+  static const std::regex name_re("^[a-z]([-a-z0-9]*[a-z0-9])?$");
+  if (name.size() > 52 || !std::regex_match(name, name_re)) {
+    errors.push_back(absl::StrCat("metadata.name \"", name,
+                                  "\" must be at most 52 characters, start with a letter and "
+                                  "contain only lowercase letters, digits and '-' (it names the "
+                                  "StatefulSet and its Services)"));
+  }
+  if (s.replicas < 0 || s.replicas > 1000) {
+    errors.push_back(absl::StrCat("spec.replicas (", s.replicas, ") must be between 0 and 1000"));
+  }
+  if (s.image.empty()) errors.push_back("spec.image must not be empty");
+  if (!s.image_pull_policy.empty() && s.image_pull_policy != "Always" &&
+      s.image_pull_policy != "IfNotPresent" && s.image_pull_policy != "Never") {
+    errors.push_back("spec.imagePullPolicy must be Always, IfNotPresent or Never");
+  }
+  if (s.port < 1 || s.port > 65535) {
+    errors.push_back(absl::StrCat("spec.port (", s.port, ") must be between 1 and 65535"));
+  }
+  if (s.memcached.memory_mb < 1 || s.memcached.memory_mb > 1048576) {
+    errors.push_back(absl::StrCat("spec.memcached.memoryMB (", s.memcached.memory_mb,
+                                  ") must be between 1 and 1048576"));
+  }
+  if (s.memcached.max_connections < 10 || s.memcached.max_connections > 1048576) {
+    errors.push_back(absl::StrCat("spec.memcached.maxConnections (", s.memcached.max_connections,
+                                  ") must be between 10 and 1048576"));
+  }
+  if (s.memcached.threads < 1 || s.memcached.threads > 256) {
+    errors.push_back(absl::StrCat("spec.memcached.threads (", s.memcached.threads,
+                                  ") must be between 1 and 256"));
+  }
+  auto item = itemSizeBytes(s.memcached.max_item_size);
+  if (!item) {
+    errors.push_back(absl::StrCat("spec.memcached.maxItemSize \"", s.memcached.max_item_size,
+                                  "\" must be a byte count with an optional k or m suffix, "
+                                  "e.g. 1m or 512k"));
+  } else if (*item < 1024 || *item > 1024LL * 1024 * 1024) {
+    errors.push_back("spec.memcached.maxItemSize must be between 1k and 1024m");
+  } else if (*item * 2 > s.memcached.memory_mb * 1024 * 1024) {
+    errors.push_back(absl::StrCat(
+        "spec.memcached.maxItemSize (", s.memcached.max_item_size,
+        ") must be at most half of spec.memcached.memoryMB (memcached refuses to start otherwise)"));
+  }
+  for (const auto& arg : s.memcached.extra_args) {
+    if (auto flag = reservedFlagOf(arg)) {
+      errors.push_back(absl::StrCat("spec.memcached.extraArgs must not set ", *flag, " (\"", arg,
+                                    "\"): the operator sets port, UDP, listen address, memory, "
+                                    "connections, threads and item size from the spec"));
+    }
+  }
+  if (anti == "soft") {
+    s.anti_affinity = AntiAffinity::kSoft;
+  } else if (anti == "hard") {
+    s.anti_affinity = AntiAffinity::kHard;
+  } else {
+    errors.push_back(absl::StrCat("spec.antiAffinity \"", anti, "\" must be soft or hard"));
+  }
+  if (s.pdb_max_unavailable < 1) {
+    errors.push_back("spec.podDisruptionBudget.maxUnavailable must be at least 1");
+  }
+  if (!isDnsSubdomain(s.config_map_name)) {
+    errors.push_back(absl::StrCat("spec.clientConfig.configMapName \"", s.config_map_name,
+                                  "\" must be a DNS subdomain name (lowercase letters, digits, "
+                                  "'-' and '.', at most 253 characters)"));
+  }
+  if (s.hashing != "ketama-libmemcached" && s.hashing != "ketama-libketama") {
+    errors.push_back(absl::StrCat("spec.clientConfig.hashing \"", s.hashing,
+                                  "\" must be ketama-libmemcached or ketama-libketama"));
+  }
+  if (s.drain.min_seconds < 0 || s.drain.min_seconds > 86400) {
+    errors.push_back("spec.drain.minSeconds must be between 0 and 86400");
+  }
+  if (s.drain.timeout_seconds < 0 || s.drain.timeout_seconds > 604800) {
+    errors.push_back("spec.drain.timeoutSeconds must be between 0 and 604800");
+  }
+  if (s.drain.timeout_seconds < s.drain.min_seconds) {
+    errors.push_back(absl::StrCat("spec.drain.timeoutSeconds (", s.drain.timeout_seconds,
+                                  ") must be >= spec.drain.minSeconds (", s.drain.min_seconds,
+                                  ")"));
+  }
+  if (s.drain.connection_threshold < 0) {
+    errors.push_back("spec.drain.connectionThreshold must be >= 0");
+  }
+  return out;
+}
+
+}  // namespace mcop::memcached

@@ -1,0 +1,77 @@
+// ClusterSpec: a MemcachedCluster's spec as typed values, with the same defaults as the CRD
+// schema (so a cluster created before a default existed, or a unit test's bare object, behaves
+// the same), and validate-in-C++ of every rule the CRD also enforces with CEL: a cluster created
+// before a rule existed is reported InvalidSpec in status instead of hot-looping on 422s.
+// Thread-safety: pure functions and value types.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "memcached/json_util.h"
+
+namespace mcop::memcached {
+
+enum class AntiAffinity { kSoft, kHard };
+
+struct MemcachedSettings {
+  int64_t memory_mb = 64;
+  int64_t max_connections = 1024;
+  int64_t threads = 4;
+  std::string max_item_size = "1m";  // memcached -I syntax: bytes, or a k/m suffix
+  std::vector<std::string> extra_args;
+};
+
+struct DrainSettings {
+  int64_t min_seconds = 60;
+  int64_t timeout_seconds = 600;
+  int64_t connection_threshold = 0;
+};
+
+struct ClusterSpec {
+  int64_t replicas = 3;
+  std::string image = "memcached:1.6.18";
+  std::string image_pull_policy;  // "" leaves the API server's default
+  int64_t port = 11211;
+  std::optional<Json> resources;  // spec.resources as given; nullopt = derived from memoryMB
+  MemcachedSettings memcached;
+
+  std::map<std::string, std::string> node_selector;
+  std::optional<Json> tolerations;
+  std::optional<Json> affinity;
+  AntiAffinity anti_affinity = AntiAffinity::kSoft;
+  std::optional<Json> topology_spread_constraints;
+  std::string priority_class_name;
+  std::map<std::string, std::string> pod_labels;
+  std::map<std::string, std::string> pod_annotations;
+
+  bool pdb_enabled = true;
+  int64_t pdb_max_unavailable = 1;
+
+  std::string config_map_name;  // resolved: "<name>-endpoints" when unset
+  std::string hashing = "ketama-libmemcached";
+  DrainSettings drain;
+  bool paused = false;
+};
+
+struct ParsedSpec {
+  ClusterSpec spec;
+  // Human-readable problems ("spec.drain.timeoutSeconds (30) must be >= spec.drain.minSeconds
+  // (60)"); empty when the spec is valid.
+  std::vector<std::string> errors;
+};
+
+// Parses and validates the spec of a MemcachedCluster object (the whole object: the name is
+// needed for defaults and for name-length rules).
+ParsedSpec parseClusterSpec(const Json& cluster);
+
+// memcached -I value in bytes ("1m" -> 1048576); nullopt when malformed.
+std::optional<int64_t> itemSizeBytes(const std::string& value);
+
+// The memcached flags the operator sets itself and extraArgs must not repeat.
+const std::vector<std::string>& reservedMemcachedFlags();
+
+}  // namespace mcop::memcached

@@ -1,0 +1,139 @@
+// Status (de)serialization and conditions: see cluster_status.h.
+#include "memcached/cluster_status.h"
+
+namespace mcop::memcached {
+
+const char* memberStateName(MemberState state) {
+  switch (state) {
+    case MemberState::kJoining: return "joining";
+    case MemberState::kActive: return "active";
+    case MemberState::kUnready: return "unready";
+    case MemberState::kDraining: return "draining";
+  }
+  return "joining";
+}
+
+std::optional<MemberState> parseMemberState(const std::string& s) {
+  if (s == "joining") return MemberState::kJoining;
+  if (s == "active") return MemberState::kActive;
+  if (s == "unready") return MemberState::kUnready;
+  if (s == "draining") return MemberState::kDraining;
+  return std::nullopt;
+}
+
+ClusterStatus parseClusterStatus(const Json& cluster) {
+  ClusterStatus s;
+  const Json* st = findPath(cluster, {"status"});
+  if (!st || !st->is_object()) return s;
+  s.observed_generation = intAt(*st, {"observedGeneration"}).value_or(0);
+  s.replicas = intAt(*st, {"replicas"}).value_or(0);
+  s.ready_replicas = intAt(*st, {"readyReplicas"}).value_or(0);
+  s.selector = stringAt(*st, {"selector"});
+  s.config_version = intAt(*st, {"configVersion"}).value_or(0);
+  s.config_map_name = stringAt(*st, {"configMapName"});
+  s.phase = stringAt(*st, {"phase"});
+  if (const Json* members = findPath(*st, {"members"}); members && members->is_array()) {
+    for (const auto& m : members->as_array()) {
+      Member member;
+      member.name = stringAt(m, {"name"});
+      member.ordinal = intAt(m, {"ordinal"}).value_or(0);
+      member.host = stringAt(m, {"host"});
+      member.address = stringAt(m, {"address"});
+      member.state = parseMemberState(stringAt(m, {"state"})).value_or(MemberState::kJoining);
+      member.baseline_connections = intAt(m, {"baselineConnections"});
+      if (!member.name.empty()) s.members.push_back(std::move(member));
+    }
+  }
+  if (const Json* d = findPath(*st, {"drain"}); d && d->is_object()) {
+    DrainStatus drain;
+    drain.target_replicas = intAt(*d, {"targetReplicas"}).value_or(0);
+    if (const Json* names = findPath(*d, {"members"}); names && names->is_array()) {
+      for (const auto& n : names->as_array()) {
+        if (n.is_string()) drain.members.push_back(n.as_string());
+      }
+    }
+    drain.started_at = stringAt(*d, {"startedAt"});
+    drain.published_at = stringAt(*d, {"publishedAt"});
+    drain.outcome = stringAt(*d, {"outcome"});
+    s.drain = std::move(drain);
+  }
+  if (const Json* conds = findPath(*st, {"conditions"}); conds && conds->is_array()) {
+    for (const auto& c : conds->as_array()) {
+      Condition cond;
+      cond.type = stringAt(c, {"type"});
+      cond.status = stringAt(c, {"status"});
+      cond.reason = stringAt(c, {"reason"});
+      cond.message = stringAt(c, {"message"});
+      cond.observed_generation = intAt(c, {"observedGeneration"}).value_or(0);
+      cond.last_transition_time = stringAt(c, {"lastTransitionTime"});
+      if (!cond.type.empty()) s.conditions.push_back(std::move(cond));
+    }
+  }
+  return s;
+}
+
+Json clusterStatusToJson(const ClusterStatus& s) {
+  Json out = Json::object();
+  out["observedGeneration"] = Json::number(s.observed_generation);
+  out["replicas"] = Json::number(s.replicas);
+  out["readyReplicas"] = Json::number(s.ready_replicas);
+  out["selector"] = jsonString(s.selector);
+  out["configVersion"] = Json::number(s.config_version);
+  out["configMapName"] = jsonString(s.config_map_name);
+  out["phase"] = jsonString(s.phase);
+  std::vector<Json> members;
+  for (const auto& m : s.members) {
+    Json j = jsonObject({{"name", jsonString(m.name)},
+                         {"ordinal", Json::number(m.ordinal)},
+                         {"host", jsonString(m.host)},
+                         {"address", jsonString(m.address)},
+                         {"state", jsonString(memberStateName(m.state))}});
+    if (m.baseline_connections) {
+      j["baselineConnections"] = Json::number(*m.baseline_connections);
+    }
+    members.push_back(std::move(j));
+  }
+  out["members"] = jsonArray(std::move(members));
+  if (s.drain) {
+    Json d = jsonObject({{"targetReplicas", Json::number(s.drain->target_replicas)},
+                         {"members", jsonStringArray(s.drain->members)},
+                         {"startedAt", jsonString(s.drain->started_at)}});
+    if (!s.drain->published_at.empty()) d["publishedAt"] = jsonString(s.drain->published_at);
+    if (!s.drain->outcome.empty()) d["outcome"] = jsonString(s.drain->outcome);
+    out["drain"] = d;
+  }
+  std::vector<Json> conds;
+  for (const auto& c : s.conditions) {
+    conds.push_back(jsonObject({{"type", jsonString(c.type)},
+                                {"status", jsonString(c.status)},
+                                {"reason", jsonString(c.reason)},
+                                {"message", jsonString(c.message)},
+                                {"observedGeneration", Json::number(c.observed_generation)},
+                                {"lastTransitionTime", jsonString(c.last_transition_time)}}));
+  }
+  out["conditions"] = jsonArray(std::move(conds));
+  return out;
+}
+
+const Condition* findCondition(const std::vector<Condition>& conditions, const std::string& type) {
+  for (const auto& c : conditions) {
+    if (c.type == type) return &c;
+  }
+  return nullptr;
+}
+
+void setCondition(std::vector<Condition>& conditions, Condition condition,
+                  const std::string& now) {
+  for (auto& c : conditions) {
+    if (c.type != condition.type) continue;
+    condition.last_transition_time =
+        c.status == condition.status && !c.last_transition_time.empty() ? c.last_transition_time
+                                                                        : now;
+    c = std::move(condition);
+    return;
+  }
+  condition.last_transition_time = now;
+  conditions.push_back(std::move(condition));
+}
+
+}  // namespace mcop::memcached

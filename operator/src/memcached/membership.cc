@@ -1,0 +1,171 @@
+// Membership: see membership.h.
+#include "memcached/membership.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include <absl/strings/str_cat.h>
+
+namespace mcop::memcached {
+namespace {
+
+// Container states that mean "this will not become Ready by waiting".
+bool isFailureReason(const std::string& reason) {
+  static const std::set<std::string> reasons = {
+      "CrashLoopBackOff",  "ImagePullBackOff",  "ErrImagePull",
+      "InvalidImageName",  "CreateContainerConfigError", "CreateContainerError",
+      "RunContainerError"};
+  return reasons.count(reason) > 0;
+}
+
+}  // namespace
+
+std::optional<int64_t> ordinalOf(const std::string& cluster, const std::string& pod_name) {
+  if (pod_name.size() <= cluster.size() + 1 || pod_name.compare(0, cluster.size(), cluster) != 0 ||
+      pod_name[cluster.size()] != '-') {
+    return std::nullopt;
+  }
+  const std::string digits = pod_name.substr(cluster.size() + 1);
+  if (digits.empty() || digits.size() > 9 || (digits.size() > 1 && digits[0] == '0')) {
+    return std::nullopt;
+  }
+  int64_t n = 0;
+  for (char c : digits) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+std::string podName(const std::string& cluster, int64_t ordinal) {
+  return absl::StrCat(cluster, "-", ordinal);
+}
+
+std::string memberHost(const std::string& pod, const std::string& cluster, const std::string& ns,
+                       const std::string& domain) {
+  return absl::StrCat(pod, ".", cluster, ".", ns, ".svc.", domain);
+}
+
+std::map<int64_t, PodView> podsByOrdinal(const std::string& cluster,
+                                         const std::vector<Json>& pods) {
+  std::map<int64_t, PodView> out;
+  for (const auto& pod : pods) {
+    PodView v;
+    v.name = stringAt(pod, {"metadata", "name"});
+    auto ordinal = ordinalOf(cluster, v.name);
+    if (!ordinal) continue;
+    v.ordinal = *ordinal;
+    v.terminating = findPath(pod, {"metadata", "deletionTimestamp"}) != nullptr &&
+                    !findPath(pod, {"metadata", "deletionTimestamp"})->is_null();
+    v.ip = stringAt(pod, {"status", "podIP"});
+    if (const Json* conds = findPath(pod, {"status", "conditions"}); conds && conds->is_array()) {
+      for (const auto& c : conds->as_array()) {
+        if (stringAt(c, {"type"}) == "Ready") v.ready = stringAt(c, {"status"}) == "True";
+      }
+    }
+    if (v.terminating) v.ready = false;
+    if (const Json* cs = findPath(pod, {"status", "containerStatuses"}); cs && cs->is_array()) {
+      for (const auto& c : cs->as_array()) {
+        const std::string reason = stringAt(c, {"state", "waiting", "reason"});
+        if (isFailureReason(reason)) v.failure = reason;
+      }
+    }
+    out[v.ordinal] = std::move(v);
+  }
+  return out;
+}
+
+MembershipResult planMembers(
+    const MembershipInput& input,
+    const std::function<absl::StatusOr<int64_t>(const PodView&)>& measure) {
+  MembershipResult result;
+  std::map<std::string, const Member*> previous;
+  for (const auto& m : input.previous) previous[m.name] = &m;
+
+  auto base = [&](int64_t ordinal) {
+    Member m;
+    m.ordinal = ordinal;
+    m.name = podName(input.cluster, ordinal);
+    m.host = memberHost(m.name, input.cluster, input.ns, input.domain);
+    if (auto it = previous.find(m.name); it != previous.end()) {
+      m.address = it->second->address;
+      m.baseline_connections = it->second->baseline_connections;
+      m.state = it->second->state;
+    }
+    if (auto it = input.pods.find(ordinal); it != input.pods.end() && !it->second.ip.empty() &&
+                                           !it->second.terminating) {
+      m.address = it->second.ip;
+    }
+    return m;
+  };
+
+  for (int64_t ordinal = 0; ordinal < input.ring_size; ++ordinal) {
+    Member m = base(ordinal);
+    auto pod = input.pods.find(ordinal);
+    const bool ready = pod != input.pods.end() && pod->second.ready && !pod->second.ip.empty();
+    auto prev = previous.find(m.name);
+    const bool was_published = prev != previous.end() && isPublished(prev->second->state);
+    // A member coming back from a cancelled drain was published before: it keeps its baseline
+    // and rejoins as soon as it is Ready, without a new (client-inflated) measurement.
+    const bool returning = prev != previous.end() &&
+                           prev->second->state == MemberState::kDraining &&
+                           prev->second->baseline_connections.has_value();
+    if (was_published) {
+      m.state = ready ? MemberState::kActive : MemberState::kUnready;
+    } else if (ready && (returning || m.baseline_connections.has_value())) {
+      m.state = MemberState::kActive;
+      result.joined.push_back(m.name);
+    } else if (ready) {
+      auto conns = measure(pod->second);
+      if (conns.ok()) {
+        m.baseline_connections = *conns;
+        m.state = MemberState::kActive;
+        result.joined.push_back(m.name);
+      } else {
+        m.state = MemberState::kJoining;
+        result.measure_failures.push_back(
+            absl::StrCat(m.name, ": ", conns.status().message()));
+      }
+    } else {
+      m.state = MemberState::kJoining;
+    }
+    result.members.push_back(std::move(m));
+  }
+  std::vector<int64_t> draining;
+  for (const auto& name : input.draining) {
+    if (auto ordinal = ordinalOf(input.cluster, name); ordinal && *ordinal >= input.ring_size) {
+      draining.push_back(*ordinal);
+    }
+  }
+  std::sort(draining.begin(), draining.end());
+  draining.erase(std::unique(draining.begin(), draining.end()), draining.end());
+  for (int64_t ordinal : draining) {
+    Member m = base(ordinal);
+    m.state = MemberState::kDraining;
+    result.members.push_back(std::move(m));
+  }
+  return result;
+}
+
+std::vector<PublishedServer> publishedServers(const std::vector<Member>& members, int64_t port) {
+  std::vector<const Member*> ring;
+  for (const auto& m : members) {
+    if (isPublished(m.state)) ring.push_back(&m);
+  }
+  std::sort(ring.begin(), ring.end(),
+            [](const Member* a, const Member* b) { return a->ordinal < b->ordinal; });
+  std::vector<PublishedServer> out;
+  for (const Member* m : ring) {
+    PublishedServer s;
+    s.name = m->name;
+    s.host = m->host;
+    s.address = m->address;
+    s.port = port;
+    s.weight = 1;
+    s.state = memberStateName(m->state);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace mcop::memcached

@@ -1,0 +1,568 @@
+// ClusterReconciler against the in-memory API: children, membership, the drain state machine
+// (with a FakeClock and a fake connection counter), restarts, paused, steady state, conflicts.
+// The test plays the StatefulSet controller and the kubelet itself (runPods), seeding pods
+// without counting them as operator writes.
+#include "memcached/cluster_reconciler.h"
+
+#include <map>
+#include <mutex>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "kube/event_recorder.h"
+#include "kube/fake_api_client.h"
+#include "kube/memory_store.h"
+#include "memcached/cluster_status.h"
+#include "memcached/endpoints_config.h"
+#include "memcached/json_util.h"
+#include "util/clock.h"
+
+namespace mcop::memcached {
+namespace {
+
+using kube::FakeApiClient;
+using kube::Verb;
+namespace res = kube::resources;
+using std::chrono::seconds;
+
+class FakeConnectionCounter : public ConnectionCounter {
+ public:
+  absl::StatusOr<int64_t> currentConnections(const std::string& address, int port) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (failing_.count(address)) return absl::UnavailableError("connect refused " + address);
+    auto it = conns_.find(address);
+    return it == conns_.end() ? kBaseline : it->second;
+  }
+  void set(const std::string& address, int64_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    conns_[address] = n;
+  }
+  void fail(const std::string& address, bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (on) {
+      failing_.insert(address);
+    } else {
+      failing_.erase(address);
+    }
+  }
+  int calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  // Listeners plus the measuring connection, as a fresh memcached reports it.
+  static constexpr int64_t kBaseline = 3;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, int64_t> conns_;
+  std::set<std::string> failing_;
+  int calls_ = 0;
+};
+
+std::string podIp(int ordinal) { return "127.0.10." + std::to_string(ordinal + 1); }
+
+class ClusterReconcilerTest : public testing::Test {
+ protected:
+  ClusterReconcilerTest() { newReconciler(); }
+
+  // A fresh reconciler on the same API: what an operator restart looks like.
+  void newReconciler() {
+    ClusterStores stores{&clusters_, &stateful_sets_, &services_, &config_maps_, &pdbs_, &pods_};
+    reconciler_ = std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_);
+  }
+
+  void syncStore(kube::MemoryStore& store, const kube::ResourceType& type) {
+    store.clear();
+    auto list = api_->list(type, "", {});
+    ASSERT_TRUE(list.ok());
+    for (const auto& item : list->items) store.upsert(item);
+  }
+  void sync() {
+    syncStore(clusters_, res::kMemcachedCluster);
+    syncStore(stateful_sets_, res::kStatefulSet);
+    syncStore(services_, res::kService);
+    syncStore(config_maps_, res::kConfigMap);
+    syncStore(pdbs_, res::kPodDisruptionBudget);
+    syncStore(pods_, res::kPod);
+  }
+
+  controller::Result reconcile() {
+    sync();
+    auto result = reconciler_->reconcile({"shop", "sessions"});
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : controller::Result{};
+  }
+
+  void createCluster(const std::string& spec) {
+    api_->seed(res::kMemcachedCluster,
+               Json::parse(R"({"apiVersion":"memcached.operator.io/v1alpha1",
+                 "kind":"MemcachedCluster","metadata":{"name":"sessions","namespace":"shop"},
+                 "spec":)" + spec + "}"));
+  }
+  void patchSpec(const std::string& patch) {
+    auto r = api_->patch(res::kMemcachedCluster, "shop", "sessions", kube::PatchType::kMerge,
+                         Json::parse(R"({"spec":)" + patch + "}"), {});
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+
+  Json pod(int ordinal, bool ready) {
+    const std::string name = "sessions-" + std::to_string(ordinal);
+    return Json::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":")" + name +
+                       R"(","namespace":"shop","labels":{"app.kubernetes.io/name":"memcached",
+        "app.kubernetes.io/instance":"sessions","memcached.operator.io/cluster":"sessions"}},
+        "status":{"podIP":")" + podIp(ordinal) + R"(","conditions":[{"type":"Ready","status":")" +
+                       (ready ? "True" : "False") + R"("}]}})");
+  }
+  void setPodReady(int ordinal, bool ready) { api_->seed(res::kPod, pod(ordinal, ready)); }
+  bool podExists(int ordinal) {
+    return api_->peek(res::kPod, "shop", "sessions-" + std::to_string(ordinal)).has_value();
+  }
+
+  // The StatefulSet controller and kubelet: pods 0..replicas-1 exist and are Ready.
+  void runPods() {
+    const int64_t replicas = stsReplicas();
+    for (int i = 0; i < 16; ++i) {
+      if (i < replicas && !podExists(i)) api_->seed(res::kPod, pod(i, true));
+      if (i >= replicas && podExists(i)) {
+        ASSERT_TRUE(api_->remove(res::kPod, "shop", "sessions-" + std::to_string(i), {}).ok());
+      }
+    }
+  }
+
+  // Reconcile and run pods until nothing changes (bounded).
+  void converge() {
+    for (int i = 0; i < 10; ++i) {
+      api_->resetCounters();
+      reconcile();
+      runPods();
+      if (api_->writeCount() == 0) return;
+    }
+    FAIL() << "did not converge";
+  }
+
+  Json cluster() { return *api_->peek(res::kMemcachedCluster, "shop", "sessions"); }
+  ClusterStatus status() { return parseClusterStatus(cluster()); }
+  int64_t stsReplicas() {
+    auto sts = api_->peek(res::kStatefulSet, "shop", "sessions");
+    return sts ? intAt(*sts, {"spec", "replicas"}).value_or(-1) : -1;
+  }
+  std::optional<Json> configMap() {
+    return api_->peek(res::kConfigMap, "shop", "sessions-endpoints");
+  }
+  std::vector<std::string> published() {
+    auto cm = configMap();
+    if (!cm) return {};
+    return publishedServerNames(*cm).value_or(std::vector<std::string>{"<unreadable>"});
+  }
+  int64_t version() {
+    auto cm = configMap();
+    return cm ? publishedVersion(*cm).value_or(-1) : -1;
+  }
+  const Condition* condition(const ClusterStatus& s, const std::string& type) {
+    return findCondition(s.conditions, type);
+  }
+  int eventCount(const std::string& reason) {
+    return static_cast<int>(events_.withReason(reason).size());
+  }
+  int statusWrites() {
+    int n = 0;
+    for (const auto& a : api_->actions()) {
+      if (kube::isWrite(a.verb) && a.subresource == "status") ++n;
+    }
+    return n;
+  }
+
+  // A cluster of `n` Ready, published members with a short drain.
+  void startCluster(int n, const std::string& drain = R"({"minSeconds":60,"timeoutSeconds":600})") {
+    createCluster(R"({"replicas":)" + std::to_string(n) + R"(,"drain":)" + drain + "}");
+    converge();
+    ASSERT_EQ(published().size(), static_cast<size_t>(n));
+  }
+
+  util::FakeClock clock_;
+  std::shared_ptr<FakeApiClient> api_ = std::make_shared<FakeApiClient>(&clock_);
+  kube::MemoryStore clusters_, stateful_sets_, services_, config_maps_, pdbs_, pods_;
+  kube::RecordingEventRecorder events_;
+  std::shared_ptr<FakeConnectionCounter> counter_ = std::make_shared<FakeConnectionCounter>();
+  std::unique_ptr<ClusterReconciler> reconciler_;
+};
+
+TEST_F(ClusterReconcilerTest, CreatesChildrenAndPublishesReadyPodsInOrdinalOrder) {
+  createCluster(R"({"replicas":2})");
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_TRUE(api_->peek(res::kService, "shop", "sessions").has_value());
+  EXPECT_TRUE(api_->peek(res::kService, "shop", "sessions-client").has_value());
+  EXPECT_TRUE(api_->peek(res::kPodDisruptionBudget, "shop", "sessions").has_value());
+  EXPECT_EQ(version(), 1);
+  EXPECT_TRUE(published().empty());
+  EXPECT_EQ(status().phase, "Progressing");
+
+  runPods();
+  reconcile();
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_EQ(version(), 2);
+  ClusterStatus s = status();
+  EXPECT_EQ(s.config_version, 2);
+  EXPECT_EQ(s.replicas, 2);
+  EXPECT_EQ(s.ready_replicas, 2);
+  EXPECT_EQ(s.phase, "Available");
+  EXPECT_EQ(s.selector,
+            "app.kubernetes.io/instance=sessions,app.kubernetes.io/name=memcached,"
+            "memcached.operator.io/cluster=sessions");
+  ASSERT_EQ(s.members.size(), 2u);
+  EXPECT_EQ(s.members[0].state, MemberState::kActive);
+  EXPECT_EQ(s.members[1].baseline_connections, FakeConnectionCounter::kBaseline);
+  EXPECT_EQ(s.members[1].address, podIp(1));
+  EXPECT_EQ(s.members[1].host, "sessions-1.sessions.shop.svc.cluster.local");
+  EXPECT_EQ(condition(s, kConditionAvailable)->status, "True");
+  EXPECT_EQ(condition(s, kConditionProgressing)->status, "False");
+  EXPECT_EQ(condition(s, kConditionDegraded)->status, "False");
+  EXPECT_EQ(condition(s, kConditionAvailable)->observed_generation, 1);
+  EXPECT_GE(eventCount("EndpointsPublished"), 2);
+}
+
+TEST_F(ClusterReconcilerTest, SteadyStateMakesNoWrites) {
+  startCluster(3);
+  api_->resetCounters();
+  for (int i = 0; i < 3; ++i) reconcile();
+  EXPECT_EQ(api_->writeCount(), 0);
+  // A restarted operator agrees: still nothing to write.
+  newReconciler();
+  reconcile();
+  EXPECT_EQ(api_->writeCount(), 0);
+}
+
+TEST_F(ClusterReconcilerTest, ScaleUpJoinsNewPodWhenReady) {
+  startCluster(2);
+  const int64_t v = version();
+  patchSpec(R"({"replicas":3})");
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 3);
+  EXPECT_EQ(version(), v);  // nothing new to publish until the pod is Ready
+  EXPECT_EQ(condition(status(), kConditionProgressing)->reason, "ScalingUp");
+  EXPECT_EQ(eventCount("ScalingUp"), 2);  // creation and this scale
+  api_->seed(res::kPod, pod(2, false));
+  reconcile();
+  EXPECT_EQ(published().size(), 2u);
+  setPodReady(2, true);
+  reconcile();
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
+  EXPECT_EQ(version(), v + 1);
+}
+
+TEST_F(ClusterReconcilerTest, UnreadyMemberKeepsItsPlace) {
+  startCluster(3);
+  const int64_t v = version();
+  setPodReady(1, false);
+  reconcile();
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
+  EXPECT_EQ(version(), v + 1);  // the state changed, the ring did not
+  EXPECT_NE(configMap()->at("data").at(kEndpointsJsonKey).as_string().find("\"unready\""),
+            std::string::npos);
+  ClusterStatus s = status();
+  EXPECT_EQ(s.members[1].state, MemberState::kUnready);
+  EXPECT_EQ(condition(s, kConditionAvailable)->status, "False");
+  EXPECT_EQ(condition(s, kConditionAvailable)->reason, "MembersUnready");
+  setPodReady(1, true);
+  reconcile();
+  EXPECT_EQ(status().members[1].state, MemberState::kActive);
+  EXPECT_EQ(version(), v + 2);
+}
+
+TEST_F(ClusterReconcilerTest, BaselineIsMeasuredBeforePublishing) {
+  createCluster(R"({"replicas":1})");
+  reconcile();
+  counter_->fail(podIp(0), true);
+  runPods();
+  auto result = reconcile();
+  EXPECT_TRUE(published().empty());
+  EXPECT_TRUE(result.requeue_after.has_value());
+  EXPECT_EQ(status().members[0].state, MemberState::kJoining);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->reason, "StatsUnavailable");
+  counter_->fail(podIp(0), false);
+  counter_->set(podIp(0), 5);
+  reconcile();
+  EXPECT_EQ(published(), std::vector<std::string>{"sessions-0"});
+  EXPECT_EQ(status().members[0].baseline_connections, 5);
+}
+
+TEST_F(ClusterReconcilerTest, ScaleDownDrainsBeforeDeleting) {
+  startCluster(3);
+  const int64_t v = version();
+  patchSpec(R"({"replicas":2})");
+  auto result = reconcile();
+  // Recorded first, then unpublished; the StatefulSet keeps its 3 replicas.
+  ClusterStatus s = status();
+  ASSERT_TRUE(s.drain.has_value());
+  EXPECT_EQ(s.drain->target_replicas, 2);
+  EXPECT_EQ(s.drain->members, std::vector<std::string>{"sessions-2"});
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_EQ(version(), v + 1);
+  EXPECT_EQ(stsReplicas(), 3);
+  EXPECT_EQ(s.members[2].state, MemberState::kDraining);
+  EXPECT_EQ(eventCount("DrainStarted"), 1);
+  ASSERT_TRUE(result.requeue_after.has_value());
+  EXPECT_LE(*result.requeue_after, std::chrono::milliseconds(2000));
+  EXPECT_TRUE(s.drain->published_at.empty());
+
+  // The informer delivers the new ConfigMap: the drain clock starts.
+  reconcile();
+  EXPECT_EQ(status().drain->published_at, status().drain->started_at);
+
+  // Before minSeconds nothing moves, even with no clients left.
+  clock_.advance(seconds(30));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 3);
+
+  // After minSeconds, clients still connected: keep waiting.
+  counter_->set(podIp(2), FakeConnectionCounter::kBaseline + 2);
+  clock_.advance(seconds(31));
+  result = reconcile();
+  EXPECT_EQ(stsReplicas(), 3);
+  EXPECT_EQ(condition(status(), kConditionProgressing)->reason, "Draining");
+  EXPECT_NE(condition(status(), kConditionProgressing)->message.find("2 client connections"),
+            std::string::npos);
+
+  // Clients gone: decided, then lowered.
+  counter_->set(podIp(2), FakeConnectionCounter::kBaseline);
+  clock_.advance(seconds(2));
+  reconcile();
+  EXPECT_EQ(status().drain->outcome, kDrainOutcomeDrained);
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_EQ(eventCount("DrainCompleted"), 1);
+  EXPECT_EQ(version(), v + 1);
+
+  // The pod terminates; the drain record is cleared, nothing new to publish.
+  runPods();
+  reconcile();
+  s = status();
+  EXPECT_FALSE(s.drain.has_value());
+  EXPECT_EQ(s.members.size(), 2u);
+  EXPECT_EQ(version(), v + 1);
+  EXPECT_EQ(s.phase, "Available");
+}
+
+TEST_F(ClusterReconcilerTest, DrainThresholdAllowsSomeConnections) {
+  startCluster(2, R"({"minSeconds":0,"timeoutSeconds":600,"connectionThreshold":2})");
+  patchSpec(R"({"replicas":1})");
+  reconcile();
+  counter_->set(podIp(1), FakeConnectionCounter::kBaseline + 2);
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 1);
+}
+
+TEST_F(ClusterReconcilerTest, DrainTimeoutScalesDownWithWarning) {
+  startCluster(3, R"({"minSeconds":10,"timeoutSeconds":60})");
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  counter_->set(podIp(2), 100);
+  clock_.advance(seconds(59));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 3);
+  clock_.advance(seconds(1));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+  auto warnings = events_.withReason("DrainTimeout");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].severity, kube::EventSeverity::kWarning);
+  EXPECT_NE(warnings[0].message.find("sessions-2 (97 client connections)"), std::string::npos);
+  ClusterStatus s = status();
+  EXPECT_EQ(s.drain->outcome, kDrainOutcomeTimedOut);
+  EXPECT_EQ(condition(s, kConditionDegraded)->reason, "DrainTimeout");
+  // The reason stays visible after the drain finished, until the spec changes.
+  runPods();
+  reconcile();
+  s = status();
+  EXPECT_FALSE(s.drain.has_value());
+  EXPECT_EQ(condition(s, kConditionDegraded)->reason, "DrainTimeout");
+  EXPECT_EQ(events_.withReason("DrainTimeout").size(), 1u);
+  patchSpec(R"({"replicas":2,"image":"memcached:1.6.19"})");
+  reconcile();
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+}
+
+TEST_F(ClusterReconcilerTest, RestartMidDrainResumesFromStatus) {
+  startCluster(3);
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  const std::string started = status().drain->published_at;
+  clock_.advance(seconds(40));
+  // The operator dies and comes back: the drain clock is the one recorded in status.
+  newReconciler();
+  reconcile();
+  EXPECT_EQ(status().drain->published_at, started);
+  EXPECT_EQ(stsReplicas(), 3);
+  clock_.advance(seconds(21));
+  newReconciler();
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_EQ(eventCount("DrainStarted"), 1);
+}
+
+TEST_F(ClusterReconcilerTest, NeverShrinksWhileAnOutgoingPodIsPublished) {
+  startCluster(3, R"({"minSeconds":0,"timeoutSeconds":0})");
+  const Json old_cm = *configMap();
+  patchSpec(R"({"replicas":2})");
+
+  // The ConfigMap write fails: the drain is recorded, the StatefulSet untouched.
+  api_->failNext(Verb::kPatch, res::kConfigMap, absl::UnavailableError("etcd timeout"));
+  sync();
+  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}).ok());
+  EXPECT_EQ(eventCount("ReconcileError"), 1);
+  EXPECT_TRUE(status().drain.has_value());
+  EXPECT_EQ(stsReplicas(), 3);
+
+  reconcile();  // publishes the list without sessions-2
+  const Json new_cm = *configMap();
+  ASSERT_EQ(published().size(), 2u);
+
+  // Someone puts the old list back, and our cache has not seen it yet: the drain is decided,
+  // but the live ConfigMap still lists sessions-2, so the StatefulSet must not shrink.
+  api_->seed(res::kConfigMap, old_cm);
+  sync();
+  config_maps_.upsert(new_cm);
+  auto r = reconciler_->reconcile({"shop", "sessions"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(status().drain->outcome, kDrainOutcomeDrained);
+  EXPECT_EQ(stsReplicas(), 3);
+  EXPECT_TRUE(r->requeue_after.has_value());
+
+  // With a fresh cache the list is republished, then the StatefulSet shrinks.
+  reconcile();
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_EQ(stsReplicas(), 2);
+}
+
+TEST_F(ClusterReconcilerTest, ScalingBackUpCancelsTheDrain) {
+  startCluster(3);
+  const int64_t v = version();
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  EXPECT_EQ(published().size(), 2u);
+  const int before = counter_->calls();
+  patchSpec(R"({"replicas":3})");
+  reconcile();
+  ClusterStatus s = status();
+  EXPECT_FALSE(s.drain.has_value());
+  EXPECT_EQ(published().size(), 3u);
+  EXPECT_EQ(version(), v + 2);
+  EXPECT_EQ(stsReplicas(), 3);
+  EXPECT_EQ(s.members[2].state, MemberState::kActive);
+  // The returning member keeps its baseline: no measurement with clients attached.
+  EXPECT_EQ(counter_->calls(), before);
+  EXPECT_EQ(eventCount("DrainCancelled"), 1);
+}
+
+TEST_F(ClusterReconcilerTest, DeeperScaleDownRetargetsAndRestartsTheClock) {
+  startCluster(4);
+  patchSpec(R"({"replicas":3})");
+  reconcile();
+  reconcile();
+  clock_.advance(seconds(50));
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  EXPECT_TRUE(status().drain->published_at.empty());
+  reconcile();
+  ClusterStatus s = status();
+  EXPECT_EQ(s.drain->target_replicas, 2);
+  EXPECT_EQ(s.drain->members, (std::vector<std::string>{"sessions-2", "sessions-3"}));
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  clock_.advance(seconds(20));  // 70 s after the first start, 20 s after the second
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 4);
+  clock_.advance(seconds(41));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+}
+
+TEST_F(ClusterReconcilerTest, PausedWritesOnlyStatus) {
+  startCluster(2);
+  patchSpec(R"({"paused":true,"replicas":3,"image":"memcached:1.6.21"})");
+  api_->resetCounters();
+  reconcile();
+  EXPECT_EQ(api_->writeCount(), 1);
+  EXPECT_EQ(statusWrites(), 1);
+  EXPECT_EQ(stsReplicas(), 2);
+  ClusterStatus s = status();
+  EXPECT_EQ(s.phase, "Paused");
+  EXPECT_EQ(condition(s, kConditionProgressing)->reason, "Paused");
+  // Observing continues (a pod goes unready), still without touching children.
+  setPodReady(0, false);
+  api_->resetCounters();
+  reconcile();
+  EXPECT_EQ(api_->writeCount(), statusWrites());
+  EXPECT_EQ(status().ready_replicas, 1);
+  patchSpec(R"({"paused":false})");
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 3);
+}
+
+TEST_F(ClusterReconcilerTest, InvalidSpecIsReportedNotRetried) {
+  createCluster(R"({"replicas":2,"drain":{"minSeconds":60,"timeoutSeconds":30}})");
+  api_->resetCounters();
+  auto result = reconcile();
+  EXPECT_FALSE(result.requeue_after.has_value());
+  EXPECT_EQ(api_->writeCount(), 1);  // status only
+  ClusterStatus s = status();
+  EXPECT_EQ(condition(s, kConditionDegraded)->reason, "InvalidSpec");
+  EXPECT_NE(condition(s, kConditionDegraded)->message.find("must be >= spec.drain.minSeconds"),
+            std::string::npos);
+  EXPECT_EQ(eventCount("InvalidSpec"), 1);
+  api_->resetCounters();
+  reconcile();
+  EXPECT_EQ(api_->writeCount(), 0);
+  EXPECT_EQ(eventCount("InvalidSpec"), 1);
+}
+
+TEST_F(ClusterReconcilerTest, ApplyConflictIsRetried) {
+  createCluster(R"({"replicas":2})");
+  api_->failNext(Verb::kPatch, res::kStatefulSet, absl::AbortedError("conflict"), 2);
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+}
+
+TEST_F(ClusterReconcilerTest, StaleStatusConflictRequeuesWithoutActing) {
+  startCluster(2);
+  patchSpec(R"({"replicas":1})");
+  api_->failNext(Verb::kUpdate, res::kMemcachedCluster, absl::AbortedError("conflict"));
+  const int64_t v = version();
+  auto result = reconcile();
+  ASSERT_TRUE(result.requeue_after.has_value());
+  EXPECT_EQ(version(), v);  // nothing published on a decision that was not recorded
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+}
+
+TEST_F(ClusterReconcilerTest, DisablingThePdbDeletesIt) {
+  startCluster(2);
+  patchSpec(R"({"podDisruptionBudget":{"enabled":false}})");
+  reconcile();
+  EXPECT_FALSE(api_->peek(res::kPodDisruptionBudget, "shop", "sessions").has_value());
+}
+
+TEST_F(ClusterReconcilerTest, DeletedClusterIsANoOp) {
+  auto result = reconcile();
+  EXPECT_FALSE(result.requeue_after.has_value());
+  EXPECT_EQ(api_->writeCount(), 0);
+}
+
+TEST_F(ClusterReconcilerTest, ConditionTransitionTimeMovesOnlyOnFlip) {
+  startCluster(2);
+  const std::string t0 = condition(status(), kConditionAvailable)->last_transition_time;
+  clock_.advance(seconds(10));
+  setPodReady(1, false);
+  reconcile();
+  const std::string t1 = condition(status(), kConditionAvailable)->last_transition_time;
+  EXPECT_NE(t0, t1);
+  clock_.advance(seconds(10));
+  setPodReady(0, false);  // still False, different message
+  reconcile();
+  EXPECT_EQ(condition(status(), kConditionAvailable)->last_transition_time, t1);
+}
+
+}  // namespace
+}  // namespace mcop::memcached

@@ -1,0 +1,122 @@
+// Spec defaults and validation (the C++ twin of the CRD's schema and CEL rules).
+#include "memcached/cluster_spec.h"
+
+#include <gtest/gtest.h>
+
+namespace mcop::memcached {
+namespace {
+
+Json cluster(const std::string& spec, const std::string& name = "sessions") {
+  return Json::parse(R"({"metadata":{"name":")" + name + R"(","namespace":"shop"},"spec":)" +
+                     spec + "}");
+}
+
+std::string joined(const std::vector<std::string>& errors) {
+  std::string out;
+  for (const auto& e : errors) out += e + "\n";
+  return out;
+}
+
+TEST(ClusterSpecTest, DefaultsMatchTheCrd) {
+  ParsedSpec p = parseClusterSpec(cluster("{}"));
+  ASSERT_TRUE(p.errors.empty()) << joined(p.errors);
+  const ClusterSpec& s = p.spec;
+  EXPECT_EQ(s.replicas, 3);
+  EXPECT_EQ(s.image, "memcached:1.6.18");
+  EXPECT_EQ(s.port, 11211);
+  EXPECT_EQ(s.memcached.memory_mb, 64);
+  EXPECT_EQ(s.memcached.max_connections, 1024);
+  EXPECT_EQ(s.memcached.threads, 4);
+  EXPECT_EQ(s.memcached.max_item_size, "1m");
+  EXPECT_EQ(s.drain.min_seconds, 60);
+  EXPECT_EQ(s.drain.timeout_seconds, 600);
+  EXPECT_EQ(s.drain.connection_threshold, 0);
+  EXPECT_EQ(s.hashing, "ketama-libmemcached");
+  EXPECT_EQ(s.config_map_name, "sessions-endpoints");
+  EXPECT_TRUE(s.pdb_enabled);
+  EXPECT_EQ(s.pdb_max_unavailable, 1);
+  EXPECT_EQ(s.anti_affinity, AntiAffinity::kSoft);
+  EXPECT_FALSE(s.paused);
+}
+
+TEST(ClusterSpecTest, ReadsEveryField) {
+  ParsedSpec p = parseClusterSpec(cluster(R"({
+    "replicas": 5, "image": "memcached:1.6.21", "port": 11300, "paused": true,
+    "memcached": {"memoryMB": 256, "maxConnections": 4096, "threads": 8, "maxItemSize": "2m",
+                  "extraArgs": ["-o", "modern"]},
+    "antiAffinity": "hard", "nodeSelector": {"pool": "cache"},
+    "podDisruptionBudget": {"enabled": false, "maxUnavailable": 2},
+    "clientConfig": {"configMapName": "cache-ring", "hashing": "ketama-libketama"},
+    "drain": {"minSeconds": 5, "timeoutSeconds": 30, "connectionThreshold": 2}})"));
+  ASSERT_TRUE(p.errors.empty()) << joined(p.errors);
+  EXPECT_EQ(p.spec.replicas, 5);
+  EXPECT_EQ(p.spec.port, 11300);
+  EXPECT_TRUE(p.spec.paused);
+  EXPECT_EQ(p.spec.memcached.extra_args, (std::vector<std::string>{"-o", "modern"}));
+  EXPECT_EQ(p.spec.anti_affinity, AntiAffinity::kHard);
+  EXPECT_EQ(p.spec.node_selector.at("pool"), "cache");
+  EXPECT_FALSE(p.spec.pdb_enabled);
+  EXPECT_EQ(p.spec.config_map_name, "cache-ring");
+  EXPECT_EQ(p.spec.hashing, "ketama-libketama");
+  EXPECT_EQ(p.spec.drain.connection_threshold, 2);
+}
+
+struct BadSpec {
+  const char* spec;
+  const char* message_part;
+};
+
+class InvalidSpecTest : public testing::TestWithParam<BadSpec> {};
+
+TEST_P(InvalidSpecTest, IsReportedWithAClearMessage) {
+  ParsedSpec p = parseClusterSpec(cluster(GetParam().spec));
+  ASSERT_FALSE(p.errors.empty());
+  EXPECT_NE(joined(p.errors).find(GetParam().message_part), std::string::npos)
+      << joined(p.errors);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rules, InvalidSpecTest,
+    testing::Values(
+        BadSpec{R"({"drain":{"minSeconds":60,"timeoutSeconds":30}})",
+                "spec.drain.timeoutSeconds (30) must be >= spec.drain.minSeconds (60)"},
+        BadSpec{R"({"memcached":{"extraArgs":["-m","128"]}})",
+                "spec.memcached.extraArgs must not set -m"},
+        BadSpec{R"({"memcached":{"extraArgs":["-p11212"]}})",
+                "spec.memcached.extraArgs must not set -p"},
+        BadSpec{R"({"memcached":{"extraArgs":["--port=1"]}})",
+                "spec.memcached.extraArgs must not set --port"},
+        BadSpec{R"({"memcached":{"maxItemSize":"64m","memoryMB":64}})",
+                "at most half of spec.memcached.memoryMB"},
+        BadSpec{R"({"memcached":{"maxItemSize":"1g"}})", "spec.memcached.maxItemSize \"1g\""},
+        BadSpec{R"({"replicas":-1})", "spec.replicas (-1) must be between 0 and 1000"},
+        BadSpec{R"({"replicas":"3"})", "spec.replicas must be an integer"},
+        BadSpec{R"({"port":70000})", "spec.port (70000) must be between 1 and 65535"},
+        BadSpec{R"({"antiAffinity":"sometimes"})", "must be soft or hard"},
+        BadSpec{R"({"clientConfig":{"configMapName":"Not_A_Name"}})",
+                "must be a DNS subdomain name"},
+        BadSpec{R"({"clientConfig":{"hashing":"modula"}})",
+                "must be ketama-libmemcached or ketama-libketama"}));
+
+TEST(ClusterSpecTest, LongNamesAreRejected) {
+  ParsedSpec p = parseClusterSpec(cluster("{}", std::string(53, 'a')));
+  ASSERT_FALSE(p.errors.empty());
+  EXPECT_NE(p.errors[0].find("at most 52 characters"), std::string::npos);
+}
+
+TEST(ClusterSpecTest, LongFlagsThatMerelyStartLikeShortOnesAreAllowed) {
+  ParsedSpec p = parseClusterSpec(cluster(R"({"memcached":{"extraArgs":["--lock-memory",
+      "-o", "slab_reassign,lru_crawler", "-vv"]}})"));
+  EXPECT_TRUE(p.errors.empty()) << joined(p.errors);
+}
+
+TEST(ItemSizeTest, Units) {
+  EXPECT_EQ(*itemSizeBytes("1m"), 1048576);
+  EXPECT_EQ(*itemSizeBytes("512k"), 524288);
+  EXPECT_EQ(*itemSizeBytes("2048"), 2048);
+  EXPECT_FALSE(itemSizeBytes("m").has_value());
+  EXPECT_FALSE(itemSizeBytes("1.5m").has_value());
+}
+
+}  // namespace
+}  // namespace mcop::memcached

@@ -1,0 +1,144 @@
+// Endpoints ConfigMap rendering: exact bytes, ordering, version decisions, and that the
+// libmemcached.conf we publish is accepted by libmemcached's own parser.
+#include "memcached/endpoints_config.h"
+
+#include <cstring>
+
+#include <gtest/gtest.h>
+#include <libmemcached/memcached.h>
+
+namespace mcop::memcached {
+namespace {
+
+EndpointsContent twoServers() {
+  EndpointsContent c;
+  c.cluster = "shop/sessions";
+  c.hashing = "ketama-libmemcached";
+  c.servers = {
+      {"sessions-0", "sessions-0.sessions.shop.svc.cluster.local", "10.4.1.17", 11211, 1,
+       "active"},
+      {"sessions-1", "sessions-1.sessions.shop.svc.cluster.local", "10.4.2.9", 11211, 1,
+       "unready"},
+  };
+  return c;
+}
+
+TEST(EndpointsConfigTest, EndpointsJsonExactBytes) {
+  EXPECT_EQ(renderEndpointsJson(twoServers(), 7),
+            R"({
+  "schema": "memcached.operator.io/endpoints/v1",
+  "cluster": "shop/sessions",
+  "version": 7,
+  "hashing": "ketama-libmemcached",
+  "servers": [
+    {"name": "sessions-0", "host": "sessions-0.sessions.shop.svc.cluster.local", "address": "10.4.1.17", "port": 11211, "weight": 1, "state": "active"},
+    {"name": "sessions-1", "host": "sessions-1.sessions.shop.svc.cluster.local", "address": "10.4.2.9", "port": 11211, "weight": 1, "state": "unready"}
+  ],
+  "previous": null
+}
+)");
+}
+
+TEST(EndpointsConfigTest, EndpointsJsonIsValidJson) {
+  Json parsed = Json::parse(renderEndpointsJson(twoServers(), 3));
+  EXPECT_EQ(parsed.at("version").as_integer(), 3);
+  EXPECT_EQ(parsed.at("servers").size(), 2u);
+  EXPECT_TRUE(parsed.at("previous").is_null());
+  EndpointsContent empty = twoServers();
+  empty.servers.clear();
+  Json parsed_empty = Json::parse(renderEndpointsJson(empty, 1));
+  EXPECT_EQ(parsed_empty.at("servers").size(), 0u);
+}
+
+TEST(EndpointsConfigTest, ServersList) {
+  EXPECT_EQ(renderServersList(twoServers()),
+            "sessions-0.sessions.shop.svc.cluster.local:11211\n"
+            "sessions-1.sessions.shop.svc.cluster.local:11211\n");
+}
+
+TEST(EndpointsConfigTest, LibmemcachedConfParsesWithLibmemcached) {
+  for (size_t n : {0u, 1u, 2u}) {
+    EndpointsContent c = twoServers();
+    c.servers.resize(n);
+    const std::string conf = renderLibmemcachedConf(c);
+    EXPECT_NE(conf.find("MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED"), std::string::npos);
+    char err[512] = {0};
+    memcached_return_t rc =
+        libmemcached_check_configuration(conf.data(), conf.size(), err, sizeof err);
+    EXPECT_EQ(rc, MEMCACHED_SUCCESS) << conf << "\n" << err;
+    memcached_st* m = ::memcached(conf.data(), conf.size());
+    ASSERT_NE(m, nullptr) << conf;
+    ASSERT_EQ(memcached_server_count(m), n);
+    for (size_t i = 0; i < n; ++i) {
+      const memcached_instance_st* s = memcached_server_instance_by_position(m, i);
+      EXPECT_EQ(std::string(memcached_server_name(s)), c.servers[i].host);
+      EXPECT_EQ(memcached_server_port(s), 11211);
+    }
+    memcached_free(m);
+  }
+}
+
+TEST(EndpointsConfigTest, RenderingIsDeterministic) {
+  EXPECT_EQ(renderEndpointsData(twoServers(), 4), renderEndpointsData(twoServers(), 4));
+}
+
+Json configMap(const std::map<std::string, std::string>& data) {
+  return jsonObject({{"data", jsonStringMap(data)}});
+}
+
+TEST(EndpointsDecisionTest, FirstPublishIsVersionOne) {
+  auto d = decideEndpoints(twoServers(), nullptr, 0);
+  EXPECT_TRUE(d.changed);
+  EXPECT_EQ(d.version, 1);
+  EXPECT_EQ(publishedVersion(configMap(d.data)), 1);
+}
+
+TEST(EndpointsDecisionTest, SameContentKeepsTheVersion) {
+  Json live = configMap(renderEndpointsData(twoServers(), 7));
+  auto d = decideEndpoints(twoServers(), &live, 7);
+  EXPECT_FALSE(d.changed);
+  EXPECT_EQ(d.version, 7);
+}
+
+TEST(EndpointsDecisionTest, ChangedContentBumpsByOne) {
+  Json live = configMap(renderEndpointsData(twoServers(), 7));
+  EndpointsContent c = twoServers();
+  c.servers[1].state = "active";
+  auto d = decideEndpoints(c, &live, 7);
+  EXPECT_TRUE(d.changed);
+  EXPECT_EQ(d.version, 8);
+  EXPECT_NE(d.data.at(kEndpointsJsonKey).find("\"version\": 8"), std::string::npos);
+}
+
+TEST(EndpointsDecisionTest, PlannedVersionInStatusIsNotSkipped) {
+  // The operator recorded version 8 in status, then stopped before publishing it.
+  Json live = configMap(renderEndpointsData(twoServers(), 7));
+  EndpointsContent c = twoServers();
+  c.servers.pop_back();
+  EXPECT_EQ(decideEndpoints(c, &live, 8).version, 8);
+}
+
+TEST(EndpointsDecisionTest, DeletedConfigMapNeverReusesAVersion) {
+  auto d = decideEndpoints(twoServers(), nullptr, 12);
+  EXPECT_EQ(d.version, 13);
+}
+
+TEST(EndpointsDecisionTest, HandEditedConfigMapIsRepublished) {
+  auto data = renderEndpointsData(twoServers(), 7);
+  data[kServersKey] = "evil:11211\n";
+  Json live = configMap(data);
+  auto d = decideEndpoints(twoServers(), &live, 7);
+  EXPECT_TRUE(d.changed);
+  EXPECT_EQ(d.version, 8);
+}
+
+TEST(EndpointsDecisionTest, PublishedServerNames) {
+  Json live = configMap(renderEndpointsData(twoServers(), 7));
+  auto names = publishedServerNames(live);
+  ASSERT_TRUE(names.has_value());
+  EXPECT_EQ(*names, (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_FALSE(publishedServerNames(configMap({{kEndpointsJsonKey, "{not json"}})).has_value());
+}
+
+}  // namespace
+}  // namespace mcop::memcached

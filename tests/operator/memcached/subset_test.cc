@@ -1,0 +1,53 @@
+// isSubset and quantity parsing.
+#include "memcached/subset.h"
+
+#include <gtest/gtest.h>
+
+namespace mcop::memcached {
+namespace {
+
+Json parse(const std::string& s) { return Json::parse(s); }
+
+TEST(IsSubsetTest, ObjectsByKeyExtraLiveKeysAllowed) {
+  EXPECT_TRUE(isSubset(parse(R"({"a":1})"), parse(R"({"a":1,"b":2})")));
+  EXPECT_FALSE(isSubset(parse(R"({"a":1,"c":3})"), parse(R"({"a":1,"b":2})")));
+  EXPECT_FALSE(isSubset(parse(R"({"a":{"x":"1"}})"), parse(R"({"a":{"x":"2"}})")));
+  EXPECT_TRUE(isSubset(parse(R"({"a":null})"), parse(R"({})")));
+}
+
+TEST(IsSubsetTest, ArraysElementwiseWithEqualLength) {
+  EXPECT_TRUE(isSubset(parse(R"([{"a":1},{"b":2}])"), parse(R"([{"a":1,"z":0},{"b":2}])")));
+  EXPECT_FALSE(isSubset(parse(R"([{"a":1}])"), parse(R"([{"a":1},{"b":2}])")));
+  EXPECT_FALSE(isSubset(parse(R"(["-p","1"])"), parse(R"(["1","-p"])")));
+}
+
+TEST(IsSubsetTest, ScalarsAndNumbers) {
+  EXPECT_TRUE(isSubset(parse("1"), parse("1.0")));
+  EXPECT_FALSE(isSubset(parse("1"), parse("\"1\"")));
+  EXPECT_FALSE(isSubset(parse("true"), parse("false")));
+  EXPECT_FALSE(isSubset(parse("\"abc\""), parse("\"abd\"")));
+}
+
+TEST(IsSubsetTest, QuantitiesCompareByAmount) {
+  EXPECT_TRUE(isSubset(parse(R"({"memory":"1024Mi"})"), parse(R"({"memory":"1Gi"})")));
+  EXPECT_TRUE(isSubset(parse(R"({"cpu":"0.5"})"), parse(R"({"cpu":"500m"})")));
+  EXPECT_TRUE(isSubset(parse(R"({"cpu":"1000m"})"), parse(R"({"cpu":"1"})")));
+  EXPECT_FALSE(isSubset(parse(R"({"memory":"100Mi"})"), parse(R"({"memory":"100M"})")));
+  // Not quantities: compared as text.
+  EXPECT_FALSE(isSubset(parse(R"("soft")"), parse(R"("hard")")));
+}
+
+TEST(ParseQuantityTest, Suffixes) {
+  EXPECT_EQ(*parseQuantity("64Mi"), 64.0L * 1024 * 1024);
+  EXPECT_NEAR(static_cast<double>(*parseQuantity("100m")), 0.1, 1e-12);
+  EXPECT_EQ(*parseQuantity("2k"), 2000.0L);
+  EXPECT_EQ(*parseQuantity("1e3"), 1000.0L);
+  EXPECT_EQ(*parseQuantity("1.5Gi"), 1.5L * 1024 * 1024 * 1024);
+  EXPECT_FALSE(parseQuantity("").has_value());
+  EXPECT_FALSE(parseQuantity("Mi").has_value());
+  EXPECT_FALSE(parseQuantity("12Xi").has_value());
+  EXPECT_FALSE(parseQuantity("memcached").has_value());
+}
+
+}  // namespace
+}  // namespace mcop::memcached
