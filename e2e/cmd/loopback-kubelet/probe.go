@@ -121,7 +121,15 @@ func (c *container) probeOnce(ctx context.Context, p *corev1.Probe, env []envVar
 		if len(p.Exec.Command) == 0 {
 			return false
 		}
-		cmd := exec.CommandContext(ctx, p.Exec.Command[0], p.Exec.Command[1:]...)
+		// Like the kubelet, expand $(VAR) in probe commands from static env only.
+		var static []envVar
+		for _, e := range c.spec.Env {
+			if e.ValueFrom == nil {
+				static = append(static, envVar{e.Name, e.Value})
+			}
+		}
+		argv := expandAll(p.Exec.Command, static)
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.Env, cmd.Dir = envList(env), c.w.dir
 		return cmd.Run() == nil
 	case p.TCPSocket != nil:
