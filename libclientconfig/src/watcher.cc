@@ -125,6 +125,18 @@ std::string Watcher::lastError() const {
   return last_error_;
 }
 
+Watcher::ListenerId Watcher::addListener(std::function<void(const SnapshotPtr&)> listener) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  ListenerId id = next_listener_++;
+  listeners_.emplace_back(id, std::move(listener));
+  return id;
+}
+
+void Watcher::removeListener(ListenerId id) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  std::erase_if(listeners_, [id](const auto& l) { return l.first == id; });
+}
+
 void Watcher::ensureWatch() {
   if (inotify_fd_ < 0 || watch_fd_ >= 0) return;
   // The events each update style produces:
@@ -181,6 +193,10 @@ Result<bool> Watcher::reloadNow() {
     return failure;
   }
   if (options_.on_update) options_.on_update(installed);
+  {
+    std::lock_guard<std::mutex> lock(listeners_mu_);
+    for (auto& [id, fn] : listeners_) fn(installed);
+  }
   return true;
 }
 

@@ -37,8 +37,18 @@ public:
   }
   // Freezes the server (SIGSTOP): connections stay open but nothing answers,
   // which is how a timeout is tested.
-  void pause() { ::kill(pid_, SIGSTOP); }
-  void resume() { ::kill(pid_, SIGCONT); }
+  // kill() returns before the group stop completes; waitpid(WUNTRACED) returns
+  // once every thread has stopped, so nothing answers after pause() returns.
+  void pause() {
+    ::kill(pid_, SIGSTOP);
+    int status = 0;
+    ::waitpid(pid_, &status, WUNTRACED);
+  }
+  void resume() {
+    ::kill(pid_, SIGCONT);
+    int status = 0;
+    ::waitpid(pid_, &status, WCONTINUED);
+  }
 
   static uint16_t freePort() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);

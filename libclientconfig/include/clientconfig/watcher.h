@@ -15,6 +15,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "clientconfig/result.h"
 #include "clientconfig/snapshot.h"
@@ -75,6 +77,14 @@ public:
   // Returns true if a new snapshot was installed.
   Result<bool> reloadNow();
 
+  // Extra update listeners (e.g. clients that close connections to removed
+  // servers). Called on the watcher thread after each new snapshot is live.
+  // removeListener() waits for a running invocation, so after it returns the
+  // listener's captures may be destroyed.
+  using ListenerId = uint64_t;
+  ListenerId addListener(std::function<void(const SnapshotPtr&)> listener);
+  void removeListener(ListenerId id);
+
   uint64_t errorCount() const { return errors_.load(std::memory_order_relaxed); }
   uint64_t reloadCount() const { return reloads_.load(std::memory_order_relaxed); }
   // The last load error, empty if the last load succeeded.
@@ -98,6 +108,10 @@ private:
   std::string last_content_;  // guarded by mu_: what the current snapshot was parsed from
   std::string last_error_;    // guarded by mu_
   std::string last_failed_;   // guarded by mu_: error + content of the last failure reported
+
+  std::mutex listeners_mu_; // held while listeners run
+  std::vector<std::pair<ListenerId, std::function<void(const SnapshotPtr&)>>> listeners_; // guarded by listeners_mu_
+  ListenerId next_listener_ = 1;                                                          // guarded by listeners_mu_
 
   int inotify_fd_ = -1;
   int watch_fd_ = -1;

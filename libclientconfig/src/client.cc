@@ -1,0 +1,309 @@
+// Client implementation: one single-server memcached_st per ring member; the ring
+// decides the member, libmemcached only speaks the protocol to it.
+// Thread-safety: every public method holds mu_ for its duration.
+#include "clientconfig/client.h"
+
+#include <cstdlib>
+#include <libmemcached/memcached.h>
+#include <set>
+
+namespace clientconfig {
+
+struct Client::Conn {
+  memcached_st* m = nullptr;
+  std::string address;
+  uint16_t port = 0;
+  ~Conn() {
+    if (m != nullptr) memcached_free(m); // closes the socket
+  }
+};
+
+namespace {
+
+std::string memberKey(const Server& s) { return s.host + ":" + std::to_string(s.port); }
+
+Error toError(memcached_st* m, memcached_return_t rc, const Server& s, const char* op) {
+  ErrorCode code = ErrorCode::Unavailable;
+  switch (rc) {
+  case MEMCACHED_TIMEOUT: code = ErrorCode::DeadlineExceeded; break;
+  case MEMCACHED_BAD_KEY_PROVIDED:
+  case MEMCACHED_E2BIG:
+  case MEMCACHED_INVALID_ARGUMENTS:
+  case MEMCACHED_KEY_TOO_BIG: code = ErrorCode::InvalidArgument; break;
+  case MEMCACHED_MEMORY_ALLOCATION_FAILURE: code = ErrorCode::Internal; break;
+  default: break;
+  }
+  const char* detail = m != nullptr ? memcached_last_error_message(m) : memcached_strerror(nullptr, rc);
+  return makeError(code, std::string(op) + " " + s.name + " (" + s.endpoint() + "): " +
+                             (detail ? detail : memcached_strerror(m, rc)));
+}
+
+Result<void> checkKey(std::string_view key) {
+  // The text protocol cannot carry these; libmemcached would send them anyway.
+  if (key.empty() || key.size() > 250) return makeError(ErrorCode::InvalidArgument, "key must be 1..250 bytes");
+  for (unsigned char c : key) {
+    if (c <= ' ' || c == 0x7f) return makeError(ErrorCode::InvalidArgument, "key contains whitespace or control bytes");
+  }
+  return {};
+}
+
+} // namespace
+
+Client::Client(ClientOptions options, Watcher* watcher) : options_(options), watcher_(watcher) {}
+
+Result<std::unique_ptr<Client>> Client::create(Watcher& watcher, ClientOptions options) {
+  std::unique_ptr<Client> c(new Client(options, &watcher));
+  c->snapshot_ = watcher.current();
+  Client* raw = c.get();
+  c->listener_ = watcher.addListener([raw](const SnapshotPtr& s) {
+    // Never block the watcher thread behind a request in flight: that request
+    // picks the snapshot up when it finishes.
+    std::unique_lock<std::mutex> lock(raw->mu_, std::try_to_lock);
+    if (lock.owns_lock()) raw->syncLocked(s);
+  });
+  return c;
+}
+
+Result<std::unique_ptr<Client>> Client::create(SnapshotPtr snapshot, ClientOptions options) {
+  if (!snapshot) return makeError(ErrorCode::InvalidArgument, "client: null snapshot");
+  std::unique_ptr<Client> c(new Client(options, nullptr));
+  c->snapshot_ = std::move(snapshot);
+  return c;
+}
+
+Client::~Client() {
+  if (watcher_ != nullptr) watcher_->removeListener(listener_);
+}
+
+void Client::update(SnapshotPtr snapshot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  syncLocked(std::move(snapshot));
+}
+
+SnapshotPtr Client::snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snapshot_;
+}
+
+size_t Client::connectionCount() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return conns_.size();
+}
+
+void Client::refreshLocked() {
+  if (watcher_ == nullptr) return;
+  SnapshotPtr now = watcher_->current();
+  if (now != snapshot_) syncLocked(std::move(now));
+}
+
+void Client::syncLocked(SnapshotPtr snapshot) {
+  if (!snapshot) return;
+  snapshot_ = std::move(snapshot);
+  // Keep connections to every member of the current and the previous ring (the
+  // previous one is still read during a transition); close the rest.
+  std::map<std::string, const Server*> wanted;
+  for (const auto& s : snapshot_->servers()) wanted[memberKey(s)] = &s;
+  if (snapshot_->previous) {
+    for (const auto& s : snapshot_->previous->servers) wanted.emplace(memberKey(s), &s);
+  }
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    auto w = wanted.find(it->first);
+    bool keep = w != wanted.end() && w->second->address == it->second->address && w->second->port == it->second->port;
+    it = keep ? std::next(it) : conns_.erase(it);
+  }
+}
+
+Result<Client::Conn*> Client::connLocked(const Server& server) {
+  std::string key = memberKey(server);
+  auto it = conns_.find(key);
+  if (it != conns_.end()) return it->second.get();
+  auto conn = std::make_unique<Conn>();
+  conn->address = server.address;
+  conn->port = server.port;
+  conn->m = memcached_create(nullptr);
+  if (conn->m == nullptr) return makeError(ErrorCode::Internal, "memcached_create failed");
+  memcached_st* m = conn->m;
+  // NO_BLOCK is what makes CONNECT_TIMEOUT effective; POLL_TIMEOUT bounds each
+  // wait for the server. RETRY_TIMEOUT keeps a dead server failing fast.
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NO_BLOCK, 1);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, static_cast<uint64_t>(options_.connect_timeout.count()));
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, static_cast<uint64_t>(options_.io_timeout.count()));
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SND_TIMEOUT, static_cast<uint64_t>(options_.io_timeout.count()) * 1000);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, static_cast<uint64_t>(options_.io_timeout.count()) * 1000);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1);
+  memcached_return_t rc = memcached_server_add(m, server.address.c_str(), server.port);
+  if (rc != MEMCACHED_SUCCESS) return toError(m, rc, server, "add server");
+  Conn* raw = conn.get();
+  conns_.emplace(std::move(key), std::move(conn));
+  return raw;
+}
+
+Result<std::optional<Item>> Client::getFrom(const Server& server, std::string_view key) {
+  auto conn = connLocked(server);
+  if (!conn.ok()) return conn.error();
+  memcached_st* m = (*conn)->m;
+  size_t len = 0;
+  uint32_t flags = 0;
+  memcached_return_t rc;
+  char* v = memcached_get(m, key.data(), key.size(), &len, &flags, &rc);
+  if (rc == MEMCACHED_NOTFOUND) {
+    std::free(v);
+    return std::optional<Item>();
+  }
+  if (rc != MEMCACHED_SUCCESS) {
+    std::free(v);
+    return toError(m, rc, server, "get");
+  }
+  Item item;
+  if (v != nullptr) item.value.assign(v, len);
+  item.flags = flags;
+  std::free(v);
+  return std::optional<Item>(std::move(item));
+}
+
+namespace {
+
+// Looks up the owner and applies the not-active policy.
+Result<const Server*> ownerOf(const Snapshot* s, std::string_view key, bool fail_fast) {
+  if (s == nullptr) return makeError(ErrorCode::FailedPrecondition, "client: no endpoints snapshot yet");
+  const Server* owner = s->current.owner(key);
+  if (owner == nullptr) return makeError(ErrorCode::Unavailable, "client: the server list is empty");
+  if (fail_fast && !owner->active())
+    return makeError(ErrorCode::Unavailable, "client: owner " + owner->name + " is " + owner->state);
+  return owner;
+}
+
+} // namespace
+
+Result<std::optional<Item>> Client::get(std::string_view key) {
+  if (auto k = checkKey(key); !k.ok()) return k.error();
+  std::lock_guard<std::mutex> lock(mu_);
+  refreshLocked();
+  Route route = snapshot_ ? snapshot_->route(key) : Route{};
+  auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
+  if (!owner.ok()) return owner.error();
+  auto r = getFrom(**owner, key);
+  if (r.ok() && !r->has_value() && options_.fallback_to_previous && route.previous_owner != nullptr)
+    r = getFrom(*route.previous_owner, key);
+  refreshLocked();
+  return r;
+}
+
+Result<std::map<std::string, Item>> Client::getMulti(const std::vector<std::string>& keys) {
+  for (const auto& k : keys) {
+    if (auto c = checkKey(k); !c.ok()) return makeError(c.error().code, c.error().message + ": " + k);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  refreshLocked();
+  std::map<std::string, Item> out;
+  // One mget per owner, then one per previous owner for the misses.
+  auto fetch = [&](const std::map<const Server*, std::vector<const std::string*>>& groups) -> Result<void> {
+    for (const auto& [server, ks] : groups) {
+      auto conn = connLocked(*server);
+      if (!conn.ok()) return conn.error();
+      memcached_st* m = (*conn)->m;
+      std::vector<const char*> ptrs;
+      std::vector<size_t> lens;
+      for (const auto* k : ks) {
+        ptrs.push_back(k->data());
+        lens.push_back(k->size());
+      }
+      memcached_return_t rc = memcached_mget(m, ptrs.data(), lens.data(), ptrs.size());
+      if (rc != MEMCACHED_SUCCESS) return toError(m, rc, *server, "mget");
+      memcached_result_st result;
+      memcached_result_create(m, &result);
+      for (;;) {
+        memcached_result_st* r = memcached_fetch_result(m, &result, &rc);
+        if (r == nullptr) break;
+        Item item;
+        item.value.assign(memcached_result_value(r), memcached_result_length(r));
+        item.flags = memcached_result_flags(r);
+        out[std::string(memcached_result_key_value(r), memcached_result_key_length(r))] = std::move(item);
+      }
+      memcached_result_free(&result);
+      if (rc != MEMCACHED_END && rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND)
+        return toError(m, rc, *server, "mget");
+    }
+    return {};
+  };
+  std::map<const Server*, std::vector<const std::string*>> groups;
+  for (const auto& k : keys) {
+    auto owner = ownerOf(snapshot_.get(), k, options_.fail_fast_not_active);
+    if (!owner.ok()) return owner.error();
+    groups[*owner].push_back(&k);
+  }
+  if (auto f = fetch(groups); !f.ok()) return f.error();
+  if (options_.fallback_to_previous && snapshot_->previous) {
+    std::map<const Server*, std::vector<const std::string*>> again;
+    for (const auto& k : keys) {
+      if (out.count(k)) continue;
+      Route r = snapshot_->route(k);
+      if (r.previous_owner != nullptr) again[r.previous_owner].push_back(&k);
+    }
+    if (auto f = fetch(again); !f.ok()) return f.error();
+  }
+  refreshLocked();
+  return out;
+}
+
+Result<void> Client::set(std::string_view key, std::string_view value, uint32_t ttl, uint32_t flags) {
+  if (auto k = checkKey(key); !k.ok()) return k.error();
+  std::lock_guard<std::mutex> lock(mu_);
+  refreshLocked();
+  auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
+  if (!owner.ok()) return owner.error();
+  auto conn = connLocked(**owner);
+  if (!conn.ok()) return conn.error();
+  memcached_return_t rc = memcached_set((*conn)->m, key.data(), key.size(), value.data(), value.size(),
+                                        static_cast<time_t>(ttl), flags);
+  Result<void> out;
+  if (rc != MEMCACHED_SUCCESS) out = toError((*conn)->m, rc, **owner, "set");
+  refreshLocked();
+  return out;
+}
+
+Result<bool> Client::add(std::string_view key, std::string_view value, uint32_t ttl, uint32_t flags) {
+  if (auto k = checkKey(key); !k.ok()) return k.error();
+  std::lock_guard<std::mutex> lock(mu_);
+  refreshLocked();
+  auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
+  if (!owner.ok()) return owner.error();
+  auto conn = connLocked(**owner);
+  if (!conn.ok()) return conn.error();
+  memcached_return_t rc = memcached_add((*conn)->m, key.data(), key.size(), value.data(), value.size(),
+                                        static_cast<time_t>(ttl), flags);
+  if (rc == MEMCACHED_SUCCESS) return true;
+  if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS) return false;
+  return toError((*conn)->m, rc, **owner, "add");
+}
+
+Result<bool> Client::remove(std::string_view key) {
+  if (auto k = checkKey(key); !k.ok()) return k.error();
+  std::lock_guard<std::mutex> lock(mu_);
+  refreshLocked();
+  auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
+  if (!owner.ok()) return owner.error();
+  auto conn = connLocked(**owner);
+  if (!conn.ok()) return conn.error();
+  memcached_return_t rc = memcached_delete((*conn)->m, key.data(), key.size(), 0);
+  if (rc == MEMCACHED_SUCCESS) return true;
+  if (rc == MEMCACHED_NOTFOUND) return false;
+  return toError((*conn)->m, rc, **owner, "delete");
+}
+
+Result<bool> Client::touch(std::string_view key, uint32_t ttl) {
+  if (auto k = checkKey(key); !k.ok()) return k.error();
+  std::lock_guard<std::mutex> lock(mu_);
+  refreshLocked();
+  auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
+  if (!owner.ok()) return owner.error();
+  auto conn = connLocked(**owner);
+  if (!conn.ok()) return conn.error();
+  memcached_return_t rc = memcached_touch((*conn)->m, key.data(), key.size(), static_cast<time_t>(ttl));
+  if (rc == MEMCACHED_SUCCESS) return true;
+  if (rc == MEMCACHED_NOTFOUND) return false;
+  return toError((*conn)->m, rc, **owner, "touch");
+}
+
+} // namespace clientconfig
