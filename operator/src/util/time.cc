@@ -83,4 +83,32 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::str
                                                std::chrono::nanoseconds(nanos));
 }
 
+std::optional<std::chrono::milliseconds> parseDuration(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  bool all_digits = s.find_first_not_of("0123456789") == std::string::npos;
+  if (all_digits) return std::chrono::milliseconds(std::stoll(s) * 1000);
+  double total_ms = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t start = i;
+    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+    if (i == start) return std::nullopt;
+    double v;
+    try {
+      v = std::stod(s.substr(start, i - start));
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    size_t unit_start = i;
+    while (i < s.size() && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z'))) ++i;
+    std::string unit = s.substr(unit_start, i - unit_start);
+    if (unit == "ms") total_ms += v;
+    else if (unit == "s") total_ms += v * 1000;
+    else if (unit == "m") total_ms += v * 60000;
+    else if (unit == "h") total_ms += v * 3600000;
+    else return std::nullopt;
+  }
+  return std::chrono::milliseconds(static_cast<int64_t>(total_ms));
+}
+
 }  // namespace mcop::util

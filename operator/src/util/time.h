@@ -15,4 +15,8 @@ std::string formatRfc3339Micro(std::chrono::system_clock::time_point t);
 // Parses both forms (any fraction, "Z" or a numeric offset); nullopt when malformed.
 std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& s);
 
+// Go-style durations as flags take them: "15s", "500ms", "1m30s", "2h"; a bare number is
+// seconds. nullopt when malformed or negative.
+std::optional<std::chrono::milliseconds> parseDuration(const std::string& s);
+
 }  // namespace mcop::util

@@ -18,3 +18,21 @@ TEST(Time, FormatAndParseRoundTrip) {
 
 }  // namespace
 }  // namespace mcop::util
+
+namespace mcop::util {
+namespace {
+
+TEST(Time, ParseDuration) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(parseDuration("15s"), milliseconds(15000));
+  EXPECT_EQ(parseDuration("500ms"), milliseconds(500));
+  EXPECT_EQ(parseDuration("1m30s"), milliseconds(90000));
+  EXPECT_EQ(parseDuration("1.5s"), milliseconds(1500));
+  EXPECT_EQ(parseDuration("10"), milliseconds(10000));
+  EXPECT_FALSE(parseDuration("ten seconds"));
+  EXPECT_FALSE(parseDuration("5x"));
+  EXPECT_FALSE(parseDuration("-5s"));
+}
+
+}  // namespace
+}  // namespace mcop::util

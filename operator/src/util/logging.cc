@@ -1,0 +1,133 @@
+#include "util/logging.h"
+
+#include <ctime>
+#include <vector>
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace mcop::util {
+
+namespace {
+
+std::string jsonEscape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+bool isKeyChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
+}
+
+class JsonFormatter : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    auto secs = std::chrono::time_point_cast<std::chrono::seconds>(msg.time);
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(msg.time - secs).count();
+    std::time_t t = std::chrono::system_clock::to_time_t(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char ts[40];
+    std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(micros));
+    auto [text, pairs] = splitLogMessage(std::string(msg.payload.data(), msg.payload.size()));
+    std::string line = std::string("{\"ts\":\"") + ts + "\",\"level\":\"" +
+                       std::string(spdlog::level::to_string_view(msg.level).data(),
+                                   spdlog::level::to_string_view(msg.level).size()) +
+                       "\",\"msg\":\"" + jsonEscape(text) + "\"";
+    for (const auto& [k, v] : pairs) {
+      if (k == "ts" || k == "level" || k == "msg") continue;
+      line += ",\"" + jsonEscape(k) + "\":\"" + jsonEscape(v) + "\"";
+    }
+    line += "}\n";
+    dest.append(line.data(), line.data() + line.size());
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
+};
+
+}  // namespace
+
+std::pair<std::string, std::vector<std::pair<std::string, std::string>>> splitLogMessage(
+    const std::string& s) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  // The message ends where the first " key=" starts.
+  size_t msg_end = s.size();
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i > 0 && s[i - 1] != ' ') continue;
+    size_t j = i;
+    while (j < s.size() && isKeyChar(s[j])) ++j;
+    if (j > i && j < s.size() && s[j] == '=') {
+      msg_end = i == 0 ? 0 : i - 1;
+      break;
+    }
+  }
+  std::string text = s.substr(0, msg_end);
+  size_t i = msg_end;
+  while (i < s.size()) {
+    while (i < s.size() && s[i] == ' ') ++i;
+    size_t k = i;
+    while (i < s.size() && isKeyChar(s[i])) ++i;
+    if (i >= s.size() || s[i] != '=' || i == k) {
+      // Not a pair: keep the rest as part of the message.
+      text += " " + s.substr(k);
+      break;
+    }
+    std::string key = s.substr(k, i - k);
+    ++i;
+    std::string value;
+    if (i < s.size() && s[i] == '"') {
+      ++i;
+      while (i < s.size() && s[i] != '"') {
+        if (s[i] == '\\' && i + 1 < s.size()) ++i;
+        value += s[i++];
+      }
+      ++i;
+    } else {
+      while (i < s.size() && s[i] != ' ') value += s[i++];
+    }
+    pairs.emplace_back(std::move(key), std::move(value));
+  }
+  return {text, pairs};
+}
+
+absl::Status setupLogging(const std::string& format, const std::string& level) {
+  auto lvl = spdlog::level::from_str(level);
+  if (lvl == spdlog::level::off && level != "off") {
+    return absl::InvalidArgumentError("--log-level: want trace, debug, info, warn, error, critical or off; got \"" + level + "\"");
+  }
+  auto logger = spdlog::stderr_logger_mt("memcached-operator");
+  if (format == "json") {
+    logger->set_formatter(std::make_unique<JsonFormatter>());
+  } else if (format == "text") {
+    logger->set_formatter(std::make_unique<spdlog::pattern_formatter>(
+        "%Y-%m-%dT%H:%M:%S.%fZ %^%-5l%$ %v", spdlog::pattern_time_type::utc));
+  } else {
+    return absl::InvalidArgumentError("--log-format: want json or text; got \"" + format + "\"");
+  }
+  logger->set_level(lvl);
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+  return absl::OkStatus();
+}
+
+}  // namespace mcop::util
