@@ -1,0 +1,157 @@
+// clientconfig: inspect and follow a mounted endpoints ConfigMap from a shell.
+//   clientconfig show DIR|FILE          the current snapshot
+//   clientconfig route DIR|FILE KEY...  the owner of each key
+//   clientconfig diff OLD NEW           servers added/removed and the fraction of keys that move
+//   clientconfig watch DIR              print each new version as it lands (Ctrl-C stops)
+// Thread-safety: single-threaded except for the watcher's callback thread in `watch`.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "clientconfig/watcher.h"
+
+using namespace clientconfig;
+
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: clientconfig [--servers-hashing=ketama-libmemcached|ketama-libketama] COMMAND\n"
+               "  show DIR|FILE           print the snapshot\n"
+               "  route DIR|FILE KEY...   print the owner of each key\n"
+               "  diff OLD NEW            servers added/removed, fraction of keys that move\n"
+               "  watch DIR               print each new version as it lands\n"
+               "DIR is a mounted endpoints ConfigMap (endpoints.json, else servers).\n");
+  return 2;
+}
+
+void printTopology(const Topology& t, const char* indent) {
+  for (size_t i = 0; i < t.servers.size(); ++i) {
+    const Server& s = t.servers[i];
+    std::printf("%s%-3zu %-20s host=%s address=%s weight=%u state=%s points=%u\n", indent, i, s.name.c_str(),
+                s.host.c_str(), s.endpoint().c_str(), s.weight, s.state.c_str(),
+                i < t.ring.digestsPerServer().size() ? t.ring.digestsPerServer()[i] * 4 : 0);
+  }
+}
+
+void printSnapshot(const Snapshot& s) {
+  std::printf("cluster=%s version=%llu hashing=%s servers=%zu source=%s\n", s.cluster.empty() ? "-" : s.cluster.c_str(),
+              static_cast<unsigned long long>(s.version()), hashingName(s.hashing()), s.servers().size(),
+              s.source == Snapshot::Source::EndpointsJson ? "endpoints.json" : "servers");
+  printTopology(s.current, "  ");
+  if (s.previous) {
+    std::printf("previous: version=%llu hashing=%s servers=%zu\n", static_cast<unsigned long long>(s.previous->version),
+                hashingName(s.previous->hashing), s.previous->servers.size());
+    printTopology(*s.previous, "  ");
+  }
+}
+
+std::string describe(const Server* s) { return s ? s->name + " " + s->endpoint() : std::string("(none)"); }
+
+} // namespace
+
+int main(int argc, char** argv) {
+  Hashing servers_hashing = Hashing::KetamaLibmemcached;
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--servers-hashing=", 0) == 0) {
+      auto h = parseHashing(a.substr(18));
+      if (!h) return usage();
+      servers_hashing = *h;
+    } else if (a == "-h" || a == "--help") {
+      return usage();
+    } else {
+      args.push_back(a);
+    }
+  }
+  if (args.size() < 2) return usage();
+  const std::string& cmd = args[0];
+
+  if (cmd == "show" && args.size() == 2) {
+    auto s = loadPath(args[1], servers_hashing);
+    if (!s.ok()) {
+      std::fprintf(stderr, "clientconfig: %s\n", s.error().message.c_str());
+      return 1;
+    }
+    printSnapshot(**s);
+    return 0;
+  }
+  if (cmd == "route" && args.size() >= 3) {
+    auto s = loadPath(args[1], servers_hashing);
+    if (!s.ok()) {
+      std::fprintf(stderr, "clientconfig: %s\n", s.error().message.c_str());
+      return 1;
+    }
+    for (size_t i = 2; i < args.size(); ++i) {
+      Route r = (*s)->route(args[i]);
+      std::printf("%s\t%s", args[i].c_str(), describe(r.owner).c_str());
+      if (r.previous_owner) std::printf("\tprevious=%s", describe(r.previous_owner).c_str());
+      std::printf("\n");
+    }
+    return 0;
+  }
+  if (cmd == "diff" && args.size() == 3) {
+    auto a = loadPath(args[1], servers_hashing);
+    auto b = loadPath(args[2], servers_hashing);
+    for (auto* r : {&a, &b}) {
+      if (!r->ok()) {
+        std::fprintf(stderr, "clientconfig: %s\n", r->error().message.c_str());
+        return 1;
+      }
+    }
+    std::map<std::string, const Server*> old_members, new_members;
+    for (const auto& s : (*a)->servers()) old_members[s.host + ":" + std::to_string(s.port)] = &s;
+    for (const auto& s : (*b)->servers()) new_members[s.host + ":" + std::to_string(s.port)] = &s;
+    std::printf("version %llu -> %llu, hashing %s -> %s, servers %zu -> %zu\n",
+                static_cast<unsigned long long>((*a)->version()), static_cast<unsigned long long>((*b)->version()),
+                hashingName((*a)->hashing()), hashingName((*b)->hashing()), (*a)->servers().size(),
+                (*b)->servers().size());
+    for (const auto& [k, s] : new_members) {
+      auto it = old_members.find(k);
+      if (it == old_members.end()) {
+        std::printf("+ %s %s\n", s->name.c_str(), k.c_str());
+      } else if (!(*it->second == *s)) {
+        std::printf("~ %s %s (address %s -> %s, weight %u -> %u, state %s -> %s)\n", s->name.c_str(), k.c_str(),
+                    it->second->endpoint().c_str(), s->endpoint().c_str(), it->second->weight, s->weight,
+                    it->second->state.c_str(), s->state.c_str());
+      }
+    }
+    for (const auto& [k, s] : old_members) {
+      if (!new_members.count(k)) std::printf("- %s %s\n", s->name.c_str(), k.c_str());
+    }
+    std::printf("moved: %.2f%% of 100000 sample keys change owner\n", 100.0 * movedFraction(**a, **b, 100000));
+    return 0;
+  }
+  if (cmd == "watch" && args.size() == 2) {
+    std::signal(SIGINT, [](int) { g_stop = 1; });
+    std::signal(SIGTERM, [](int) { g_stop = 1; });
+    WatcherOptions o;
+    o.dir = args[1];
+    o.servers_file_hashing = servers_hashing;
+    o.allow_empty_start = true;
+    o.on_update = [](const SnapshotPtr& s) {
+      std::printf("version=%llu servers=%zu hashing=%s\n", static_cast<unsigned long long>(s->version()),
+                  s->servers().size(), hashingName(s->hashing()));
+      std::fflush(stdout);
+    };
+    o.on_error = [](const Error& e) {
+      std::fprintf(stderr, "error: %s (keeping the last good snapshot)\n", e.message.c_str());
+      std::fflush(stderr);
+    };
+    auto w = Watcher::start(o);
+    if (!w.ok()) {
+      std::fprintf(stderr, "clientconfig: %s\n", w.error().message.c_str());
+      return 1;
+    }
+    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return 0;
+  }
+  return usage();
+}
