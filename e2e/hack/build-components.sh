@@ -98,6 +98,11 @@ build_helm() {
   log "helm built in $((SECONDS - start))s"
 }
 
+# One build at a time per cache (two clusters may be brought up at once).
+mkdir -p "$MCOP_CACHE"
+exec 9> "$MCOP_CACHE/.build.lock"
+flock 9
+
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(k8s etcd helm)
 for t in "${targets[@]}"; do

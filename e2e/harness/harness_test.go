@@ -377,4 +377,86 @@ func TestKilledProcessIsRestarted(t *testing.T) {
 	if _, err := framework.MemcachedVersion(net.JoinHostPort(ip, "11211")); err != nil {
 		t.Fatal(err)
 	}
+	// kubectl logs --previous goes API server -> kubelet API -> the log of the killed run.
+	prev, err := c.CoreV1().Pods(ns).GetLogs("mc-0", &corev1.PodLogOptions{Container: "memcached", Previous: true}).DoRaw(ctx)
+	if err != nil || !strings.Contains(string(prev), "exited code=137") {
+		t.Fatalf("previous logs: err=%v\n%s", err, prev)
+	}
+}
+
+// While the API server is down, pods keep running and the kubelet keeps
+// restarting them; when it is back, status catches up.
+func TestAPIServerStopAndStart(t *testing.T) {
+	c := framework.Client(t)
+	ctx := context.Background()
+	ns := framework.NewNamespace(t, c, "harness-apiserver")
+	if _, err := c.AppsV1().StatefulSets(ns).Create(ctx, framework.MemcachedStatefulSet("mc", 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods := waitReadyPods(t, c, ns, "app=mc", 1)
+	ip := pods[0].Status.PodIP
+	if out, err := framework.ClusterCmd(t, "fault", "apiserver-stop"); err != nil {
+		t.Fatalf("apiserver-stop: %v\n%s", err, out)
+	}
+	started := false
+	defer func() {
+		if !started {
+			_, _ = framework.ClusterCmd(t, "fault", "apiserver-start")
+		}
+	}()
+	if _, err := c.Discovery().ServerVersion(); err == nil {
+		t.Fatal("API server still answers after apiserver-stop")
+	}
+	if _, err := framework.MemcachedVersion(net.JoinHostPort(ip, "11211")); err != nil {
+		t.Fatalf("memcached should keep running without the API server: %v", err)
+	}
+	if out, err := framework.ClusterCmd(t, "fault", "pod-kill", ns+"/mc-0"); err != nil {
+		t.Fatalf("pod-kill: %v\n%s", err, out)
+	}
+	framework.WaitFor(t, 10*time.Second, "memcached restarted while the API server is down", func() (bool, error) {
+		_, err := framework.MemcachedVersion(net.JoinHostPort(ip, "11211"))
+		return err == nil, err
+	})
+	out, err := framework.ClusterCmd(t, "fault", "apiserver-start")
+	started = true
+	if err != nil {
+		t.Fatalf("apiserver-start: %v\n%s", err, out)
+	}
+	framework.WaitFor(t, 30*time.Second, "restartCount 1 reported after the API server is back", func() (bool, error) {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, "mc-0", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount == 1 && framework.PodReady(p), nil
+	})
+}
+
+func nodeReady(t *testing.T, c kubernetes.Interface) corev1.ConditionStatus {
+	n, err := c.CoreV1().Nodes().Get(context.Background(), "loopback-node", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			return cond.Status
+		}
+	}
+	return corev1.ConditionUnknown
+}
+
+func TestNodeNotReadyFault(t *testing.T) {
+	c := framework.Client(t)
+	if out, err := framework.ClusterCmd(t, "fault", "node-notready"); err != nil {
+		t.Fatalf("node-notready: %v\n%s", err, out)
+	}
+	defer framework.ClusterCmd(t, "fault", "node-ready")
+	framework.WaitFor(t, 15*time.Second, "node NotReady", func() (bool, error) {
+		return nodeReady(t, c) == corev1.ConditionFalse, nil
+	})
+	if out, err := framework.ClusterCmd(t, "fault", "node-ready"); err != nil {
+		t.Fatalf("node-ready: %v\n%s", err, out)
+	}
+	framework.WaitFor(t, 15*time.Second, "node Ready again", func() (bool, error) {
+		return nodeReady(t, c) == corev1.ConditionTrue, nil
+	})
 }

@@ -49,6 +49,7 @@ type config struct {
 	backoffBase      time.Duration
 	backoffMax       time.Duration
 	clusterMarker    string
+	kubeletAPIPort   int
 }
 
 type kubelet struct {
@@ -83,6 +84,7 @@ func main() {
 	flag.StringVar(&cfg.kubeletVersion, "kubelet-version", "v0.0.0", "version reported in the Node's nodeInfo")
 	flag.DurationVar(&cfg.backoffBase, "restart-backoff", 10*time.Second, "crash-loop back-off after the first restart (doubles)")
 	flag.DurationVar(&cfg.backoffMax, "restart-backoff-max", 300*time.Second, "crash-loop back-off cap")
+	flag.IntVar(&cfg.kubeletAPIPort, "kubelet-api-port", 10250, "HTTPS port of the kubelet API (container logs for kubectl logs)")
 	flag.StringVar(&cfg.clusterMarker, "cluster-marker", "", "value of MCOP_E2E_CLUSTER in every process started (lets `down` find leftovers)")
 	flag.Parse()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
@@ -156,6 +158,7 @@ func run(cfg config) error {
 	}
 	go k.node.heartbeat(ctx)
 	go k.serveControl(ctx)
+	go k.serveKubeletAPI(ctx, cfg.kubeletAPIPort)
 
 	factory.Start(ctx.Done())
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {

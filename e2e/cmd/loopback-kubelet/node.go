@@ -149,7 +149,7 @@ func (n *nodeStatus) update(ctx context.Context) error {
 		{Type: corev1.NodeInternalIP, Address: "127.0.0.1"},
 		{Type: corev1.NodeHostName, Address: cfg.nodeName},
 	}
-	node.Status.DaemonEndpoints.KubeletEndpoint.Port = 10250
+	node.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(cfg.kubeletAPIPort)
 	node.Status.NodeInfo = corev1.NodeSystemInfo{
 		KubeletVersion:          cfg.kubeletVersion,
 		OperatingSystem:         "linux",
