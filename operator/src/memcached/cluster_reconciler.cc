@@ -64,7 +64,8 @@ class ClusterReconciler::Pass {
         ref_(clusterRefOf(cluster_)),
         key_(absl::StrCat(ref_.ns, "/", ref_.name)),
         now_(r.clock_.now()),
-        now_text_(util::formatRfc3339(now_)) {}
+        now_text_(util::formatRfc3339(now_)),
+        now_precise_(util::formatRfc3339Micro(now_)) {}
 
   absl::StatusOr<controller::Result> run();
 
@@ -97,7 +98,8 @@ class ClusterReconciler::Pass {
   ClusterRef ref_;
   std::string key_;
   std::chrono::system_clock::time_point now_;
-  std::string now_text_;
+  std::string now_text_;     // conditions: metav1.Time, whole seconds
+  std::string now_precise_;  // drain clock: microseconds, so a 4 s timeout is never 3.1 s
 
   ClusterSpec spec_;
   ClusterStatus old_status_;
@@ -436,7 +438,7 @@ void ClusterReconciler::Pass::planDrain() {
 
   if (!drain) {
     if (wanted < current_) {
-      drain = DrainStatus{wanted, outgoing(wanted, current_), now_text_, "", ""};
+      drain = DrainStatus{wanted, outgoing(wanted, current_), now_precise_, "", ""};
       event(kube::EventSeverity::kNormal, "ScalingDown",
             absl::StrCat("scaling down from ", current_, " to ", wanted,
                          " replicas: draining first"));
@@ -474,12 +476,12 @@ void ClusterReconciler::Pass::evaluateDrain() {
       keepShorter(requeue_, r_.options_.max_poll_interval);
       return;
     }
-    drain.published_at = now_text_;
+    drain.published_at = now_precise_;
   }
   auto started = util::parseRfc3339(drain.published_at);
   if (!started) {
     // Unreadable time (hand-edited status): restart the clock rather than cut it short.
-    drain.published_at = now_text_;
+    drain.published_at = now_precise_;
     started = now_;
   }
   const auto elapsed = std::chrono::duration_cast<milliseconds>(now_ - *started);

@@ -1,0 +1,353 @@
+// Package operator runs the memcached-operator binary against the local cluster's real API
+// server and loopback kubelet (real memcached processes), and checks what a user sees: the
+// CRD's validation, a cluster becoming Available, kubectl scale up and down with the drain in
+// between (clients holding connections, an operator killed mid-drain), garbage collection, and a
+// quiet steady state.
+//
+// This file holds the shared pieces: the CRDs, the operator subprocess, clients, and readers
+// for the MemcachedCluster and its endpoints ConfigMap.
+package operator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"memcached-operator/e2e/framework"
+)
+
+var mccGVR = schema.GroupVersionResource{Group: "memcached.operator.io", Version: "v1alpha1", Resource: "memcachedclusters"}
+
+const crdName = "memcachedclusters.memcached.operator.io"
+
+func repoRoot(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// env is one test's view of the cluster.
+type env struct {
+	t    *testing.T
+	kube kubernetes.Interface
+	dyn  dynamic.Interface
+	ns   string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	cfg := framework.Config(t)
+	e := &env{t: t, kube: kubernetes.NewForConfigOrDie(cfg), dyn: dynamic.NewForConfigOrDie(cfg)}
+	applyCRDs(t)
+	e.ns = framework.NewNamespace(t, e.kube, "mcop")
+	return e
+}
+
+var crdOnce sync.Once
+
+// applyCRDs applies crds/ with kubectl, as a user would, and waits until it is served.
+func applyCRDs(t *testing.T) {
+	t.Helper()
+	var err error
+	var out string
+	crdOnce.Do(func() {
+		out, err = kubectl("apply", "-f", filepath.Join(repoRoot(t), "crds"))
+		if err == nil {
+			out, err = kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/"+crdName)
+		}
+	})
+	if err != nil {
+		t.Fatalf("applying CRDs: %v\n%s", err, out)
+	}
+}
+
+func kubectl(args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command("kubectl", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return strings.TrimSpace(stdout.String() + stderr.String()), err
+}
+
+func (e *env) kubectlOK(args ...string) string {
+	e.t.Helper()
+	out, err := kubectl(append(args, "-n", e.ns)...)
+	if err != nil {
+		e.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// applyYAML applies a manifest with kubectl and returns kubectl's output and error.
+func (e *env) applyYAML(manifest string) (string, error) {
+	cmd := exec.Command("kubectl", "apply", "-n", e.ns, "-f", "-")
+	cmd.Stdin = strings.NewReader(manifest)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator as a subprocess.
+
+func operatorBinary(t testing.TB) string {
+	if b := os.Getenv("MCOP_OPERATOR_BINARY"); b != "" {
+		return b
+	}
+	return filepath.Join(repoRoot(t), "build", "bin", "memcached-operator")
+}
+
+type operatorProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+// startOperator runs build/bin/memcached-operator with the cluster's KUBECONFIG, watching only
+// the test's namespace when the binary supports --namespace.
+func (e *env) startOperator() *operatorProc {
+	e.t.Helper()
+	bin := operatorBinary(e.t)
+	if _, err := os.Stat(bin); err != nil {
+		e.t.Skipf("SKIPPED: %s is not built (make build)", bin)
+	}
+	help, _ := exec.Command(bin, "--help").CombinedOutput()
+	args := []string{"--kubeconfig", os.Getenv("KUBECONFIG")}
+	if bytes.Contains(help, []byte("--namespace")) {
+		args = append(args, "--namespace", e.ns)
+	}
+	if bytes.Contains(help, []byte("--leader-elect")) {
+		args = append(args, "--leader-elect=false")
+	}
+	logPath := filepath.Join(e.t.TempDir(), fmt.Sprintf("operator-%d.log", time.Now().UnixNano()))
+	f, err := os.Create(logPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("starting %s: %v", bin, err)
+	}
+	p := &operatorProc{t: e.t, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+	e.t.Cleanup(func() {
+		p.stop()
+		if e.t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			if len(lines) > 80 {
+				lines = lines[len(lines)-80:]
+			}
+			e.t.Logf("operator log tail (%s):\n%s", logPath, strings.Join(lines, "\n"))
+		}
+	})
+	e.t.Logf("operator started: %s %s (log %s)", bin, strings.Join(args, " "), logPath)
+	return p
+}
+
+func (p *operatorProc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM and waits (then SIGKILL): a clean shutdown.
+func (p *operatorProc) stop() {
+	if !p.running() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.t.Errorf("operator did not exit within 10s of SIGTERM")
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// kill is an operator crash: SIGKILL, no chance to clean up.
+func (p *operatorProc) kill() {
+	if !p.running() {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the cluster.
+
+func (e *env) mcc(name string) *unstructured.Unstructured {
+	e.t.Helper()
+	u, err := e.dyn.Resource(mccGVR).Namespace(e.ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatalf("get mcc %s: %v", name, err)
+	}
+	return u
+}
+
+type condition struct {
+	Type, Status, Reason, Message string
+	ObservedGeneration           int64
+	LastTransitionTime           string
+}
+
+type member struct {
+	Name, Host, Address, State string
+	Ordinal                    int64
+	BaselineConnections        *int64
+}
+
+type drainStatus struct {
+	TargetReplicas int64
+	Members        []string
+	StartedAt      string
+	PublishedAt    string
+	Outcome        string
+}
+
+type clusterStatus struct {
+	ObservedGeneration int64
+	Replicas           int64
+	ReadyReplicas      int64
+	Selector           string
+	ConfigVersion      int64
+	Phase              string
+	Members            []member
+	Drain              *drainStatus
+	Conditions         []condition
+}
+
+func statusOf(u *unstructured.Unstructured) clusterStatus {
+	var s clusterStatus
+	raw, ok := u.Object["status"]
+	if !ok {
+		return s
+	}
+	b, _ := json.Marshal(raw)
+	_ = json.Unmarshal(b, &s)
+	return s
+}
+
+func (s clusterStatus) condition(t string) condition {
+	for _, c := range s.Conditions {
+		if c.Type == t {
+			return c
+		}
+	}
+	return condition{}
+}
+
+type server struct {
+	Name    string `json:"name"`
+	Host    string `json:"host"`
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	Weight  int    `json:"weight"`
+	State   string `json:"state"`
+}
+
+type endpoints struct {
+	Schema  string   `json:"schema"`
+	Cluster string   `json:"cluster"`
+	Version int64    `json:"version"`
+	Hashing string   `json:"hashing"`
+	Servers []server `json:"servers"`
+}
+
+func (ep endpoints) names() []string {
+	var out []string
+	for _, s := range ep.Servers {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// endpointsOf reads the endpoints ConfigMap; ok is false when it does not exist yet.
+func (e *env) endpointsOf(cmName string) (endpoints, *corev1.ConfigMap, bool) {
+	e.t.Helper()
+	cm, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(context.Background(), cmName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return endpoints{}, nil, false
+	}
+	if err != nil {
+		e.t.Fatalf("get configmap %s: %v", cmName, err)
+	}
+	var ep endpoints
+	if err := json.Unmarshal([]byte(cm.Data["endpoints.json"]), &ep); err != nil {
+		e.t.Fatalf("configmap %s: endpoints.json does not parse: %v\n%s", cmName, err, cm.Data["endpoints.json"])
+	}
+	return ep, cm, true
+}
+
+func (e *env) waitFor(timeout time.Duration, what string, cond func() (bool, error)) {
+	e.t.Helper()
+	framework.WaitFor(e.t, timeout, what, cond)
+}
+
+func (e *env) pod(name string) (*corev1.Pod, bool) {
+	p, err := e.kube.CoreV1().Pods(e.ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return nil, false
+	}
+	return p, true
+}
+
+func (e *env) stsReplicas(name string) int32 {
+	e.t.Helper()
+	s, err := e.kube.AppsV1().StatefulSets(e.ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil || s.Spec.Replicas == nil {
+		return -1
+	}
+	return *s.Spec.Replicas
+}
+
+func (e *env) eventsWithReason(object, reason string) []corev1.Event {
+	e.t.Helper()
+	list, err := e.kube.CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		e.t.Fatalf("list events: %v", err)
+	}
+	var out []corev1.Event
+	for _, ev := range list.Items {
+		if ev.InvolvedObject.Name == object && ev.Reason == reason {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// waitAvailable waits for the Available condition and returns the status.
+func (e *env) waitAvailable(name string, timeout time.Duration) clusterStatus {
+	e.t.Helper()
+	var s clusterStatus
+	e.waitFor(timeout, "MemcachedCluster "+name+" Available", func() (bool, error) {
+		s = statusOf(e.mcc(name))
+		c := s.condition("Available")
+		return c.Status == "True" && s.Phase == "Available", fmt.Errorf("phase=%q available=%+v", s.Phase, c)
+	})
+	return s
+}
