@@ -211,8 +211,8 @@ func (e *env) mcc(name string) *unstructured.Unstructured {
 
 type condition struct {
 	Type, Status, Reason, Message string
-	ObservedGeneration           int64
-	LastTransitionTime           string
+	ObservedGeneration            int64
+	LastTransitionTime            string
 }
 
 type member struct {

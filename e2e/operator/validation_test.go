@@ -53,8 +53,8 @@ func TestDefaultsImmutabilityAndScale(t *testing.T) {
 	spec := e.mcc("defaults").Object["spec"].(map[string]any)
 	want := map[string]string{
 		"replicas": "3", "image": "memcached:1.6.18", "port": "11211", "antiAffinity": "soft", "paused": "false",
-		"memcached": "map[maxConnections:1024 maxItemSize:1m memoryMB:64 threads:4]",
-		"drain":     "map[connectionThreshold:0 minSeconds:60 timeoutSeconds:600]",
+		"memcached":           "map[maxConnections:1024 maxItemSize:1m memoryMB:64 threads:4]",
+		"drain":               "map[connectionThreshold:0 minSeconds:60 timeoutSeconds:600]",
 		"podDisruptionBudget": "map[enabled:true maxUnavailable:1]",
 		"clientConfig":        "map[configMapName:defaults-ring hashing:ketama-libmemcached]",
 	}
