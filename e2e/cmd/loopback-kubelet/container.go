@@ -221,7 +221,6 @@ func (c *container) status(initDone bool) corev1.ContainerStatus {
 	return cs
 }
 
-
 func (c *container) executable() (string, error) {
 	switch c.kind {
 	case kindMemcached:

@@ -53,15 +53,15 @@ type config struct {
 }
 
 type kubelet struct {
-	cfg       config
-	client    kubernetes.Interface
-	pods      corelisters.PodLister
+	cfg        config
+	client     kubernetes.Interface
+	pods       corelisters.PodLister
 	configMaps corelisters.ConfigMapLister
-	secrets   corelisters.SecretLister
-	ips       *ipAllocator
-	node      *nodeStatus
-	bindQueue chan types.NamespacedName
-	ctx       context.Context
+	secrets    corelisters.SecretLister
+	ips        *ipAllocator
+	node       *nodeStatus
+	bindQueue  chan types.NamespacedName
+	ctx        context.Context
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker // guarded by mu

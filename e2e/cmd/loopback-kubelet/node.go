@@ -83,9 +83,9 @@ func (n *nodeStatus) register(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: cfg.nodeName,
 			Labels: map[string]string{
-				"kubernetes.io/hostname": cfg.nodeName,
-				"kubernetes.io/os":       "linux",
-				"kubernetes.io/arch":     runtime.GOARCH,
+				"kubernetes.io/hostname":          cfg.nodeName,
+				"kubernetes.io/os":                "linux",
+				"kubernetes.io/arch":              runtime.GOARCH,
 				"memcached-operator.e2e/loopback": "true",
 			},
 		},

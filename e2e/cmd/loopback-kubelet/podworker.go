@@ -54,15 +54,16 @@ type podWorker struct {
 	events    chan event
 	stopped   chan struct{} // closed when run returns
 
-	pod       *corev1.Pod // latest seen
-	podIP     string
-	dir       string // volumes and service-account files
-	logDir    string
-	startTime metav1.Time
-	ctrs      []*container // init containers first
-	volumes   *volumeState
-	volErr    string
-	lastSent  *corev1.PodStatus
+	pod        *corev1.Pod // latest seen
+	podIP      string
+	dir        string // volumes and service-account files
+	logDir     string
+	startTime  metav1.Time
+	ctrs       []*container // init containers first
+	volumes    *volumeState
+	volErr     string
+	lastSent   *corev1.PodStatus
+	lastSentAt time.Time
 
 	mu      sync.Mutex
 	pgids   map[string]int // guarded by mu: container name -> process group of the live process
@@ -449,7 +450,12 @@ func (w *podWorker) syncStatus() {
 	st := w.buildStatus()
 	w.updateSummary(st)
 	if w.lastSent != nil && reflect.DeepEqual(*w.lastSent, st) {
-		return
+		// Unchanged since we sent it; but if someone else rewrote what we own
+		// (the node-lifecycle controller marks pods NotReady), put it back,
+		// as the kubelet's status manager reconciles with the API.
+		if time.Since(w.lastSentAt) < 2*time.Second || !ownedDiffers(w.pod.Status, st) {
+			return
+		}
 	}
 	raw, _ := json.Marshal(st)
 	var m map[string]interface{}
@@ -484,6 +490,42 @@ func (w *podWorker) syncStatus() {
 		return
 	}
 	w.lastSent = &st
+	w.lastSentAt = time.Now()
+}
+
+func containerStateKind(s corev1.ContainerState) string {
+	switch {
+	case s.Running != nil:
+		return "running"
+	case s.Terminated != nil:
+		return "terminated"
+	}
+	return "waiting"
+}
+
+// ownedDiffers compares the parts of a pod status the kubelet owns.
+func ownedDiffers(api, want corev1.PodStatus) bool {
+	if api.Phase != want.Phase || api.PodIP != want.PodIP || len(api.ContainerStatuses) != len(want.ContainerStatuses) {
+		return true
+	}
+	for i, cs := range want.ContainerStatuses {
+		a := api.ContainerStatuses[i]
+		if a.Name != cs.Name || a.Ready != cs.Ready || a.RestartCount != cs.RestartCount || containerStateKind(a.State) != containerStateKind(cs.State) {
+			return true
+		}
+	}
+	for _, c := range want.Conditions {
+		found := false
+		for _, a := range api.Conditions {
+			if a.Type == c.Type {
+				found = a.Status == c.Status
+			}
+		}
+		if !found {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *podWorker) updateSummary(st corev1.PodStatus) {

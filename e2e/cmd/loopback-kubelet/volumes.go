@@ -285,4 +285,3 @@ func (v *volumeState) token(volName string, src *corev1.ServiceAccountTokenProje
 	v.tokens[key] = &saToken{token: res.Status.Token, issued: now, expires: res.Status.ExpirationTimestamp.Time}
 	return res.Status.Token, t != nil, nil
 }
-
