@@ -201,3 +201,46 @@ TEST(InformerFactory, SharesInformersAndWaitsForAll) {
 
 }  // namespace
 }  // namespace mcop::kube
+
+#include <cstdlib>
+
+#include "kube/kubeconfig.h"
+#include "kube/rest_api_client.h"
+
+namespace mcop::kube {
+namespace {
+
+// Integration: an informer on the real API server (e2e/cluster); set MCOP_TEST_KUBECONFIG.
+TEST(InformerIntegration, SyncsAndFollowsRealServer) {
+  const char* kc = std::getenv("MCOP_TEST_KUBECONFIG");
+  if (!kc || !*kc) GTEST_SKIP() << "MCOP_TEST_KUBECONFIG not set";
+  auto cfg = loadKubeconfig(kc, "");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  auto api = RestApiClient::create(*cfg);
+  ASSERT_TRUE(api.ok()) << api.status();
+  std::string label = "mcop-informer-test=" + std::to_string(::getpid());
+  InformerOptions o;
+  o.ns = "default";
+  o.label_selector = label;
+  o.min_watch_timeout = std::chrono::seconds(1);  // exercise the server ending watches
+  o.max_watch_timeout = std::chrono::seconds(2);
+  Informer inf(*api, resources::kConfigMap, o);
+  Recorder rec;
+  inf.addHandlers(rec.handlers());
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(10s));
+  std::string name = "mcop-informer-" + std::to_string(::getpid());
+  Object obj = Object::parse(R"({"metadata":{"name":")" + name + R"(","labels":{"mcop-informer-test":")" +
+                             std::to_string(::getpid()) + R"("}},"data":{}})");
+  std::this_thread::sleep_for(3s);  // at least one server-ended watch
+  ASSERT_TRUE((*api)->create(resources::kConfigMap, "default", obj).ok());
+  ASSERT_TRUE(eventually([&] { return rec.has("add " + name); }));
+  ASSERT_TRUE((*api)->remove(resources::kConfigMap, "default", name, {}).ok());
+  ASSERT_TRUE(eventually([&] { return rec.has("delete " + name); }));
+  EXPECT_EQ(inf.listCount(), 1u) << "server-ended watches resume without relisting";
+  EXPECT_GE(inf.watchCount(), 2u);
+  inf.stop();
+}
+
+}  // namespace
+}  // namespace mcop::kube
