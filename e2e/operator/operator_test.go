@@ -133,8 +133,11 @@ func (e *env) startOperator() *operatorProc {
 	if bytes.Contains(help, []byte("--namespace")) {
 		args = append(args, "--namespace", e.ns)
 	}
-	if bytes.Contains(help, []byte("--leader-elect")) {
-		args = append(args, "--leader-elect=false")
+	// No fixed ports: a restarted operator (or another test's) must not collide ("0" disables).
+	for _, flag := range []string{"--metrics-bind-address", "--health-probe-bind-address"} {
+		if bytes.Contains(help, []byte(flag)) {
+			args = append(args, flag+"=0")
+		}
 	}
 	logPath := filepath.Join(e.t.TempDir(), fmt.Sprintf("operator-%d.log", time.Now().UnixNano()))
 	f, err := os.Create(logPath)
