@@ -613,15 +613,39 @@ func (e *env) handover(leader *corev1.Pod, how string, act func()) {
 }
 
 // scale changes spec.replicas through the scale subresource (as kubectl
-// scale and an HPA do) and waits for the operator to converge.
+// scale and an HPA do) and waits for the operator to converge: the cluster
+// Available with n ready replicas, its StatefulSet at n, and n pods left.
 func (e *env) scale(n int64) {
 	e.t.Helper()
+	ctx := context.Background()
 	start := time.Now()
 	e.kubectlOK("scale", "-n", e.ns, "memcachedclusters.memcached.operator.io/"+clusterName, fmt.Sprintf("--replicas=%d", n))
 	e.waitAvailable(clusterName, n, 3*time.Minute)
-	sts, err := e.kube.AppsV1().StatefulSets(e.ns).Get(context.Background(), clusterName, metav1.GetOptions{})
-	if err == nil && sts.Spec.Replicas != nil && int64(*sts.Spec.Replicas) != n {
-		e.t.Errorf("StatefulSet %s has %d replicas, want %d", clusterName, *sts.Spec.Replicas, n)
+	e.waitFor(3*time.Minute, fmt.Sprintf("StatefulSet %s at %d replicas with %d pods", clusterName, n, n), func() (bool, error) {
+		sts, err := e.kube.AppsV1().StatefulSets(e.ns).Get(ctx, clusterName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		pods, err := e.kube.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(sts.Spec.Selector)})
+		if err != nil {
+			return false, err
+		}
+		if sts.Spec.Replicas == nil || int64(*sts.Spec.Replicas) != n || int64(sts.Status.ReadyReplicas) != n || int64(len(pods.Items)) != n {
+			return false, fmt.Errorf("spec.replicas=%v ready=%d pods=%d", ptrVal(sts.Spec.Replicas), sts.Status.ReadyReplicas, len(pods.Items))
+		}
+		return true, nil
+	})
+	version := ""
+	if u, err := e.mcc(clusterName); err == nil {
+		v, _, _ := unstructured.NestedInt64(u.Object, "status", "configVersion")
+		version = fmt.Sprint(v)
 	}
-	e.report("reconcile: scaled to %d, Available in %s", n, time.Since(start).Round(10*time.Millisecond))
+	e.report("reconcile: scaled to %d, converged in %s (config version %s)", n, time.Since(start).Round(10*time.Millisecond), version)
+}
+
+func ptrVal(p *int32) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
