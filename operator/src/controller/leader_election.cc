@@ -81,7 +81,9 @@ absl::Status LeaderElector::tryAcquireOrRenew() {
   const auto& res = kube::resources::kLease;
   std::string now = util::formatRfc3339Micro(clock_.now());
   auto steady_now = clock_.steadyNow();
-  int64_t duration_s = std::chrono::duration_cast<std::chrono::seconds>(config_.lease_duration).count();
+  // The Lease holds whole seconds; round up so a sub-second test lease is not 0 (= expired).
+  int64_t duration_s = std::max<int64_t>(
+      1, std::chrono::ceil<std::chrono::seconds>(config_.lease_duration).count());
 
   auto current = api_->get(res, config_.lease_namespace, config_.lease_name);
   if (!current.ok()) {

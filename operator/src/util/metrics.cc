@@ -190,4 +190,26 @@ MetricsRegistry& defaultRegistry() {
   return *registry;
 }
 
+GaugeFamily& publishedConfigVersion() {
+  static GaugeFamily& g = defaultRegistry().gauge(
+      "memcached_operator_config_version", "Version of the endpoints list last published, by cluster.",
+      {"cluster"});
+  return g;
+}
+
+HistogramFamily& drainDuration() {
+  static HistogramFamily& h = defaultRegistry().histogram(
+      "memcached_operator_drain_duration_seconds",
+      "Time from publishing a list without a member to deleting it, by cluster.", {"cluster"},
+      {1, 5, 10, 30, 60, 90, 120, 180, 300, 600, 1800});
+  return h;
+}
+
+CounterFamily& drainTimeouts() {
+  static CounterFamily& c = defaultRegistry().counter(
+      "memcached_operator_drain_timeouts_total",
+      "Drains that hit drain.timeoutSeconds before connections fell away, by cluster.", {"cluster"});
+  return c;
+}
+
 }  // namespace mcop::util

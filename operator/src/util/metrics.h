@@ -99,4 +99,10 @@ class MetricsRegistry {
 
 MetricsRegistry& defaultRegistry();
 
+// The domain's metrics, registered on defaultRegistry() under the names the chart and the
+// dashboards expect. Label: cluster = "namespace/name".
+GaugeFamily& publishedConfigVersion();  // memcached_operator_config_version{cluster}
+HistogramFamily& drainDuration();       // memcached_operator_drain_duration_seconds{cluster}
+CounterFamily& drainTimeouts();         // memcached_operator_drain_timeouts_total{cluster}
+
 }  // namespace mcop::util

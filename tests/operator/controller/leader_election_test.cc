@@ -2,6 +2,9 @@
 // expiry, losing leadership before the lease can expire, release for a fast hand-over.
 #include "controller/leader_election.h"
 
+#include <atomic>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "kube/fake_api_client.h"
@@ -129,6 +132,45 @@ TEST(LeaderElection, ValidatesDurations) {
   c = Candidate::config("a");
   c.lease_namespace = "";
   EXPECT_FALSE(LeaderElector::validate(c).ok());
+}
+
+}  // namespace
+}  // namespace mcop::controller
+
+namespace mcop::controller {
+namespace {
+
+// The background loop with a real clock: a graceful stop + release hands over within about
+// one retry period of the standby.
+TEST(LeaderElection, BackgroundLoopHandsOverOnRelease) {
+  util::RealClock clock;
+  auto api = std::make_shared<FakeApiClient>(&clock);
+  auto config = [](const std::string& id) {
+    LeaderElectionConfig c;
+    c.lease_namespace = "ops";
+    c.identity = id;
+    c.lease_duration = 3s;
+    c.renew_deadline = 2s;
+    c.retry_period = 50ms;
+    return c;
+  };
+  std::atomic<int> a_started{0}, b_started{0};
+  LeaderElector a(api, clock, config("a"), {[&] { ++a_started; }, nullptr, nullptr});
+  LeaderElector b(api, clock, config("b"), {[&] { ++b_started; }, nullptr, nullptr});
+  a.start();
+  for (int i = 0; i < 200 && !a.isLeader(); ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(a.isLeader());
+  b.start();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(b.isLeader());
+  auto t0 = std::chrono::steady_clock::now();
+  a.stop();
+  ASSERT_TRUE(a.release().ok());
+  for (int i = 0; i < 400 && !b.isLeader(); ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(b.isLeader());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  EXPECT_EQ(b_started, 1);
+  b.stop();
 }
 
 }  // namespace
