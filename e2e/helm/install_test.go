@@ -468,6 +468,16 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 	e.waitAvailable(clusterName, 2, 3*time.Minute)
 	e.report("reconcile: MemcachedCluster with 2 replicas Available in %s", time.Since(start).Round(10*time.Millisecond))
 
+	// GitOps: another manager's annotation on the StatefulSet stays (the
+	// operator applies only its own fields), and nothing is rewritten in
+	// steady state.
+	e.kubectlOK("annotate", "-n", e.ns, "statefulset/"+clusterName, "--field-manager=gitops-tool", "example.com/owned-by=gitops")
+	e.steadyState(10 * time.Second)
+	sts, err := e.kube.AppsV1().StatefulSets(e.ns).Get(ctx, clusterName, metav1.GetOptions{})
+	if err != nil || sts.Annotations["example.com/owned-by"] != "gitops" {
+		t.Errorf("another manager's annotation on StatefulSet %s is gone (err=%v, annotations %v)", clusterName, err, sts.GetAnnotations())
+	}
+
 	// 5. Kill the leader's process: the Lease is renewed by a live process
 	// within the lease duration (plus a retry period), and reconciling goes on.
 	e.handover(leader, "kill", func() {
@@ -610,6 +620,46 @@ func (e *env) handover(leader *corev1.Pod, how string, act func()) {
 	if how == "graceful" && took > leaseDuration {
 		e.t.Errorf("graceful handover took %s: the leader should release the Lease on SIGTERM so a standby need not wait out the lease (%s)", took, leaseDuration)
 	}
+}
+
+// steadyState fails if the cluster, its StatefulSet, Services or ConfigMap
+// change during d (the operator must not rewrite what already matches).
+func (e *env) steadyState(d time.Duration) {
+	e.t.Helper()
+	ctx := context.Background()
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		if u, err := e.mcc(clusterName); err == nil {
+			m["MemcachedCluster/"+u.GetName()] = u.GetResourceVersion()
+		}
+		if l, err := e.kube.AppsV1().StatefulSets(e.ns).List(ctx, metav1.ListOptions{}); err == nil {
+			for _, o := range l.Items {
+				m["StatefulSet/"+o.Name] = o.ResourceVersion
+			}
+		}
+		if l, err := e.kube.CoreV1().Services(e.ns).List(ctx, metav1.ListOptions{}); err == nil {
+			for _, o := range l.Items {
+				m["Service/"+o.Name] = o.ResourceVersion
+			}
+		}
+		if l, err := e.kube.CoreV1().ConfigMaps(e.ns).List(ctx, metav1.ListOptions{}); err == nil {
+			for _, o := range l.Items {
+				m["ConfigMap/"+o.Name] = o.ResourceVersion
+			}
+		}
+		return m
+	}
+	// Let the annotation's own watch event be reconciled first.
+	time.Sleep(2 * time.Second)
+	before := snapshot()
+	time.Sleep(d)
+	after := snapshot()
+	for k, v := range before {
+		if after[k] != v {
+			e.t.Errorf("%s changed in steady state (resourceVersion %s -> %s)", k, v, after[k])
+		}
+	}
+	e.report("steady state: %d objects unchanged for %s", len(before), d)
 }
 
 // scale changes spec.replicas through the scale subresource (as kubectl
