@@ -17,8 +17,10 @@ import (
 	"memcached-operator/e2e/framework"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
@@ -459,4 +461,50 @@ func TestNodeNotReadyFault(t *testing.T) {
 	framework.WaitFor(t, 15*time.Second, "node Ready again", func() (bool, error) {
 		return nodeReady(t, c) == corev1.ConditionTrue, nil
 	})
+}
+
+// An image mapped to a local binary (as the operator image is) runs as a real
+// in-cluster client: its ServiceAccount token, CA and namespace, the API
+// server's address, and RBAC as granted to that ServiceAccount.
+func TestMappedImageRunsInCluster(t *testing.T) {
+	c := framework.Client(t)
+	ctx := context.Background()
+	ns := framework.NewNamespace(t, c, "harness-incluster")
+	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "prober"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "pods"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "prober"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "pods"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prober", Namespace: ns}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "prober", Labels: map[string]string{"app": "prober"}},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "prober",
+			Containers: []corev1.Container{{
+				Name: "probe", Image: "registry.example/team/mcop-e2e-incluster-probe:v1", Args: []string{"--flag=1"},
+				Env: []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
+				ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{
+					HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}},
+			}},
+		},
+	}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitReadyPods(t, c, ns, "app=prober", 1)
+	logs, err := c.CoreV1().Pods(ns).GetLogs("prober", &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"namespace=" + ns + " pods=1", `args=["--flag=1"]`, "secrets forbidden=true"} {
+		if !strings.Contains(string(logs), want) {
+			t.Errorf("probe log lacks %q:\n%s", want, logs)
+		}
+	}
 }

@@ -26,7 +26,7 @@ type containerKind int
 const (
 	kindPlaceholder containerKind = iota
 	kindMemcached
-	kindOperator
+	kindOperator // the operator image, or any other --image-binary mapping
 )
 
 type container struct {
@@ -35,6 +35,7 @@ type container struct {
 	init bool
 	kind containerKind
 	args []string // arguments after the executable
+	exe  string   // for kindOperator: the local executable
 
 	gen            int // bumped on each start; stale events are dropped
 	proc           *os.Process
@@ -87,8 +88,9 @@ func newContainer(w *podWorker, spec corev1.Container, init bool) *container {
 		// The official image's entrypoint runs memcached with the args.
 		c.kind = kindMemcached
 		c.args = append([]string{}, spec.Args...)
-	case repo == w.k.cfg.operatorImage:
+	case w.k.cfg.imageBinaries[repo] != "" || repo == w.k.cfg.operatorImage:
 		c.kind = kindOperator
+		c.exe = w.k.cfg.imageBinaries[repo]
 		if len(spec.Command) > 0 {
 			c.args = append(append([]string{}, spec.Command[1:]...), spec.Args...)
 		} else {
@@ -226,12 +228,12 @@ func (c *container) executable() (string, error) {
 	case kindMemcached:
 		return c.w.k.cfg.memcachedBinary, nil
 	case kindOperator:
-		b := c.w.k.cfg.operatorBinary
+		b := c.exe
 		if b == "" {
 			return "", fmt.Errorf("no --operator-binary configured for image %s", c.spec.Image)
 		}
 		if _, err := os.Stat(b); err != nil {
-			return "", fmt.Errorf("operator binary %s not found (build it first: make build): %v", b, err)
+			return "", fmt.Errorf("binary %s for image %s not found (build it first: make build): %v", b, c.spec.Image, err)
 		}
 		return b, nil
 	}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -50,6 +51,7 @@ type config struct {
 	backoffMax       time.Duration
 	clusterMarker    string
 	kubeletAPIPort   int
+	imageBinaries    map[string]string // image repository basename -> local executable
 }
 
 type kubelet struct {
@@ -84,10 +86,22 @@ func main() {
 	flag.StringVar(&cfg.kubeletVersion, "kubelet-version", "v0.0.0", "version reported in the Node's nodeInfo")
 	flag.DurationVar(&cfg.backoffBase, "restart-backoff", 10*time.Second, "crash-loop back-off after the first restart (doubles)")
 	flag.DurationVar(&cfg.backoffMax, "restart-backoff-max", 300*time.Second, "crash-loop back-off cap")
+	cfg.imageBinaries = map[string]string{}
+	flag.Func("image-binary", "NAME=PATH: run containers of images named NAME (repository basename) as PATH, like the operator (repeatable)", func(v string) error {
+		name, path, ok := strings.Cut(v, "=")
+		if !ok || name == "" || path == "" {
+			return fmt.Errorf("want NAME=PATH, got %q", v)
+		}
+		cfg.imageBinaries[name] = path
+		return nil
+	})
 	flag.IntVar(&cfg.kubeletAPIPort, "kubelet-api-port", 10250, "HTTPS port of the kubelet API (container logs for kubectl logs)")
 	flag.StringVar(&cfg.clusterMarker, "cluster-marker", "", "value of MCOP_E2E_CLUSTER in every process started (lets `down` find leftovers)")
 	flag.Parse()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	if cfg.operatorImage != "" {
+		cfg.imageBinaries[cfg.operatorImage] = cfg.operatorBinary
+	}
 	if cfg.stateDir == "" {
 		log.Fatal("--state-dir is required")
 	}
