@@ -350,3 +350,68 @@ func wantEq[T comparable](t *testing.T, what string, got, want T) {
 		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }
+
+// testdata/all-values.yaml sets every optional value; each lands where it should.
+func TestChartAllValuesRender(t *testing.T) {
+	objs := parseManifests(t, render(t, "-f", "e2e/helm/testdata/all-values.yaml"))
+	dep := find(objs, "Deployment", "mco")
+	if dep == nil {
+		t.Fatalf("no Deployment mco (fullnameOverride) in %v", kinds(objs))
+	}
+	pod := get(dep, "spec", "template", "spec")
+	c := get(pod, "containers", 0)
+	wantEq(t, "image", str(c, "image"), "ghcr.io/memcached-operator/memcached-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	wantEq(t, "imagePullSecrets", str(pod, "imagePullSecrets", 0, "name"), "regcred")
+	wantEq(t, "serviceAccountName", str(pod, "serviceAccountName"), "mco-operator")
+	wantEq(t, "priorityClassName", str(pod, "priorityClassName"), "system-cluster-critical")
+	wantEq(t, "nodeSelector", str(pod, "nodeSelector", "kubernetes.io/os"), "linux")
+	wantEq(t, "toleration", str(pod, "tolerations", 0, "key"), "dedicated")
+	wantEq(t, "topologySpreadConstraints", str(pod, "topologySpreadConstraints", 0, "topologyKey"), "topology.kubernetes.io/zone")
+	if get(pod, "affinity", "nodeAffinity") == nil || get(pod, "affinity", "podAntiAffinity") != nil {
+		t.Errorf("affinity given: want it as given, got %v", get(pod, "affinity"))
+	}
+	wantEq(t, "pod label", str(dep, "spec", "template", "metadata", "labels", "team"), "cache")
+	wantEq(t, "pod annotation", str(dep, "spec", "template", "metadata", "annotations", "example.com/a"), "1")
+	wantEq(t, "extraEnv", str(c, "env", 2, "name"), "FOO")
+	args := strList(get(c, "args"))
+	for _, a := range []string{"--cluster-domain=example.internal", "--leader-election-id=mco-lease", "--lease-duration=30s",
+		"--renew-deadline=20s", "--retry-period=5s", "--log-level=debug", "--log-format=text", "--workers=8"} {
+		if !slices.Contains(args, a) {
+			t.Errorf("args lack %s: %v", a, args)
+		}
+	}
+	if r, _ := get(dep, "spec", "replicas").(float64); r != 3 {
+		t.Errorf("replicas = %v, want 3", get(dep, "spec", "replicas"))
+	}
+	wantEq(t, "PDB maxUnavailable", str(find(objs, "PodDisruptionBudget", "mco"), "spec", "maxUnavailable"), "50%")
+	wantEq(t, "metrics Service type", str(find(objs, "Service", "mco-metrics"), "spec", "type"), "NodePort")
+	wantEq(t, "ServiceAccount annotation", str(find(objs, "ServiceAccount", "mco-operator"), "metadata", "annotations", "example.com/role"), "operator")
+	lease := find(objs, "Role", "mco-leader-election")
+	wantEq(t, "lease resourceName", strings.Join(strList(get(lease, "rules", 1, "resourceNames")), ","), "mco-lease")
+	checkRBACSubject(t, objs, "mco-operator")
+}
+
+func TestChartWithoutOptionalObjects(t *testing.T) {
+	objs := parseManifests(t, render(t, "--set", "replicaCount=1", "--set", "leaderElection.enabled=false",
+		"--set", "serviceAccount.create=false", "--set", "serviceAccount.name=byo", "--set", "rbac.create=false",
+		"--set", "metrics.service.enabled=false"))
+	got := kinds(objs)
+	if len(got) != 1 || got["Deployment"] != 1 {
+		t.Errorf("want only the Deployment, rendered %v", got)
+	}
+	dep := find(objs, "Deployment", "")
+	args := strList(get(dep, "spec", "template", "spec", "containers", 0, "args"))
+	if slices.Contains(args, "--leader-elect") {
+		t.Errorf("leader election disabled, yet args %v", args)
+	}
+	wantEq(t, "serviceAccountName", str(dep, "spec", "template", "spec", "serviceAccountName"), "byo")
+}
+
+func checkRBACSubject(t *testing.T, objs []object, sa string) {
+	t.Helper()
+	for _, o := range objs {
+		if o.kind() == "RoleBinding" || o.kind() == "ClusterRoleBinding" {
+			wantEq(t, o.kind()+" "+o.name()+" subject", str(o, "subjects", 0, "name"), sa)
+		}
+	}
+}
