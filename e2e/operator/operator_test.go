@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -113,6 +114,8 @@ func operatorBinary(t testing.TB) string {
 	return filepath.Join(repoRoot(t), "build", "bin", "memcached-operator")
 }
 
+func (p *operatorProc) pid() int { return p.cmd.Process.Pid }
+
 type operatorProc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
@@ -122,7 +125,7 @@ type operatorProc struct {
 
 // startOperator runs build/bin/memcached-operator with the cluster's KUBECONFIG, watching only
 // the test's namespace when the binary supports --namespace.
-func (e *env) startOperator() *operatorProc {
+func (e *env) startOperator(extra ...string) *operatorProc {
 	e.t.Helper()
 	bin := operatorBinary(e.t)
 	if _, err := os.Stat(bin); err != nil {
@@ -135,10 +138,11 @@ func (e *env) startOperator() *operatorProc {
 	}
 	// No fixed ports: a restarted operator (or another test's) must not collide ("0" disables).
 	for _, flag := range []string{"--metrics-bind-address", "--health-probe-bind-address"} {
-		if bytes.Contains(help, []byte(flag)) {
+		if bytes.Contains(help, []byte(flag)) && !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, flag) }) {
 			args = append(args, flag+"=0")
 		}
 	}
+	args = append(args, extra...)
 	logPath := filepath.Join(e.t.TempDir(), fmt.Sprintf("operator-%d.log", time.Now().UnixNano()))
 	f, err := os.Create(logPath)
 	if err != nil {

@@ -1,0 +1,115 @@
+// What the operator costs at rest: resident memory with 10 clusters, and API writes over 60 s of
+// steady state (from the operator's own memcached_operator_api_requests_total counter, so other
+// components' writes do not count). Both are printed as "figure:" lines.
+package operator
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// apiRequests sums memcached_operator_api_requests_total by verb.
+func apiRequests(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "memcached_operator_api_requests_total{") {
+			continue
+		}
+		labels := line[strings.Index(line, "{")+1 : strings.LastIndex(line, "}")]
+		verb := ""
+		for _, kv := range strings.Split(labels, ",") {
+			if v, ok := strings.CutPrefix(kv, `verb="`); ok {
+				verb = strings.ToUpper(strings.TrimSuffix(v, `"`))
+			}
+		}
+		n, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		out[verb] += n
+	}
+	return out
+}
+
+func writes(m map[string]float64) float64 {
+	n := 0.0
+	for verb, v := range m {
+		switch verb {
+		case "GET", "LIST", "WATCH":
+		default:
+			n += v
+		}
+	}
+	return n
+}
+
+func rssKiB(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	t.Fatalf("no VmRSS for pid %d", pid)
+	return 0
+}
+
+func TestIdleFootprintWithTenClusters(t *testing.T) {
+	e := newEnv(t)
+	port := freePort(t)
+	op := e.startOperator(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port))
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	const clusters = 10
+	for i := 0; i < clusters; i++ {
+		if out, err := e.applyYAML(fmt.Sprintf("apiVersion: memcached.operator.io/v1alpha1\nkind: MemcachedCluster\nmetadata: {name: c%d}\nspec: {replicas: 2}\n", i)); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	for i := 0; i < clusters; i++ {
+		e.waitAvailable(fmt.Sprintf("c%d", i), 120*time.Second)
+	}
+	time.Sleep(5 * time.Second)
+	before := apiRequests(t, metricsURL)
+	if len(before) == 0 {
+		t.Skipf("SKIPPED: %s has no memcached_operator_api_requests_total", metricsURL)
+	}
+	rss0 := rssKiB(t, op.pid())
+	time.Sleep(60 * time.Second)
+	after := apiRequests(t, metricsURL)
+	rss1 := rssKiB(t, op.pid())
+	w := writes(after) - writes(before)
+	t.Logf("figure: %d clusters x 2 replicas idle: operator VmRSS %d KiB at the start and %d KiB at the end of 60 s", clusters, rss0, rss1)
+	t.Logf("figure: API writes by the operator in 60 s of steady state: %.0f (requests by verb before %v, after %v)", w, before, after)
+	if w != 0 {
+		t.Errorf("the operator wrote %.0f times in 60 s of steady state", w)
+	}
+}
