@@ -566,3 +566,75 @@ TEST_F(ClusterReconcilerTest, ConditionTransitionTimeMovesOnlyOnFlip) {
 
 }  // namespace
 }  // namespace mcop::memcached
+
+namespace mcop::memcached {
+namespace {
+
+TEST_F(ClusterReconcilerTest, ScaleToZeroDrainsEveryMember) {
+  startCluster(2, R"({"minSeconds":0,"timeoutSeconds":60})");
+  patchSpec(R"({"replicas":0})");
+  reconcile();
+  EXPECT_TRUE(published().empty());
+  EXPECT_EQ(stsReplicas(), 2);
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 0);
+  runPods();
+  reconcile();
+  ClusterStatus s = status();
+  EXPECT_FALSE(s.drain.has_value());
+  EXPECT_TRUE(s.members.empty());
+  EXPECT_EQ(condition(s, kConditionAvailable)->reason, "ScaledToZero");
+  EXPECT_EQ(s.phase, "Available");
+}
+
+TEST_F(ClusterReconcilerTest, OutgoingPodThatIsNotReadyNeedsNoConnectionCheck) {
+  startCluster(3, R"({"minSeconds":5,"timeoutSeconds":600})");
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  counter_->set(podIp(2), 50);  // would block, but the pod is not serving
+  setPodReady(2, false);
+  clock_.advance(seconds(5));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_EQ(status().drain->outcome, kDrainOutcomeDrained);
+}
+
+TEST_F(ClusterReconcilerTest, SpecChangeRollsTheTemplateWithoutTouchingTheRing) {
+  startCluster(2);
+  const int64_t v = version();
+  const Json before = *api_->peek(res::kStatefulSet, "shop", "sessions");
+  patchSpec(R"({"memcached":{"memoryMB":128,"extraArgs":["-o","modern"]}})");
+  reconcile();
+  const Json after = *api_->peek(res::kStatefulSet, "shop", "sessions");
+  const Json& args = after.at("spec").at("template").at("spec").at("containers").at(0).at("args");
+  EXPECT_EQ(args.at(5).as_string(), "128");
+  EXPECT_EQ(args.at(args.size() - 1).as_string(), "modern");
+  EXPECT_NE(stringAt(before, {"metadata", "annotations", "memcached.operator.io/spec-hash"}),
+            stringAt(after, {"metadata", "annotations", "memcached.operator.io/spec-hash"}));
+  EXPECT_EQ(version(), v);
+  // Dropping extraArgs again is applied too (the spec hash changes).
+  patchSpec(R"({"memcached":{"extraArgs":null}})");
+  reconcile();
+  const Json sts = *api_->peek(res::kStatefulSet, "shop", "sessions");
+  const Json& args2 = sts.at("spec").at("template").at("spec").at("containers").at(0).at("args");
+  EXPECT_EQ(args2.size(), 12u);
+}
+
+TEST_F(ClusterReconcilerTest, RescheduledPodKeepsItsPlaceWithANewAddress) {
+  startCluster(2);
+  const int64_t v = version();
+  Json p = pod(1, true);
+  p["status"]["podIP"] = Json::string("127.0.20.9");
+  api_->seed(res::kPod, p);
+  reconcile();
+  auto cm = configMap();
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_NE(cm->at("data").at(kEndpointsJsonKey).as_string().find("127.0.20.9"),
+            std::string::npos);
+  EXPECT_EQ(version(), v + 1);
+  EXPECT_EQ(status().members[1].baseline_connections, FakeConnectionCounter::kBaseline);
+}
+
+}  // namespace
+}  // namespace mcop::memcached
