@@ -162,6 +162,13 @@ Result<bool> Watcher::reloadNow() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto content = readDirectory(options_.dir);
+    // The kubelet removes the old timestamped directory right after the ..data
+    // swap; a read that resolved ..data just before the swap can then find its
+    // file gone. That is a transient, not a broken ConfigMap: read again.
+    for (int attempt = 0; attempt < 3 && !content.ok() && content.error().code == ErrorCode::NotFound; ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      content = readDirectory(options_.dir);
+    }
     if (content.ok() && content->text == last_content_ && current() != nullptr) {
       last_error_.clear();
       last_failed_.clear();
