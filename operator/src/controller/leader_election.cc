@@ -110,6 +110,7 @@ absl::Status LeaderElector::tryAcquireOrRenew() {
   }
   bool mine = old.holder == config_.identity;
   auto lease_for = std::chrono::seconds(old.lease_duration_seconds > 0 ? old.lease_duration_seconds : duration_s);
+  observed_expiry_ = observed_at_ + lease_for;
   if (!old.holder.empty() && !mine && observed_at_ + lease_for > steady_now) {
     return absl::FailedPreconditionError(absl::StrCat("lease held by ", old.holder));
   }
@@ -162,9 +163,13 @@ milliseconds LeaderElector::step() {
     if (callbacks_.on_new_leader) callbacks_.on_new_leader(after);
   }
   if (leading_) return config_.retry_period;
-  // Candidates wait a jittered retry period (client-go: JitterFactor 1.2).
+  // Candidates wait a jittered retry period (client-go: JitterFactor 1.2), but no longer than
+  // until the observed lease expires, so a dead leader is replaced as soon as that is safe.
   std::uniform_int_distribution<int64_t> jitter(0, config_.retry_period.count() * 12 / 10);
-  return config_.retry_period + milliseconds(jitter(rng_));
+  milliseconds wait = config_.retry_period + milliseconds(jitter(rng_));
+  auto until_expiry = std::chrono::ceil<milliseconds>(observed_expiry_ - now) + milliseconds(10);
+  if (until_expiry > milliseconds(0) && until_expiry < wait) wait = until_expiry;
+  return wait;
 }
 
 void LeaderElector::start() {

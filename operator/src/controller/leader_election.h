@@ -84,6 +84,7 @@ class LeaderElector {
   // Electing thread only:
   std::string observed_raw_;  // holder + renewTime + resourceVersion as last seen
   std::chrono::steady_clock::time_point observed_at_{};
+  std::chrono::steady_clock::time_point observed_expiry_{};  // another holder's lease ends
   std::chrono::steady_clock::time_point last_renew_{};
   std::mt19937_64 rng_{std::random_device{}()};
 

@@ -175,3 +175,23 @@ TEST(LeaderElection, BackgroundLoopHandsOverOnRelease) {
 
 }  // namespace
 }  // namespace mcop::controller
+
+namespace mcop::controller {
+namespace {
+
+TEST(LeaderElection, CandidateWakesWhenTheObservedLeaseExpires) {
+  util::FakeClock clock;
+  auto api = std::make_shared<FakeApiClient>(&clock);
+  Candidate a(api, clock, "a"), b(api, clock, "b");
+  a.elector.step();
+  b.elector.step();
+  clock.advance(14s);
+  auto wait = b.elector.step();
+  EXPECT_LE(wait, 1010ms) << "wakes at expiry, not a full jittered retry later";
+  clock.advance(wait);
+  b.elector.step();
+  EXPECT_TRUE(b.elector.isLeader());
+}
+
+}  // namespace
+}  // namespace mcop::controller
