@@ -123,12 +123,15 @@ absl::Status Controller::start(std::chrono::milliseconds sync_timeout) {
       inf->waitForSync(std::chrono::milliseconds(100));
     }
   }
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  if (stopping_) return absl::CancelledError(absl::StrCat("controller ", name_, ": stopped while starting"));
   spdlog::info("starting workers controller={} workers={}", name_, options_.workers);
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker(); });
   return absl::OkStatus();
 }
 
 void Controller::stop() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
   stopping_ = true;
   queue_.shutDown();
   for (auto& t : workers_) {

@@ -5,13 +5,15 @@
 // Per pass: a reconcile id (for logs, see currentReconcileId()), the duration (metrics);
 // an error requeues with per-key backoff, Result.requeue_after requeues after that delay,
 // success forgets the key's backoff.
-// Thread-safety: watch*() before start(); start()/stop() from one thread; enqueue() from any.
+// Thread-safety: watch*() before start(); start() and stop() may be called from different
+// threads (stop() makes a pending start() return); enqueue() from any thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,7 +77,9 @@ class Controller {
   ControllerOptions options_;
   WorkQueue queue_;
   std::vector<kube::Informer*> sources_;  // set before start()
-  std::vector<std::thread> workers_;
+  // start() (from a starter thread) and stop() (from main) may race at shutdown.
+  std::mutex lifecycle_mu_;
+  std::vector<std::thread> workers_;  // guarded by lifecycle_mu_
   std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> pass_counter_{0};
