@@ -12,7 +12,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git curl ca-certifi
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all deps build unit e2e test demo clean
+.PHONY: all deps build unit e2e test demo clean chart-test sync-crds
 
 all: build
 
@@ -38,6 +38,15 @@ test: deps build unit e2e
 
 demo: build
 	e2e/demo
+
+# Helm chart static checks (lint, template, RBAC, schema, CRD copy); no cluster needed.
+# `make test` runs the same checks inside the e2e suite.
+chart-test:
+	helm/test-chart.sh
+
+# Copy crds/ (the one source) into the chart; commit the result.
+sync-crds:
+	helm/sync-crds.sh
 
 clean:
 	rm -rf $(BUILD_DIR)
