@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
 #include <spdlog/spdlog.h>
@@ -15,7 +17,14 @@ using std::chrono::milliseconds;
 
 std::string defaultIdentity() {
   char host[256] = {0};
-  if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "unknown");
+  // The pod name (downward API) says which replica leads; processes run by the local test
+  // kubelet share one hostname.
+  const char* pod = std::getenv("POD_NAME");
+  if (pod && *pod) {
+    std::snprintf(host, sizeof(host), "%s", pod);
+  } else if (gethostname(host, sizeof(host) - 1) != 0) {
+    std::snprintf(host, sizeof(host), "unknown");
+  }
   std::random_device rd;
   return absl::StrFormat("%s_%08x", host, rd());
 }

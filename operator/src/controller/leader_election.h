@@ -95,7 +95,7 @@ class LeaderElector {
   std::thread thread_;
 };
 
-// hostname_<random>: unique even when two replicas share a hostname.
+// $POD_NAME (or the hostname) + "_<random>": unique even when two replicas share a name.
 std::string defaultIdentity();
 
 }  // namespace mcop::controller
