@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Tests for the clientconfig Python module and the pymemcache example, against
+real memcached processes and a kubelet-style ConfigMap directory.
+Usage: python_test.py BUILD_PYTHON_DIR CLI EXAMPLES_DIR"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, sys.argv[1])
+CLI = sys.argv[2]
+sys.path.insert(0, sys.argv[3])
+import clientconfig  # noqa: E402
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_memcached():
+    for _ in range(10):
+        port = free_port()
+        args = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16"]
+        if os.geteuid() == 0:
+            args += ["-u", "nobody"]
+        p = subprocess.Popen(args)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.1).close()
+                return p, port
+            except OSError:
+                if p.poll() is not None:
+                    break
+                time.sleep(0.01)
+        p.kill()
+    raise RuntimeError("memcached did not start")
+
+
+class Projection:
+    """The kubelet's atomic ConfigMap layout: ..TIMESTAMP dir, ..data symlink, key symlinks."""
+
+    def __init__(self, path):
+        self.path, self.seq, self.old = path, 0, None
+        os.makedirs(path, exist_ok=True)
+
+    def project(self, data):
+        self.seq += 1
+        ts = "..2026_11_26_05_00_00.%09d" % self.seq
+        os.mkdir(os.path.join(self.path, ts))
+        for k, v in data.items():
+            with open(os.path.join(self.path, ts, k), "w") as f:
+                f.write(v)
+        tmp = os.path.join(self.path, "..data_tmp")
+        os.symlink(ts, tmp)
+        os.rename(tmp, os.path.join(self.path, "..data"))
+        for k in data:
+            link = os.path.join(self.path, k)
+            if not os.path.islink(link):
+                os.symlink(os.path.join("..data", k), link)
+        if self.old:
+            shutil.rmtree(os.path.join(self.path, self.old))
+        self.old = ts
+
+
+def endpoints(ports, version):
+    return json.dumps({
+        "schema": "memcached.operator.io/endpoints/v1", "cluster": "test/py", "version": version,
+        "hashing": "ketama-libmemcached",
+        "servers": [{"name": "py-%d" % i, "host": "py-%d.py.test.svc" % i, "address": "127.0.0.1", "port": p,
+                     "weight": 1, "state": "active"} for i, p in enumerate(ports)],
+        "previous": None})
+
+
+def wait_version(watcher, v):
+    for _ in range(300):
+        s = watcher.current()
+        if s is not None and s.version == v:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="cc-py-")
+    procs = []
+    try:
+        # Routing agrees with the C++ CLI key for key.
+        d = os.path.join(tmp, "static")
+        os.mkdir(d)
+        with open(os.path.join(d, "endpoints.json"), "w") as f:
+            f.write(endpoints([11211, 11212, 11213, 11300], 3))
+        snap = clientconfig.load(d)
+        keys = ["user:%d" % i for i in range(300)] + ["product:50", "user:100"]
+        out = subprocess.run([CLI, "route", d] + keys, check=True, capture_output=True, text=True).stdout
+        cli_owner = {line.split("\t")[0]: line.split("\t")[1].split(" ")[0] for line in out.splitlines()}
+        check(all(snap.owner(k).name == cli_owner[k] for k in keys), "python route == CLI route")
+        try:
+            clientconfig.parse('{"schema": 1}')
+            check(False, "bad schema raises")
+        except ValueError as e:
+            check("schema: expected string" in str(e), "error names the field: %s" % e)
+
+        # The watcher follows a kubelet-style swap.
+        proj = Projection(os.path.join(tmp, "volume"))
+        for _ in range(3):
+            procs.append(start_memcached())
+        ports = [p for _, p in procs]
+        proj.project({"endpoints.json": endpoints(ports[:2], 1)})
+        w = clientconfig.Watcher(proj.path)
+        check(w.current().version == 1, "initial version")
+        proj.project({"endpoints.json": endpoints(ports, 2)})
+        check(wait_version(w, 2), "watcher picks up the swap")
+        check(len(w.current().servers) == 3, "three servers after the swap")
+        proj.project({"endpoints.json": "{ broken"})
+        time.sleep(0.2)
+        check(w.current().version == 2 and w.error_count == 1, "broken file keeps the last good snapshot")
+        proj.project({"endpoints.json": endpoints(ports[:2], 3)})
+        check(wait_version(w, 3), "back to two servers")
+
+        # The pymemcache example: the seed app's keys land on the ring owner.
+        try:
+            import pymemcache_app
+            from pymemcache.client.base import Client
+        except ImportError as e:
+            print("SKIP pymemcache example:", e)
+            return 77 if not failures else 1
+        app = pymemcache_app.Router(proj.path)
+        app.set("user:100", '{"name": "Alice"}')
+        app.set("product:50", '{"name": "Gadget"}')
+        check(app.get("user:100") == b'{"name": "Alice"}', "get user:100")
+        for key in ("user:100", "product:50"):
+            owner = app.owner(key)
+            for port in ports:
+                direct = Client(("127.0.0.1", port)).get(key)
+                check((direct is not None) == (port == owner.port), "%s only on its owner" % key)
+        # Grow to three servers: the app follows and closes nothing it still needs.
+        proj.project({"endpoints.json": endpoints(ports, 4)})
+        check(wait_version(w, 4), "grown to three")
+        time.sleep(0.05)
+        for i in range(200):
+            app.set("k%d" % i, "v")
+        check(len(app.clients) == 3, "app talks to all three servers")
+        # Shrink: the connection to the removed server is closed at the next call.
+        proj.project({"endpoints.json": endpoints(ports[:2], 5)})
+        for _ in range(300):
+            if app.watcher.current().version == 5:
+                break
+            time.sleep(0.01)
+        app.get("user:100")
+        check(("127.0.0.1", ports[2]) not in app.clients, "connection to the removed server closed")
+        app.close()
+        print("python run: %d failures" % len(failures))
+        return 1 if failures else 0
+    finally:
+        for p, _ in procs:
+            p.kill()
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+sys.exit(main())
