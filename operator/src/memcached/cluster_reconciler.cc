@@ -21,6 +21,7 @@
 #include "memcached/labels.h"
 #include "memcached/membership.h"
 #include "memcached/subset.h"
+#include "util/metrics.h"
 #include "util/time.h"
 
 namespace mcop::memcached {
@@ -140,6 +141,7 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
   if (!cluster) {
     // Deleted: the children carry ownerReferences, so the garbage collector removes them.
     spdlog::debug("cluster gone cluster={}", request.key());
+    util::publishedConfigVersion().remove({request.key()});
     return controller::Result{};
   }
   if (const Json* ts = findPath(*cluster, {"metadata", "deletionTimestamp"});
@@ -257,6 +259,8 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run() {
                          spec_.config_map_name, ": [", absl::StrJoin(names, ", "), "]"));
     }
   }
+
+  util::publishedConfigVersion().set({key_}, static_cast<double>(endpoints_.version));
 
   if (auto s = ensureStatefulSet(); !s.ok()) {
     flushEvents();
@@ -518,7 +522,9 @@ void ClusterReconciler::Pass::evaluateDrain() {
     }
   }
   const int64_t took = elapsed.count() / 1000;
+  const double took_seconds = static_cast<double>(elapsed.count()) / 1000.0;
   if (busy.empty()) {
+    util::drainDuration().observe({key_}, took_seconds);
     drain.outcome = kDrainOutcomeDrained;
     event(kube::EventSeverity::kNormal, "DrainCompleted",
           absl::StrCat(absl::StrJoin(drain.members, ", "), " drained after ", took,
@@ -529,6 +535,8 @@ void ClusterReconciler::Pass::evaluateDrain() {
   }
   if (elapsed >= timeout) {
     drain.outcome = kDrainOutcomeTimedOut;
+    util::drainDuration().observe({key_}, took_seconds);
+    util::drainTimeouts().inc({key_});
     event(kube::EventSeverity::kWarning, "DrainTimeout",
           absl::StrCat("drain timed out after ", spec_.drain.timeout_seconds,
                        "s with clients still connected to ", absl::StrJoin(busy, ", "),

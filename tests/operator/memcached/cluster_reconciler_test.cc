@@ -17,6 +17,7 @@
 #include "memcached/endpoints_config.h"
 #include "memcached/json_util.h"
 #include "util/clock.h"
+#include "util/metrics.h"
 
 namespace mcop::memcached {
 namespace {
@@ -373,6 +374,9 @@ TEST_F(ClusterReconcilerTest, DrainTimeoutScalesDownWithWarning) {
   ClusterStatus s = status();
   EXPECT_EQ(s.drain->outcome, kDrainOutcomeTimedOut);
   EXPECT_EQ(condition(s, kConditionDegraded)->reason, "DrainTimeout");
+  EXPECT_NE(util::defaultRegistry().render().find(
+                "memcached_operator_drain_timeouts_total{cluster=\"shop/sessions\"}"),
+            std::string::npos);
   // The reason stays visible after the drain finished, until the spec changes.
   runPods();
   reconcile();
