@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -39,9 +38,14 @@ var mccGVR = schema.GroupVersionResource{Group: "memcached.operator.io", Version
 
 const crdName = "memcachedclusters.memcached.operator.io"
 
+// repoRoot is two levels above this package: go test runs in the package directory, and
+// runtime.Caller cannot be used because run-tests builds with -trimpath.
 func repoRoot(t testing.TB) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("getwd: %v", err)
+	}
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
 }
 
 // env is one test's view of the cluster.
