@@ -23,7 +23,7 @@ std::tm toUtc(std::chrono::system_clock::time_point t) {
 
 std::string formatRfc3339(std::chrono::system_clock::time_point t) {
   std::tm tm = toUtc(t);
-  char buf[32];
+  char buf[96];  // room for any int the compiler cannot rule out
   std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
   return buf;
@@ -35,7 +35,7 @@ std::string formatRfc3339Micro(std::chrono::system_clock::time_point t) {
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                     since - std::chrono::floor<std::chrono::seconds>(since))
                     .count();
-  char buf[40];
+  char buf[96];  // room for any int the compiler cannot rule out
   std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<long long>(micros));
