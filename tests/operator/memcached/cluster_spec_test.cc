@@ -66,6 +66,9 @@ struct BadSpec {
   const char* message_part;
 };
 
+// Shown in test names (ctest lists parameters) instead of the struct's raw bytes.
+void PrintTo(const BadSpec& bad, std::ostream* os) { *os << bad.spec; }
+
 class InvalidSpecTest : public testing::TestWithParam<BadSpec> {};
 
 TEST_P(InvalidSpecTest, IsReportedWithAClearMessage) {
@@ -96,7 +99,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{R"({"clientConfig":{"configMapName":"Not_A_Name"}})",
                 "must be a DNS subdomain name"},
         BadSpec{R"({"clientConfig":{"hashing":"modula"}})",
-                "must be ketama-libmemcached or ketama-libketama"}));
+                "must be ketama-libmemcached or ketama-libketama"}),
+    [](const testing::TestParamInfo<BadSpec>& info) { return "rule" + std::to_string(info.index); });
 
 TEST(ClusterSpecTest, LongNamesAreRejected) {
   ParsedSpec p = parseClusterSpec(cluster("{}", std::string(53, 'a')));
