@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <unordered_set>
 
 namespace clientconfig::json {
 
@@ -21,8 +22,8 @@ const char* kindName(Kind k) {
 }
 
 const Value* Value::find(std::string_view key) const {
-  for (const auto& [k, v] : object) {
-    if (k == key) return &v;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i] == key) return &values[i];
   }
   return nullptr;
 }
@@ -119,6 +120,7 @@ private:
 
   bool object(Value& out, size_t depth) {
     out.kind = Kind::Object;
+    std::unordered_set<std::string> seen;
     ++pos_; // {
     skipWs();
     if (pos_ < s_.size() && s_[pos_] == '}') {
@@ -131,17 +133,18 @@ private:
       std::string key;
       size_t key_pos = pos_;
       if (!string(key)) return false;
-      for (const auto& [k, v] : out.object) {
-        if (k == key) {
-          pos_ = key_pos;
-          return fail("duplicate key \"" + key + "\"");
-        }
+      // A set, not a scan of out.keys: a hostile object with many keys must not
+      // make parsing quadratic.
+      if (!seen.insert(key).second) {
+        pos_ = key_pos;
+        return fail("duplicate key \"" + key + "\"");
       }
       skipWs();
       if (pos_ >= s_.size() || s_[pos_] != ':') return fail("expected ':'");
       ++pos_;
-      out.object.emplace_back(std::move(key), Value{});
-      if (!value(out.object.back().second, depth + 1)) return false;
+      out.keys.push_back(std::move(key));
+      out.values.emplace_back();
+      if (!value(out.values.back(), depth + 1)) return false;
       skipWs();
       if (pos_ >= s_.size()) return fail("unexpected end of input in object");
       if (s_[pos_] == ',') {

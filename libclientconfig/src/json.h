@@ -27,7 +27,10 @@ public:
   double number = 0;    // Kind::Number (and Integer, converted)
   std::string string;
   std::vector<Value> array;
-  std::vector<std::pair<std::string, Value>> object; // in document order, keys unique
+  // Object members in document order, keys unique. Two parallel vectors because
+  // std::pair<std::string, Value> needs Value complete here (clang enforces it).
+  std::vector<std::string> keys;
+  std::vector<Value> values;
 
   // nullptr when absent (or not an object).
   const Value* find(std::string_view key) const;

@@ -341,4 +341,22 @@ std::string toJson(const Snapshot& s) {
   return out;
 }
 
+std::string toServersFile(const Snapshot& s) {
+  std::string out;
+  for (const auto& srv : s.servers()) {
+    bool v6 = srv.host.find(':') != std::string::npos;
+    out += (v6 ? "[" + srv.host + "]" : srv.host) + ":" + std::to_string(srv.port) + "\n";
+  }
+  return out;
+}
+
+std::string toLibmemcachedConf(const Snapshot& s) {
+  std::string out;
+  for (const auto& srv : s.servers()) {
+    if (!out.empty()) out += " ";
+    out += "--SERVER=" + srv.host + ":" + std::to_string(srv.port) + "/?" + std::to_string(srv.weight);
+  }
+  return out;
+}
+
 } // namespace clientconfig

@@ -9,10 +9,12 @@
 #include <gtest/gtest.h>
 #include <libhashkit-1.0/hashkit.h>
 #include <libmemcached/memcached.h>
+#include <algorithm>
 #include <map>
 #include <random>
 
 #include "clientconfig/md5.h"
+#include "clientconfig/snapshot.h"
 
 namespace clientconfig {
 namespace {
@@ -283,6 +285,41 @@ TEST(LibketamaCompat, PortAlwaysInLabel) {
   size_t differ = 0;
   for (const auto& k : keys) differ += lm->serverIndex(k) != lk->serverIndex(k);
   EXPECT_GT(differ, 0u);
+}
+
+} // namespace
+} // namespace clientconfig
+
+namespace clientconfig {
+namespace {
+
+// The published libmemcached.conf, used exactly as the docs tell app developers
+// (memcached(conf) then KETAMA_WEIGHTED), routes every key as the snapshot does.
+TEST(LibmemcachedConf, PublishedConfRoutesLikeTheSnapshot) {
+  std::mt19937 rng(5);
+  auto keys = makeKeys(30000, 21);
+  for (int n : {1, 2, 3, 5, 25, 47}) {
+    std::vector<Server> servers;
+    for (int i = 0; i < n; ++i) {
+      servers.push_back({"m-" + std::to_string(i), "m-" + std::to_string(i) + ".m.prod.svc.cluster.local",
+                         "10.1.0." + std::to_string(i), static_cast<uint16_t>(i % 2 ? 11211 : 12000 + i),
+                         static_cast<uint32_t>(1 + rng() % 4), "active"});
+    }
+    auto snap = makeSnapshot("prod/m", 1, Hashing::KetamaLibmemcached, servers);
+    ASSERT_TRUE(snap.ok()) << snap.error().toString();
+    std::string conf = toLibmemcachedConf(**snap);
+    memcached_st* m = memcached(conf.c_str(), conf.size());
+    ASSERT_NE(m, nullptr) << conf;
+    ASSERT_EQ(MEMCACHED_SUCCESS, memcached_behavior_set(m, MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, 1));
+    for (const auto& k : keys) ASSERT_EQ(memcached_generate_hash(m, k.data(), k.size()), (*snap)->serverIndex(k)) << n;
+    memcached_free(m);
+    // The servers file names the same ring.
+    auto from_file = parseServersFile(toServersFile(**snap));
+    ASSERT_TRUE(from_file.ok());
+    if (n > 0 && std::all_of(servers.begin(), servers.end(), [&](const Server& s) { return s.weight == servers[0].weight; })) {
+      for (size_t i = 0; i < 2000; ++i) ASSERT_EQ((*from_file)->serverIndex(keys[i]), (*snap)->serverIndex(keys[i]));
+    }
+  }
 }
 
 } // namespace

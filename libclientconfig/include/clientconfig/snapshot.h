@@ -93,4 +93,14 @@ double movedFraction(const Snapshot& old_snapshot, const Snapshot& new_snapshot,
 // Serialises back to endpoints.json (canonical form); used by tools and tests.
 std::string toJson(const Snapshot& snapshot);
 
+// The ConfigMap's other keys, generated from the same snapshot so every form
+// names the same ring:
+//  `servers`: "host:port" lines in ring order.
+std::string toServersFile(const Snapshot& snapshot);
+//  `libmemcached.conf`: "--SERVER=host:port/?weight ..." in ring order. libmemcached
+//  hashes the name it is given, so this lists `host` (never `address`). Its
+//  configuration language cannot select weighted ketama: apps must still call
+//  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, 1) after memcached(conf).
+std::string toLibmemcachedConf(const Snapshot& snapshot);
+
 } // namespace clientconfig
