@@ -219,8 +219,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  spdlog::info("starting memcached-operator version={} config=\"{}\" namespace={} workers={} leader_elect={}",
-               kVersion, config->description, flags.ns.empty() ? "all" : flags.ns, flags.workers,
+  spdlog::info("starting memcached-operator version={} config={} namespace={} workers={} leader_elect={}",
+               kVersion, util::quoted(config->description), flags.ns.empty() ? "all" : flags.ns, flags.workers,
                flags.leader_elect);
 
   util::RealClock clock;
@@ -290,7 +290,7 @@ int main(int argc, char** argv) {
     starter = std::thread([&] {
       absl::Status s = controller.start(std::chrono::hours(24 * 365));
       if (!s.ok()) {
-        spdlog::error("controller did not start error=\"{}\"", s.ToString());
+        spdlog::error("controller did not start error={}", util::quoted(s.ToString()));
         shutdown.request(1, "controller did not start");
         return;
       }
@@ -336,7 +336,7 @@ int main(int argc, char** argv) {
 
   std::string why;
   int exit_code = shutdown.wait(&why);
-  spdlog::info("shutting down reason=\"{}\"", why);
+  spdlog::info("shutting down reason={}", util::quoted(why));
   if (exit_code != 0) {
     // Lost the Lease (or could not start): stop acting at once. In-flight reconciles get a
     // moment to finish; the process exits non-zero either way so the pod restarts, as
@@ -356,7 +356,7 @@ int main(int argc, char** argv) {
     if (exit_code == 0 && elector->isLeader()) {
       // After the workers stopped, so the next leader never overlaps with us.
       if (auto s = elector->release(); !s.ok()) {
-        spdlog::warn("lease not released error=\"{}\"", s.ToString());
+        spdlog::warn("lease not released error={}", util::quoted(s.ToString()));
       }
     }
   }

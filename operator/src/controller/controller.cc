@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kube/object_meta.h"
+#include "util/logging.h"
 
 namespace mcop::controller {
 
@@ -164,8 +165,8 @@ void Controller::process(const std::string& key) {
   if (!result.ok()) {
     if (reconciles_) reconciles_->inc({key, "error"});
     if (errors_) errors_->inc({key});
-    spdlog::warn("reconcile failed cluster={} reconcile_id={} took_ms={} requeues={} error=\"{}\"", key,
-                 g_reconcile_id, took_ms, queue_.numRequeues(key), result.status().ToString());
+    spdlog::warn("reconcile failed cluster={} reconcile_id={} took_ms={} requeues={} error={}", key,
+                 g_reconcile_id, took_ms, queue_.numRequeues(key), util::quoted(result.status().ToString()));
     queue_.addRateLimited(key);
   } else if (result->requeue_after && result->requeue_after->count() > 0) {
     if (reconciles_) reconciles_->inc({key, "requeue"});

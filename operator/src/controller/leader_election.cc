@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kube/object_meta.h"
+#include "util/logging.h"
 #include "util/time.h"
 
 namespace mcop::controller {
@@ -150,14 +151,14 @@ milliseconds LeaderElector::step() {
                    config_.lease_name, config_.identity);
       if (callbacks_.on_started_leading) callbacks_.on_started_leading();
     } else if (!absl::IsFailedPrecondition(s)) {
-      spdlog::warn("leader election attempt failed lease={}/{} error=\"{}\"", config_.lease_namespace,
-                   config_.lease_name, s.ToString());
+      spdlog::warn("leader election attempt failed lease={}/{} error={}", config_.lease_namespace,
+                   config_.lease_name, util::quoted(s.ToString()));
     }
   } else if (s.ok()) {
     last_renew_ = now;
   } else {
-    spdlog::warn("lease renew failed lease={}/{} error=\"{}\"", config_.lease_namespace,
-                 config_.lease_name, s.ToString());
+    spdlog::warn("lease renew failed lease={}/{} error={}", config_.lease_namespace,
+                 config_.lease_name, util::quoted(s.ToString()));
     if (now - last_renew_ >= config_.renew_deadline) {
       leading_ = false;
       spdlog::error("leader election lost lease={}/{} identity={} since_renew_ms={}",

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kube/object_meta.h"
+#include "util/logging.h"
 
 namespace mcop::kube {
 
@@ -178,7 +179,7 @@ void Informer::run() {
       absl::Status s = listAndReplace();
       if (!s.ok()) {
         if (stopping()) break;
-        spdlog::warn("list failed resource={} error=\"{}\"", description(), s.ToString());
+        spdlog::warn("list failed resource={} error={}", description(), util::quoted(s.ToString()));
         sleepBackoff();
         continue;
       }
@@ -199,7 +200,7 @@ void Informer::run() {
       continue;
     }
     if (progress) backoff_ = std::chrono::milliseconds(0);
-    spdlog::warn("watch restarted resource={} reason=error error=\"{}\"", description(), s.ToString());
+    spdlog::warn("watch restarted resource={} reason=error error={}", description(), util::quoted(s.ToString()));
     sleepBackoff();
   }
 }

@@ -16,6 +16,7 @@
 
 #include "memcached/children.h"
 #include "memcached/cluster_spec.h"
+#include "util/logging.h"
 #include "memcached/cluster_status.h"
 #include "memcached/endpoints_config.h"
 #include "memcached/labels.h"
@@ -152,8 +153,6 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
   Pass pass(*this, std::move(*cluster));
   auto result = pass.run();
   if (!result.ok()) {
-    spdlog::warn("reconcile failed cluster={} error=\"{}\"", request.key(),
-                 result.status().ToString());
     if (!kube::IsConflict(result.status())) {
       events_.record(involved, kube::EventSeverity::kWarning, "ReconcileError",
                      std::string(result.status().message()));
@@ -192,7 +191,7 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run() {
                   "fix the spec; nothing changes until then", ref_.generation, ""},
                  now_text_);
     status_.phase = "Degraded";
-    spdlog::warn("invalid spec cluster={} errors=\"{}\"", key_, message);
+    spdlog::warn("invalid spec cluster={} errors={}", key_, util::quoted(message));
     // No requeue: the next spec change wakes us; retrying an invalid spec cannot help.
     return statusOnly(false);
   }
@@ -541,7 +540,7 @@ void ClusterReconciler::Pass::evaluateDrain() {
           absl::StrCat("drain timed out after ", spec_.drain.timeout_seconds,
                        "s with clients still connected to ", absl::StrJoin(busy, ", "),
                        "; scaling down to ", drain.target_replicas, " anyway"));
-    spdlog::warn("drain timed out cluster={} busy=\"{}\"", key_, absl::StrJoin(busy, ", "));
+    spdlog::warn("drain timed out cluster={} busy={}", key_, util::quoted(absl::StrJoin(busy, ", ")));
     return;
   }
   drain_message_ = absl::StrCat("waiting for clients to leave ", absl::StrJoin(busy, ", "),
@@ -567,7 +566,7 @@ void ClusterReconciler::Pass::planMembership() {
   measure_failures_ = std::move(result.measure_failures);
   for (const auto& name : joined_) spdlog::info("member joined cluster={} pod={}", key_, name);
   for (const auto& f : measure_failures_) {
-    spdlog::warn("baseline measurement failed cluster={} detail=\"{}\"", key_, f);
+    spdlog::warn("baseline measurement failed cluster={} detail={}", key_, util::quoted(f));
   }
 }
 

@@ -7,6 +7,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "util/time.h"
+
 namespace mcop::util {
 
 namespace {
@@ -42,14 +44,7 @@ bool isKeyChar(char c) {
 class JsonFormatter : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    auto secs = std::chrono::time_point_cast<std::chrono::seconds>(msg.time);
-    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(msg.time - secs).count();
-    std::time_t t = std::chrono::system_clock::to_time_t(secs);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char ts[40];
-    std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(micros));
+    const std::string ts = formatRfc3339Micro(msg.time);
     auto [text, pairs] = splitLogMessage(std::string(msg.payload.data(), msg.payload.size()));
     std::string line = std::string("{\"ts\":\"") + ts + "\",\"level\":\"" +
                        std::string(spdlog::level::to_string_view(msg.level).data(),
@@ -66,6 +61,16 @@ class JsonFormatter : public spdlog::formatter {
 };
 
 }  // namespace
+
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
 
 std::pair<std::string, std::vector<std::pair<std::string, std::string>>> splitLogMessage(
     const std::string& s) {

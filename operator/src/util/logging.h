@@ -7,6 +7,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -16,6 +17,10 @@ namespace mcop::util {
 
 // format: "text" or "json"; level: trace, debug, info, warn, error, critical, off.
 absl::Status setupLogging(const std::string& format, const std::string& level);
+
+// A log value that may hold spaces or quotes: `error={}` with quoted(text) keeps the line
+// parseable by splitLogMessage (and by humans): "text" with " and \ escaped.
+std::string quoted(std::string_view text);
 
 // Splits "fixed message k=v k2=\"quoted v\"" into the message and its pairs (for JSON logs).
 std::pair<std::string, std::vector<std::pair<std::string, std::string>>> splitLogMessage(

@@ -70,5 +70,14 @@ TEST(Logging, SplitsKeyValuePairs) {
   EXPECT_TRUE(none.empty());
 }
 
+TEST(Logging, QuotedValuesSurviveTheSplit) {
+  // An API server message quoting a resource name once ended the value early in JSON logs.
+  const std::string error = R"(PermissionDenied: configmaps "cache" is forbidden: a\b)";
+  auto [msg, pairs] = splitLogMessage("reconcile failed cluster=shop/a error=" + util::quoted(error));
+  EXPECT_EQ(msg, "reconcile failed");
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[1], (std::pair<std::string, std::string>{"error", error}));
+}
+
 }  // namespace
 }  // namespace mcop::util
