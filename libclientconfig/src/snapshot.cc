@@ -5,6 +5,7 @@
 #include <charconv>
 #include <set>
 
+#include "clientconfig/md5.h"
 #include "json.h"
 
 namespace clientconfig {
@@ -200,9 +201,17 @@ const Server* Topology::owner(std::string_view key) const {
 
 Route Snapshot::route(std::string_view key) const {
   Route r;
-  r.owner = current.owner(key);
-  if (previous) {
-    const Server* prev = previous->owner(key);
+  if (!previous) {
+    r.owner = current.owner(key);
+    return r;
+  }
+  // Both rings use the same key hash: compute MD5 once.
+  uint32_t hash = ketamaKeyHash(key);
+  uint32_t i = current.ring.serverForHash(hash);
+  r.owner = i == Ring::kNoServer ? nullptr : &current.servers[i];
+  {
+    uint32_t p = previous->ring.serverForHash(hash);
+    const Server* prev = p == Ring::kNoServer ? nullptr : &previous->servers[p];
     if (prev != nullptr && (r.owner == nullptr || prev->host != r.owner->host || prev->port != r.owner->port))
       r.previous_owner = prev;
   }
