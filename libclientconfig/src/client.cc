@@ -180,13 +180,15 @@ Result<std::optional<Item>> Client::get(std::string_view key) {
   if (auto k = checkKey(key); !k.ok()) return k.error();
   std::lock_guard<std::mutex> lock(mu_);
   refreshLocked();
+  // A reload that arrived while this request held mu_ is applied on the way out
+  // (the watcher thread never waits for a request in flight).
+  RefreshOnExit refresh_on_exit{this};
   Route route = snapshot_ ? snapshot_->route(key) : Route{};
   auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
   if (!owner.ok()) return owner.error();
   auto r = getFrom(**owner, key);
   if (r.ok() && !r->has_value() && options_.fallback_to_previous && route.previous_owner != nullptr)
     r = getFrom(*route.previous_owner, key);
-  refreshLocked();
   return r;
 }
 
@@ -196,6 +198,9 @@ Result<std::map<std::string, Item>> Client::getMulti(const std::vector<std::stri
   }
   std::lock_guard<std::mutex> lock(mu_);
   refreshLocked();
+  // A reload that arrived while this request held mu_ is applied on the way out
+  // (the watcher thread never waits for a request in flight).
+  RefreshOnExit refresh_on_exit{this};
   std::map<std::string, Item> out;
   // One mget per owner, then one per previous owner for the misses.
   auto fetch = [&](const std::map<const Server*, std::vector<const std::string*>>& groups) -> Result<void> {
@@ -243,7 +248,6 @@ Result<std::map<std::string, Item>> Client::getMulti(const std::vector<std::stri
     }
     if (auto f = fetch(again); !f.ok()) return f.error();
   }
-  refreshLocked();
   return out;
 }
 
@@ -251,6 +255,9 @@ Result<void> Client::set(std::string_view key, std::string_view value, uint32_t 
   if (auto k = checkKey(key); !k.ok()) return k.error();
   std::lock_guard<std::mutex> lock(mu_);
   refreshLocked();
+  // A reload that arrived while this request held mu_ is applied on the way out
+  // (the watcher thread never waits for a request in flight).
+  RefreshOnExit refresh_on_exit{this};
   auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
   if (!owner.ok()) return owner.error();
   auto conn = connLocked(**owner);
@@ -259,7 +266,6 @@ Result<void> Client::set(std::string_view key, std::string_view value, uint32_t 
                                         static_cast<time_t>(ttl), flags);
   Result<void> out;
   if (rc != MEMCACHED_SUCCESS) out = toError((*conn)->m, rc, **owner, "set");
-  refreshLocked();
   return out;
 }
 
@@ -267,6 +273,9 @@ Result<bool> Client::add(std::string_view key, std::string_view value, uint32_t 
   if (auto k = checkKey(key); !k.ok()) return k.error();
   std::lock_guard<std::mutex> lock(mu_);
   refreshLocked();
+  // A reload that arrived while this request held mu_ is applied on the way out
+  // (the watcher thread never waits for a request in flight).
+  RefreshOnExit refresh_on_exit{this};
   auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
   if (!owner.ok()) return owner.error();
   auto conn = connLocked(**owner);
@@ -282,6 +291,9 @@ Result<bool> Client::remove(std::string_view key) {
   if (auto k = checkKey(key); !k.ok()) return k.error();
   std::lock_guard<std::mutex> lock(mu_);
   refreshLocked();
+  // A reload that arrived while this request held mu_ is applied on the way out
+  // (the watcher thread never waits for a request in flight).
+  RefreshOnExit refresh_on_exit{this};
   auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
   if (!owner.ok()) return owner.error();
   auto conn = connLocked(**owner);
@@ -296,6 +308,9 @@ Result<bool> Client::touch(std::string_view key, uint32_t ttl) {
   if (auto k = checkKey(key); !k.ok()) return k.error();
   std::lock_guard<std::mutex> lock(mu_);
   refreshLocked();
+  // A reload that arrived while this request held mu_ is applied on the way out
+  // (the watcher thread never waits for a request in flight).
+  RefreshOnExit refresh_on_exit{this};
   auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
   if (!owner.ok()) return owner.error();
   auto conn = connLocked(**owner);

@@ -66,6 +66,10 @@ public:
 
 private:
   struct Conn;
+  struct RefreshOnExit {
+    Client* client;
+    ~RefreshOnExit() { client->refreshLocked(); }
+  };
   Client(ClientOptions options, Watcher* watcher);
   void syncLocked(SnapshotPtr snapshot); // requires mu_
   void refreshLocked();                  // requires mu_: picks up the watcher's snapshot
