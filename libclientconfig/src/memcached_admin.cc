@@ -2,6 +2,7 @@
 // Thread-safety: not thread-safe; one instance per thread.
 #include "clientconfig/memcached_admin.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace clientconfig {
@@ -336,6 +337,100 @@ Result<bool> MemcachedAdmin::metaDelete(std::string_view key) {
   if (*l == "NF") return false;
   if (auto e = serverError(*l)) return *e;
   return fail(makeError(ErrorCode::Protocol, "md: unexpected line: " + *l));
+}
+
+namespace {
+
+// Parses "O<n>" among the tokens of a meta response line; -1 when absent.
+long opaqueOf(const std::vector<std::string_view>& tok) {
+  for (size_t i = 1; i < tok.size(); ++i) {
+    long v = 0;
+    if (tok[i].size() > 1 && tok[i][0] == 'O' && parseInt(tok[i].substr(1), v)) return v;
+  }
+  return -1;
+}
+
+} // namespace
+
+Result<std::vector<bool>> MemcachedAdmin::metaSetBatch(const std::vector<MetaSetRequest>& requests, MetaSetMode mode) {
+  std::vector<bool> stored(requests.size(), true);
+  for (size_t base = 0; base < requests.size(); base += kBatchChunk) {
+    size_t end = std::min(requests.size(), base + kBatchChunk);
+    std::string req;
+    for (size_t i = base; i < end; ++i) {
+      const auto& r = requests[i];
+      if (r.key.empty()) return makeError(ErrorCode::InvalidArgument, "ms: empty key at " + std::to_string(i));
+      if (r.ttl < 0) return makeError(ErrorCode::InvalidArgument, "ms: negative ttl at " + std::to_string(i));
+      bool b64 = false;
+      std::string k = metaKey(r.key, b64);
+      req += "ms " + k + " " + std::to_string(r.value.size()) + " T" + std::to_string(r.ttl) + " F" +
+             std::to_string(r.flags) + " M" + modeLetter(mode) + (b64 ? " b" : "") + " q O" + std::to_string(i - base) +
+             "\r\n";
+      req.append(r.value);
+      req.append("\r\n");
+    }
+    req += "mn\r\n";
+    if (auto s = send(req); !s.ok()) return s.error();
+    // Quiet mode answers only what did not succeed, then MN.
+    for (;;) {
+      auto l = line();
+      if (!l.ok()) return l.error();
+      if (*l == "MN") break;
+      if (auto e = serverError(*l)) return fail(*e); // position in the batch unknown: give up on the stream
+      auto tok = splitSpaces(*l);
+      long o = opaqueOf(tok);
+      if (tok.empty() || o < 0 || static_cast<size_t>(o) >= end - base)
+        return fail(makeError(ErrorCode::Protocol, "ms batch: unexpected line: " + *l));
+      if (tok[0] == "NS" || tok[0] == "NF" || tok[0] == "EX") {
+        stored[base + static_cast<size_t>(o)] = false;
+      } else if (tok[0] != "HD") {
+        return fail(makeError(ErrorCode::Protocol, "ms batch: unexpected line: " + *l));
+      }
+    }
+  }
+  return stored;
+}
+
+Result<std::vector<std::optional<MetaValue>>> MemcachedAdmin::metaGetBatch(const std::vector<std::string>& keys) {
+  std::vector<std::optional<MetaValue>> out(keys.size());
+  for (size_t base = 0; base < keys.size(); base += kBatchChunk) {
+    size_t end = std::min(keys.size(), base + kBatchChunk);
+    std::string req;
+    for (size_t i = base; i < end; ++i) {
+      if (keys[i].empty()) return makeError(ErrorCode::InvalidArgument, "mg: empty key at " + std::to_string(i));
+      bool b64 = false;
+      std::string k = metaKey(keys[i], b64);
+      req += "mg " + k + (b64 ? " b" : "") + " v t f q O" + std::to_string(i - base) + "\r\n";
+    }
+    req += "mn\r\n";
+    if (auto s = send(req); !s.ok()) return s.error();
+    // Quiet mode suppresses misses (EN): only hits come back, then MN.
+    for (;;) {
+      auto l = line();
+      if (!l.ok()) return l.error();
+      if (*l == "MN") break;
+      if (auto e = serverError(*l)) return fail(*e);
+      auto tok = splitSpaces(*l);
+      long o = opaqueOf(tok);
+      size_t len = 0;
+      if (tok.size() < 2 || tok[0] != "VA" || !parseInt(tok[1], len) || o < 0 || static_cast<size_t>(o) >= end - base)
+        return fail(makeError(ErrorCode::Protocol, "mg batch: unexpected line: " + *l));
+      MetaValue mv;
+      for (size_t t = 2; t < tok.size(); ++t) {
+        if (tok[t][0] == 't' && !parseInt(tok[t].substr(1), mv.ttl))
+          return fail(makeError(ErrorCode::Protocol, "mg batch: bad ttl: " + *l));
+        if (tok[t][0] == 'f' && !parseInt(tok[t].substr(1), mv.flags))
+          return fail(makeError(ErrorCode::Protocol, "mg batch: bad flags: " + *l));
+      }
+      auto body = transport_->readExact(len + 2, timeout_);
+      if (!body.ok()) return fail(body.error());
+      if (body->compare(len, 2, "\r\n") != 0) return fail(makeError(ErrorCode::Protocol, "mg batch: value not terminated"));
+      body->resize(len);
+      mv.value = std::move(*body);
+      out[base + static_cast<size_t>(o)] = std::move(mv);
+    }
+  }
+  return out;
 }
 
 } // namespace clientconfig

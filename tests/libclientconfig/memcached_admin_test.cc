@@ -273,3 +273,39 @@ TEST(UrlDecode, Basics) {
 
 } // namespace
 } // namespace clientconfig
+
+namespace clientconfig {
+namespace {
+
+TEST_F(MemcachedAdminTest, PipelinedBatches) {
+  ASSERT_TRUE(*admin_->metaSet("k7", "already-here", 0, 0));
+  std::vector<MemcachedAdmin::MetaSetRequest> reqs;
+  for (int i = 0; i < 300; ++i) {
+    std::string v(static_cast<size_t>(i * 37 % 5000), static_cast<char>('a' + i % 26));
+    reqs.push_back({"k" + std::to_string(i), v, i % 2 ? 1000 : 0, static_cast<uint32_t>(i)});
+  }
+  reqs.push_back({"spaced key", "b64", 0, 1});
+  auto stored = admin_->metaSetBatch(reqs, MetaSetMode::Add);
+  ASSERT_TRUE(stored.ok()) << stored.error().toString();
+  ASSERT_EQ(stored->size(), reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ((*stored)[i], i != 7) << i; // add never overwrites k7
+  std::vector<std::string> keys;
+  for (const auto& r : reqs) keys.push_back(r.key);
+  keys.push_back("missing");
+  auto got = admin_->metaGetBatch(keys);
+  ASSERT_TRUE(got.ok()) << got.error().toString();
+  ASSERT_EQ(got->size(), keys.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    ASSERT_TRUE((*got)[i].has_value()) << i;
+    EXPECT_EQ((*got)[i]->value, i == 7 ? "already-here" : reqs[i].value) << i;
+    if (i != 7) {
+      EXPECT_EQ((*got)[i]->flags, reqs[i].flags);
+      EXPECT_EQ((*got)[i]->ttl == -1, reqs[i].ttl == 0) << i;
+    }
+  }
+  EXPECT_FALSE(got->back().has_value());
+  EXPECT_TRUE(admin_->version().ok()); // stream still in step
+}
+
+} // namespace
+} // namespace clientconfig

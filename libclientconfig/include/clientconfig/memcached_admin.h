@@ -88,6 +88,22 @@ public:
   // condition failed (Add on a present key, Replace on a missing one). ttl 0 = never.
   Result<bool> metaSet(std::string_view key, std::string_view value, int64_t ttl, uint32_t flags,
                        MetaSetMode mode = MetaSetMode::Set);
+  // Pipelined forms for bulk copies: quiet mode (q) with opaque tokens (O<i>) and
+  // an `mn` terminator, in chunks of kBatchChunk keys a round trip (bounded so
+  // neither side's socket buffer can fill while the other is still writing).
+  struct MetaSetRequest {
+    std::string key;
+    std::string value;
+    int64_t ttl = 0;
+    uint32_t flags = 0;
+  };
+  static constexpr size_t kBatchChunk = 64;
+  // stored[i] for requests[i] (false: the mode's condition failed, e.g. Add on a present key).
+  Result<std::vector<bool>> metaSetBatch(const std::vector<MetaSetRequest>& requests,
+                                         MetaSetMode mode = MetaSetMode::Add);
+  // values[i] for keys[i], nullopt on a miss.
+  Result<std::vector<std::optional<MetaValue>>> metaGetBatch(const std::vector<std::string>& keys);
+
   // `md KEY`: true if deleted, false if absent.
   Result<bool> metaDelete(std::string_view key);
 
