@@ -1,35 +1,15 @@
 // Endpoints ConfigMap rendering: see endpoints_config.h.
 #include "memcached/endpoints_config.h"
 
-#include <cstdio>
-
 #include <absl/strings/str_cat.h>
+
+#include "util/json_text.h"
 
 namespace mcop::memcached {
 namespace {
 
 // A JSON string literal; names and addresses are DNS/IP text, but escape anyway.
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string quote(const std::string& s) { return "\"" + util::jsonEscape(s) + "\""; }
 
 }  // namespace
 

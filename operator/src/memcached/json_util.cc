@@ -70,36 +70,6 @@ Json jsonObject(std::initializer_list<std::pair<std::string, Json>> fields) {
 
 Json jsonArray(std::vector<Json> items) { return Json::array(std::move(items)); }
 
-bool jsonEqual(const Json& a, const Json& b) {
-  if (a.is_number() && b.is_number()) {
-    if (a.is_integer() && b.is_integer()) {
-      return a.as_number().to_int64() == b.as_number().to_int64();
-    }
-    return a.as_double() == b.as_double();
-  }
-  if (a.type() != b.type()) return false;
-  if (a.is_object()) {
-    const auto& ao = a.as_object();
-    const auto& bo = b.as_object();
-    if (ao.size() != bo.size()) return false;
-    for (const auto& [k, v] : ao) {
-      auto it = bo.find(k);
-      if (it == bo.end() || !jsonEqual(v, it->second)) return false;
-    }
-    return true;
-  }
-  if (a.is_array()) {
-    const auto& aa = a.as_array();
-    const auto& ba = b.as_array();
-    if (aa.size() != ba.size()) return false;
-    for (size_t i = 0; i < aa.size(); ++i) {
-      if (!jsonEqual(aa.at(i), ba.at(i))) return false;
-    }
-    return true;
-  }
-  return a == b;
-}
-
 std::string jsonHash(const Json& v) {
   const std::string s = v.serialize();
   uint64_t h = 1469598103934665603ULL;

@@ -17,6 +17,8 @@
 #endif
 #include <cpprest/json.h>
 
+#include "kube/object_meta.h"
+
 namespace mcop::memcached {
 
 using Json = web::json::value;
@@ -40,7 +42,7 @@ Json jsonObject(std::initializer_list<std::pair<std::string, Json>> fields);
 Json jsonArray(std::vector<Json> items);
 
 // Semantic equality (numbers by value, objects by key): the right test for "did status change".
-bool jsonEqual(const Json& a, const Json& b);
+using kube::jsonEqual;
 
 // Deterministic 64-bit FNV-1a of the serialized value, as 16 hex digits.
 std::string jsonHash(const Json& v);
