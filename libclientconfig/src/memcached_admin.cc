@@ -226,6 +226,25 @@ Result<std::vector<ConnInfo>> MemcachedAdmin::statsConns() {
   return out;
 }
 
+Result<int64_t> MemcachedAdmin::clientConnections() {
+  auto conns = statsConns();
+  if (!conns.ok()) return conns.error();
+  std::string self = transport_ ? transport_->localAddress() : std::string();
+  int64_t n = 0;
+  bool saw_self = false;
+  for (const auto& c : *conns) {
+    if (c.isListener()) continue;
+    if (!self.empty() && c.peer == self) {
+      saw_self = true;
+      continue;
+    }
+    ++n;
+  }
+  // Transports that cannot name their own end: assume ours is among them.
+  if (self.empty() || !saw_self) n = n > 0 ? n - 1 : 0;
+  return n;
+}
+
 Result<std::string> MemcachedAdmin::version() {
   auto l = command("version");
   if (!l.ok()) return l.error();

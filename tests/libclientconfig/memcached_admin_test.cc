@@ -309,3 +309,30 @@ TEST_F(MemcachedAdminTest, PipelinedBatches) {
 
 } // namespace
 } // namespace clientconfig
+
+namespace clientconfig {
+namespace {
+
+TEST_F(MemcachedAdminTest, ClientConnectionsExcludesSelfAndListeners) {
+  auto n = admin_->clientConnections();
+  ASSERT_TRUE(n.ok()) << n.error().toString();
+  EXPECT_EQ(*n, 0);
+  std::vector<MemcachedAdminPtr> others;
+  for (int i = 0; i < 3; ++i) {
+    auto o = MemcachedAdmin::connect("127.0.0.1", server_.port(), 1000ms);
+    ASSERT_TRUE(o.ok());
+    ASSERT_TRUE((*o)->version().ok());
+    others.push_back(std::move(*o));
+  }
+  EXPECT_EQ(*admin_->clientConnections(), 3);
+  others.clear();
+  int64_t now = 3;
+  for (int i = 0; i < 200 && now != 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+    now = *admin_->clientConnections();
+  }
+  EXPECT_EQ(now, 0);
+}
+
+} // namespace
+} // namespace clientconfig

@@ -73,6 +73,11 @@ public:
   Result<std::map<std::string, std::string>> stats(std::string_view sub = "");
   // `stats conns`, grouped per fd, in fd order.
   Result<std::vector<ConnInfo>> statsConns();
+  // Client connections other than this one, from `stats conns` (listeners and
+  // this admin connection left out): what a drain waits to reach zero. Unlike
+  // `curr_connections` (which on 1.6.18 counts client connections, this one
+  // included, and no listeners) it needs no per-pod baseline.
+  Result<int64_t> clientConnections();
   // "1.6.18"
   Result<std::string> version();
 

@@ -25,6 +25,9 @@ public:
   virtual Result<std::string> readLine(std::chrono::milliseconds timeout) = 0;
   // Exactly n bytes (a value body), or an error.
   virtual Result<std::string> readExact(size_t n, std::chrono::milliseconds timeout) = 0;
+  // This end's address as memcached prints peers in `stats conns` ("tcp:IP:PORT"),
+  // so a caller can leave its own connection out of a count; empty if unknown.
+  virtual std::string localAddress() const { return {}; }
 };
 
 using TransportPtr = std::unique_ptr<Transport>;
@@ -49,6 +52,7 @@ public:
   Result<void> writeAll(std::string_view data) override;
   Result<std::string> readLine(std::chrono::milliseconds timeout) override;
   Result<std::string> readExact(size_t n, std::chrono::milliseconds timeout) override;
+  std::string localAddress() const override;
 
   // Also used by writeAll; exposed for callers who pipeline.
   Result<void> writeAll(std::string_view data, std::chrono::milliseconds timeout);
