@@ -8,7 +8,7 @@ DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config git curl ca-
   libcpprest-dev libboost-system-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev libcxxopts-dev \
   libmemcached-dev libmemcached-tools memcached \
-  python3-dev pybind11-dev clang libclang-rt-14-dev
+  python3-dev python3-pymemcache pybind11-dev clang libclang-rt-14-dev
 
 # Paths under the checkout are hashed relative to it, so every clone shares the cache.
 export CCACHE_BASEDIR := $(CURDIR)
