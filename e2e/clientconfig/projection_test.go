@@ -38,6 +38,9 @@ const (
 	// Bound on API update -> watcher line: the 1s projection delay plus an
 	// informer event and an inotify wake-up, with room for a loaded machine.
 	updateBound = 15 * time.Second
+	// The watcher's poll fallback, set far beyond updateBound so that only its inotify path can
+	// deliver an update in time.
+	pollInterval = 10 * time.Minute
 )
 
 // server and endpoints are endpoints.json as DESIGN.md section 4 defines it
@@ -432,7 +435,7 @@ func TestWatcherFollowsProjectedConfigMap(t *testing.T) {
 	swapped := watchSwaps(t, dir)
 
 	// 3. The watcher.
-	watch := start(t, "clientconfig watch", exec.Command(bin, "watch", dir))
+	watch := start(t, "clientconfig watch", exec.Command(bin, fmt.Sprintf("--poll-interval-ms=%d", pollInterval.Milliseconds()), "watch", dir))
 	versionLine := regexp.MustCompile(`^version=\d+ `)
 	i1, _ := watch.out.waitMatch(t, 0, regexp.MustCompile(`^version=1 servers=2 hashing=ketama-libmemcached$`),
 		10*time.Second, "the watcher to print version 1")
@@ -453,10 +456,11 @@ func TestWatcherFollowsProjectedConfigMap(t *testing.T) {
 	total, toSwap, swapToWatcher := l2.at.Sub(updated), swap2.Sub(updated), l2.at.Sub(swap2)
 	report(t, "API update -> clientconfig watch line: %s (API update -> ..data swap: %s, ..data swap -> watcher line: %s; project-configmap --delay %s)",
 		total.Round(time.Millisecond), toSwap.Round(time.Millisecond), swapToWatcher.Round(time.Microsecond), projectionDelay)
-	// The watcher's poll fallback ticks every 1s; well under that means it
-	// reacted to the swap itself (inotify), as DESIGN.md section 4 asks.
-	if swapToWatcher > 500*time.Millisecond {
-		t.Errorf("watcher printed version 2 %s after the ..data swap: not reacting to the swap (poll fallback only?)", swapToWatcher)
+	// The watcher runs with its poll fallback at pollInterval, far beyond updateBound, so seeing
+	// version 2 at all means it reacted to the swap itself (inotify), as DESIGN.md section 4 asks.
+	// How fast is a figure (reported above, and by bench_reload_latency), not an assertion.
+	if swapToWatcher >= pollInterval {
+		t.Errorf("watcher printed version 2 %s after the ..data swap: only the poll fallback saw it", swapToWatcher)
 	}
 	if total < projectionDelay {
 		t.Errorf("watcher saw version 2 %s after the API update, before the %s projection delay: not following the projection?", total, projectionDelay)

@@ -4,8 +4,10 @@
 //   clientconfig diff OLD NEW           servers added/removed and the fraction of keys that move
 //   clientconfig watch DIR              print each new version as it lands (Ctrl-C stops)
 // Thread-safety: single-threaded except for the watcher's callback thread in `watch`.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -22,7 +24,8 @@ volatile std::sig_atomic_t g_stop = 0;
 
 int usage() {
   std::fprintf(stderr,
-               "usage: clientconfig [--servers-hashing=ketama-libmemcached|ketama-libketama] COMMAND\n"
+               "usage: clientconfig [--servers-hashing=ketama-libmemcached|ketama-libketama]\n"
+               "                    [--poll-interval-ms=N] COMMAND\n"
                "  show DIR|FILE           print the snapshot\n"
                "  route DIR|FILE KEY...   print the owner of each key\n"
                "  diff OLD NEW            servers added/removed, fraction of keys that move\n"
@@ -58,6 +61,7 @@ std::string describe(const Server* s) { return s ? s->name + " " + s->endpoint()
 
 int main(int argc, char** argv) {
   Hashing servers_hashing = Hashing::KetamaLibmemcached;
+  long poll_interval_ms = WatcherOptions{}.poll_interval.count();
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -65,6 +69,11 @@ int main(int argc, char** argv) {
       auto h = parseHashing(a.substr(18));
       if (!h) return usage();
       servers_hashing = *h;
+    } else if (a.rfind("--poll-interval-ms=", 0) == 0) {
+      // watch: how often to re-read when no inotify event came (the fallback).
+      char* end = nullptr;
+      poll_interval_ms = std::strtol(a.c_str() + 19, &end, 10);
+      if (*end != '\0' || poll_interval_ms < 1) return usage();
     } else if (a == "-h" || a == "--help") {
       return usage();
     } else {
@@ -135,6 +144,7 @@ int main(int argc, char** argv) {
     WatcherOptions o;
     o.dir = args[1];
     o.servers_file_hashing = servers_hashing;
+    o.poll_interval = std::chrono::milliseconds(poll_interval_ms);
     o.allow_empty_start = true;
     o.on_update = [](const SnapshotPtr& s) {
       std::printf("version=%llu servers=%zu hashing=%s\n", static_cast<unsigned long long>(s->version()),

@@ -125,7 +125,7 @@ TEST_F(ClientTest, FollowsReloadsAndClosesRemovedServers) {
   auto a2 = admin(2);
   // The client + this admin (the fixture's readiness probe may still be closing).
   auto conns_before = std::stoi(a2->stats()->at("curr_connections"));
-  for (int i = 0; i < 200 && conns_before != 2; ++i) {
+  for (int i = 0; i < 1000 && conns_before != 2; ++i) {
     std::this_thread::sleep_for(5ms);
     conns_before = std::stoi(a2->stats()->at("curr_connections"));
   }
@@ -135,7 +135,7 @@ TEST_F(ClientTest, FollowsReloadsAndClosesRemovedServers) {
   // without any further request from the application.
   proj.project({{"endpoints.json", endpointsFor(procs_, {0, 1}, 2)}});
   int now = conns_before;
-  for (int i = 0; i < 200 && now != 1; ++i) {
+  for (int i = 0; i < 1000 && now != 1; ++i) {
     std::this_thread::sleep_for(5ms);
     now = std::stoi(a2->stats()->at("curr_connections"));
   }

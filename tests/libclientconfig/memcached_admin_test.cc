@@ -21,7 +21,7 @@ protected:
     ASSERT_TRUE(a.ok()) << a.error().toString();
     admin_ = std::move(*a);
     // The fixture's readiness probe may still be closing on the server side.
-    for (int i = 0; i < 200 && admin_->stats()->at("curr_connections") != "1"; ++i) std::this_thread::sleep_for(5ms);
+    for (int i = 0; i < 1000 && admin_->stats()->at("curr_connections") != "1"; ++i) std::this_thread::sleep_for(5ms);
   }
   MemcachedProcess server_;
   MemcachedAdminPtr admin_;
@@ -52,7 +52,7 @@ TEST_F(MemcachedAdminTest, CurrConnectionsFollowsClients) {
   }
   // The server notices the close asynchronously.
   int now = base + 1;
-  for (int i = 0; i < 100 && now != base; ++i) {
+  for (int i = 0; i < 500 && now != base; ++i) {
     std::this_thread::sleep_for(10ms);
     now = std::stoi(admin_->stats()->at("curr_connections"));
   }
@@ -62,7 +62,7 @@ TEST_F(MemcachedAdminTest, CurrConnectionsFollowsClients) {
 TEST_F(MemcachedAdminTest, StatsConns) {
   // The fixture's readiness probe connection may still be closing on the server.
   auto conns = admin_->statsConns();
-  for (int i = 0; i < 100 && conns.ok() && conns->size() > 2; ++i) {
+  for (int i = 0; i < 500 && conns.ok() && conns->size() > 2; ++i) {
     std::this_thread::sleep_for(10ms);
     conns = admin_->statsConns();
   }
@@ -327,7 +327,7 @@ TEST_F(MemcachedAdminTest, ClientConnectionsExcludesSelfAndListeners) {
   EXPECT_EQ(*admin_->clientConnections(), 3);
   others.clear();
   int64_t now = 3;
-  for (int i = 0; i < 200 && now != 0; ++i) {
+  for (int i = 0; i < 1000 && now != 0; ++i) {
     std::this_thread::sleep_for(5ms);
     now = *admin_->clientConnections();
   }

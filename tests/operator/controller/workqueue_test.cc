@@ -115,7 +115,7 @@ TEST(WorkQueue, AddAfterWithRealClock) {
   ASSERT_TRUE(k);
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took, 50ms);
-  EXPECT_LT(took, 500ms);
+  EXPECT_LT(took, 5s);  // bounded; how soon after 50 ms is not for a shared machine to judge
 }
 
 TEST(WorkQueue, AddRateLimitedParksTheKey) {

@@ -180,7 +180,7 @@ TEST(Informer, StopUnblocksAnIdleWatch) {
   ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
   auto start = std::chrono::steady_clock::now();
   inf.stop();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not the watch timeout
 }
 
 TEST(InformerFactory, SharesInformersAndWaitsForAll) {

@@ -303,7 +303,7 @@ TEST(RestApiClient, WatchEndsCleanlyAndCancelUnblocks) {
   auto r = (*w)->next();
   t.join();
   EXPECT_TRUE(absl::IsCancelled(r.status())) << r.status();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 1000ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not the inactivity timeout
 }
 
 TEST(RestApiClient, ConnectionRefusedIsUnavailable) {
