@@ -251,7 +251,8 @@ Result<std::map<std::string, Item>> Client::getMulti(const std::vector<std::stri
   return out;
 }
 
-Result<void> Client::set(std::string_view key, std::string_view value, uint32_t ttl, uint32_t flags) {
+template <typename R, typename Fn>
+R Client::onOwner(std::string_view key, Fn&& fn) {
   if (auto k = checkKey(key); !k.ok()) return k.error();
   std::lock_guard<std::mutex> lock(mu_);
   refreshLocked();
@@ -262,63 +263,44 @@ Result<void> Client::set(std::string_view key, std::string_view value, uint32_t 
   if (!owner.ok()) return owner.error();
   auto conn = connLocked(**owner);
   if (!conn.ok()) return conn.error();
-  memcached_return_t rc = memcached_set((*conn)->m, key.data(), key.size(), value.data(), value.size(),
-                                        static_cast<time_t>(ttl), flags);
-  Result<void> out;
-  if (rc != MEMCACHED_SUCCESS) out = toError((*conn)->m, rc, **owner, "set");
-  return out;
+  return fn(**owner, (*conn)->m);
+}
+
+Result<void> Client::set(std::string_view key, std::string_view value, uint32_t ttl, uint32_t flags) {
+  return onOwner<Result<void>>(key, [&](const Server& owner, memcached_st* m) -> Result<void> {
+    memcached_return_t rc = memcached_set(m, key.data(), key.size(), value.data(), value.size(),
+                                          static_cast<time_t>(ttl), flags);
+    if (rc != MEMCACHED_SUCCESS) return toError(m, rc, owner, "set");
+    return {};
+  });
 }
 
 Result<bool> Client::add(std::string_view key, std::string_view value, uint32_t ttl, uint32_t flags) {
-  if (auto k = checkKey(key); !k.ok()) return k.error();
-  std::lock_guard<std::mutex> lock(mu_);
-  refreshLocked();
-  // A reload that arrived while this request held mu_ is applied on the way out
-  // (the watcher thread never waits for a request in flight).
-  RefreshOnExit refresh_on_exit{this};
-  auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
-  if (!owner.ok()) return owner.error();
-  auto conn = connLocked(**owner);
-  if (!conn.ok()) return conn.error();
-  memcached_return_t rc = memcached_add((*conn)->m, key.data(), key.size(), value.data(), value.size(),
-                                        static_cast<time_t>(ttl), flags);
-  if (rc == MEMCACHED_SUCCESS) return true;
-  if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS) return false;
-  return toError((*conn)->m, rc, **owner, "add");
+  return onOwner<Result<bool>>(key, [&](const Server& owner, memcached_st* m) -> Result<bool> {
+    memcached_return_t rc = memcached_add(m, key.data(), key.size(), value.data(), value.size(),
+                                          static_cast<time_t>(ttl), flags);
+    if (rc == MEMCACHED_SUCCESS) return true;
+    if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS) return false;
+    return toError(m, rc, owner, "add");
+  });
 }
 
 Result<bool> Client::remove(std::string_view key) {
-  if (auto k = checkKey(key); !k.ok()) return k.error();
-  std::lock_guard<std::mutex> lock(mu_);
-  refreshLocked();
-  // A reload that arrived while this request held mu_ is applied on the way out
-  // (the watcher thread never waits for a request in flight).
-  RefreshOnExit refresh_on_exit{this};
-  auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
-  if (!owner.ok()) return owner.error();
-  auto conn = connLocked(**owner);
-  if (!conn.ok()) return conn.error();
-  memcached_return_t rc = memcached_delete((*conn)->m, key.data(), key.size(), 0);
-  if (rc == MEMCACHED_SUCCESS) return true;
-  if (rc == MEMCACHED_NOTFOUND) return false;
-  return toError((*conn)->m, rc, **owner, "delete");
+  return onOwner<Result<bool>>(key, [&](const Server& owner, memcached_st* m) -> Result<bool> {
+    memcached_return_t rc = memcached_delete(m, key.data(), key.size(), 0);
+    if (rc == MEMCACHED_SUCCESS) return true;
+    if (rc == MEMCACHED_NOTFOUND) return false;
+    return toError(m, rc, owner, "delete");
+  });
 }
 
 Result<bool> Client::touch(std::string_view key, uint32_t ttl) {
-  if (auto k = checkKey(key); !k.ok()) return k.error();
-  std::lock_guard<std::mutex> lock(mu_);
-  refreshLocked();
-  // A reload that arrived while this request held mu_ is applied on the way out
-  // (the watcher thread never waits for a request in flight).
-  RefreshOnExit refresh_on_exit{this};
-  auto owner = ownerOf(snapshot_.get(), key, options_.fail_fast_not_active);
-  if (!owner.ok()) return owner.error();
-  auto conn = connLocked(**owner);
-  if (!conn.ok()) return conn.error();
-  memcached_return_t rc = memcached_touch((*conn)->m, key.data(), key.size(), static_cast<time_t>(ttl));
-  if (rc == MEMCACHED_SUCCESS) return true;
-  if (rc == MEMCACHED_NOTFOUND) return false;
-  return toError((*conn)->m, rc, **owner, "touch");
+  return onOwner<Result<bool>>(key, [&](const Server& owner, memcached_st* m) -> Result<bool> {
+    memcached_return_t rc = memcached_touch(m, key.data(), key.size(), static_cast<time_t>(ttl));
+    if (rc == MEMCACHED_SUCCESS) return true;
+    if (rc == MEMCACHED_NOTFOUND) return false;
+    return toError(m, rc, owner, "touch");
+  });
 }
 
 } // namespace clientconfig

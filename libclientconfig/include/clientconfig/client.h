@@ -75,6 +75,10 @@ private:
   void refreshLocked();                  // requires mu_: picks up the watcher's snapshot
   Result<Conn*> connLocked(const Server& server);
   Result<std::optional<Item>> getFrom(const Server& server, std::string_view key);
+  // Runs fn(owner, handle) for a single-key command under mu_, with the key check and the
+  // reload bookkeeping every such command needs.
+  template <typename R, typename Fn>
+  R onOwner(std::string_view key, Fn&& fn);
 
   ClientOptions options_;
   Watcher* watcher_ = nullptr;
