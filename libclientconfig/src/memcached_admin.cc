@@ -410,6 +410,35 @@ Result<std::vector<bool>> MemcachedAdmin::metaSetBatch(const std::vector<MetaSet
   return stored;
 }
 
+Result<std::vector<bool>> MemcachedAdmin::metaDeleteBatch(const std::vector<std::string>& keys) {
+  std::vector<bool> deleted(keys.size(), true);
+  for (size_t base = 0; base < keys.size(); base += kBatchChunk) {
+    size_t end = std::min(keys.size(), base + kBatchChunk);
+    std::string req;
+    for (size_t i = base; i < end; ++i) {
+      if (keys[i].empty()) return makeError(ErrorCode::InvalidArgument, "md: empty key at " + std::to_string(i));
+      bool b64 = false;
+      std::string k = metaKey(keys[i], b64);
+      req += "md " + k + (b64 ? " b" : "") + " q O" + std::to_string(i - base) + "\r\n";
+    }
+    req += "mn\r\n";
+    if (auto s = send(req); !s.ok()) return s.error();
+    // Quiet mode suppresses HD: only misses (NF) come back, then MN.
+    for (;;) {
+      auto l = line();
+      if (!l.ok()) return l.error();
+      if (*l == "MN") break;
+      if (auto e = serverError(*l)) return fail(*e);
+      auto tok = splitSpaces(*l);
+      long o = opaqueOf(tok);
+      if (tok.empty() || tok[0] != "NF" || o < 0 || static_cast<size_t>(o) >= end - base)
+        return fail(makeError(ErrorCode::Protocol, "md batch: unexpected line: " + *l));
+      deleted[base + static_cast<size_t>(o)] = false;
+    }
+  }
+  return deleted;
+}
+
 Result<std::vector<std::optional<MetaValue>>> MemcachedAdmin::metaGetBatch(const std::vector<std::string>& keys) {
   std::vector<std::optional<MetaValue>> out(keys.size());
   for (size_t base = 0; base < keys.size(); base += kBatchChunk) {

@@ -240,6 +240,7 @@ int main(int argc, char** argv) {
   reconciler_options.cluster_domain = flags.cluster_domain;
   memcached::ClusterReconciler reconciler(api, stores, events, clock,
                                           memcached::makeMemcachedConnectionCounter(),
+                                          memcached::makeMemcachedStaleCopySweeper(),
                                           reconciler_options);
 
   controller::ControllerOptions controller_options;

@@ -336,3 +336,43 @@ TEST_F(MemcachedAdminTest, ClientConnectionsExcludesSelfAndListeners) {
 
 } // namespace
 } // namespace clientconfig
+
+namespace clientconfig {
+namespace {
+
+TEST_F(MemcachedAdminTest, PipelinedDeletes) {
+  // More keys than one chunk, every other one present, plus a key that goes base64.
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) {
+    keys.push_back("d" + std::to_string(i));
+    if (i % 2 == 0) {
+      ASSERT_TRUE(*admin_->metaSet(keys.back(), "v", 0, 0));
+    }
+  }
+  keys.push_back("spaced key");
+  ASSERT_TRUE(*admin_->metaSet("spaced key", "v", 0, 0));
+  auto deleted = admin_->metaDeleteBatch(keys);
+  ASSERT_TRUE(deleted.ok()) << deleted.error().toString();
+  ASSERT_EQ(deleted->size(), keys.size());
+  for (size_t i = 0; i + 1 < keys.size(); ++i) {
+    EXPECT_EQ((*deleted)[i], i % 2 == 0) << keys[i];
+  }
+  EXPECT_TRUE(deleted->back());
+  auto got = admin_->metaGetBatch(keys);
+  ASSERT_TRUE(got.ok()) << got.error().toString();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_FALSE((*got)[i].has_value()) << keys[i];
+  }
+  // A second pass finds nothing: deleting is idempotent, and the stream is still in step.
+  deleted = admin_->metaDeleteBatch(keys);
+  ASSERT_TRUE(deleted.ok()) << deleted.error().toString();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_FALSE((*deleted)[i]) << keys[i];
+  }
+  EXPECT_TRUE(admin_->metaDeleteBatch({}).ok());
+  EXPECT_FALSE(admin_->metaDeleteBatch({""}).ok());
+  EXPECT_TRUE(admin_->version().ok());
+}
+
+} // namespace
+} // namespace clientconfig

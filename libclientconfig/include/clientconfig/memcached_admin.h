@@ -111,6 +111,9 @@ public:
 
   // `md KEY`: true if deleted, false if absent.
   Result<bool> metaDelete(std::string_view key);
+  // Pipelined `md KEY q O<i>` in chunks of kBatchChunk, like metaSetBatch (quiet mode
+  // answers only NF): deleted[i] for keys[i], false when the key was absent.
+  Result<std::vector<bool>> metaDeleteBatch(const std::vector<std::string>& keys);
 
   // Sends one command line (without "\r\n") and returns the first response line,
   // for commands with a one-line answer ("flush_all", "verbosity 1", ...).

@@ -21,6 +21,7 @@
 #include "memcached/endpoints_config.h"
 #include "memcached/labels.h"
 #include "memcached/membership.h"
+#include "memcached/stale_copy_sweeper.h"
 #include "memcached/subset.h"
 #include "util/metrics.h"
 #include "util/time.h"
@@ -80,6 +81,8 @@ class ClusterReconciler::Pass {
   // Decisions.
   void planDrain();
   void evaluateDrain();
+  void sweepStaleCopies();
+  int64_t ringSize() const;
   void planMembership();
   void planConditions();
   absl::Status ensureStatefulSet();
@@ -126,12 +129,14 @@ class ClusterReconciler::Pass {
 ClusterReconciler::ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores,
                                      kube::EventRecorder& events, const util::Clock& clock,
                                      ConnectionCounterPtr connections,
+                                     StaleCopySweeperPtr sweeper,
                                      ClusterReconcilerOptions options)
     : api_(std::move(api)),
       stores_(stores),
       events_(events),
       clock_(clock),
       connections_(std::move(connections)),
+      sweeper_(std::move(sweeper)),
       options_(std::move(options)) {}
 
 ClusterReconciler::~ClusterReconciler() = default;
@@ -370,9 +375,13 @@ absl::Status ClusterReconciler::Pass::ensurePodDisruptionBudget() {
 
 // The drain state machine. Inputs: status.drain (persisted), the StatefulSet's replicas
 // (current), spec.replicas (wanted), the pods. Steps:
-//   none    -> start:   wanted < current; record {target, members, startedAt} in status, then
-//                       publish the endpoints without the outgoing pods.
-//   start   -> waiting: the cached ConfigMap shows them gone; record publishedAt.
+//   none    -> start:   wanted < current; record {target, members, startedAt,
+//                       staleCopiesSwept: false} in status; the published ring is left as it is.
+//   start   -> swept:   (next pass) sweep the members that stay of copies they do not own under
+//                       that still-published ring (sweepStaleCopies), record
+//                       staleCopiesSwept: true, then publish the endpoints without the outgoing
+//                       pods. A sweep that fails is reported and the drain goes on.
+//   swept   -> waiting: the cached ConfigMap shows them gone; record publishedAt.
 //   waiting -> decided: minSeconds after publishedAt, every outgoing pod's connections are at most
 //                       threshold above its baseline (Drained), or timeoutSeconds passed
 //                       (TimedOut); recorded in status.
@@ -380,7 +389,8 @@ absl::Status ClusterReconciler::Pass::ensurePodDisruptionBudget() {
 //                       longer lists an outgoing pod).
 //   lowered -> none:    the outgoing pods are gone.
 // While current > target, wanted >= current cancels the drain (the pods are still there with
-// their data) and another wanted < current retargets it.
+// their data) and another wanted < current retargets it (a deeper target sweeps again, against
+// the ring published at that time).
 void ClusterReconciler::Pass::planDrain() {
   const int64_t wanted = spec_.replicas;
   auto& drain = status_.drain;
@@ -408,8 +418,10 @@ void ClusterReconciler::Pass::planDrain() {
       drain.reset();
     } else if (wanted != drain->target_replicas) {
       if (wanted < drain->target_replicas) {
-        // More pods leave: the newly unpublished ones need the full minimum again.
+        // More pods leave: the newly unpublished ones need the full minimum again, and the
+        // members that stay need sweeping against the ring that still lists them.
         drain->published_at.clear();
+        drain->stale_copies_swept = false;
       }
       drain->target_replicas = wanted;
       drain->members = outgoing(wanted, current_);
@@ -421,6 +433,7 @@ void ClusterReconciler::Pass::planDrain() {
                    absl::StrJoin(drain->members, ","));
       keepShorter(requeue_, r_.options_.max_poll_interval);
     } else {
+      if (!drain->stale_copies_swept) sweepStaleCopies();
       evaluateDrain();
       if (!drain->outcome.empty()) decided_ = drain->target_replicas;
     }
@@ -441,18 +454,21 @@ void ClusterReconciler::Pass::planDrain() {
 
   if (!drain) {
     if (wanted < current_) {
-      drain = DrainStatus{wanted, outgoing(wanted, current_), now_precise_, "", ""};
+      drain = DrainStatus{wanted, outgoing(wanted, current_), now_precise_, "", "", false};
       event(kube::EventSeverity::kNormal, "ScalingDown",
             absl::StrCat("scaling down from ", current_, " to ", wanted,
                          " replicas: draining first"));
       event(kube::EventSeverity::kNormal, "DrainStarted",
-            absl::StrCat("removed ", absl::StrJoin(drain->members, ", "),
-                         " from the endpoints; waiting at least ", spec_.drain.min_seconds,
+            absl::StrCat("removing ", absl::StrJoin(drain->members, ", "),
+                         " from the endpoints once the members that stay are swept of stale "
+                         "copies; then waiting at least ", spec_.drain.min_seconds,
                          "s and for their client connections to close"));
       spdlog::info("drain started cluster={} target={} members={}", key_, wanted,
                    absl::StrJoin(drain->members, ","));
-      keepShorter(requeue_, std::min<milliseconds>(seconds(spec_.drain.min_seconds),
-                                                   r_.options_.max_poll_interval));
+      drain_message_ = absl::StrCat("sweeping stale copies before publishing the endpoints "
+                                    "without ", absl::StrJoin(drain->members, ", "));
+      // The sweep runs in the next pass, once this record of it is in status.
+      keepShorter(requeue_, milliseconds(1));
     } else if (wanted > current_) {
       decided_ = wanted;
       event(kube::EventSeverity::kNormal, "ScalingUp",
@@ -549,13 +565,124 @@ void ClusterReconciler::Pass::evaluateDrain() {
   keepShorter(requeue_, std::min(timeout - elapsed, r_.options_.max_poll_interval));
 }
 
+// Members [0, ringSize()) are in the ring this pass publishes. Until a drain's sweep is done the
+// ring stays as last published (the outgoing members with it): the sweep routes by that ring,
+// and the clients must keep using it until the members that stay hold no stale copies.
+int64_t ClusterReconciler::Pass::ringSize() const {
+  if (!status_.drain) return decided_;
+  int64_t size = std::min(decided_, status_.drain->target_replicas);
+  if (!status_.drain->stale_copies_swept) {
+    int64_t published = 0;
+    for (const auto& m : old_status_.members) {
+      if (isPublished(m.state)) published = std::max(published, m.ordinal + 1);
+    }
+    size = std::max(size, std::min(published, decided_));
+  }
+  return size;
+}
+
+// The sweep of one scale-down: on every member that stays in the list, delete the items whose
+// key the currently published ring (the live ConfigMap's endpoints.json, parsed by
+// libclientconfig, so the hashing and host strings are exactly the clients') routes to another
+// server. No up-to-date client can reach those items, so deleting them costs no hits; left in
+// place, the ones whose keys move back when the outgoing members leave would be served as
+// stale hits. Failures are reported and the drain goes on: memcached is a cache, and a wedged
+// scale-down is worse than a stale value.
+void ClusterReconciler::Pass::sweepStaleCopies() {
+  auto& drain = *status_.drain;
+  drain.stale_copies_swept = true;
+  // The live object, not the cache: a list published moments ago (a scale-up just before this
+  // scale-down) may not have reached the informer yet, and its keys are the ones that move back.
+  std::optional<Json> live;
+  if (auto got = r_.api_->get(kube::resources::kConfigMap, ref_.ns, spec_.config_map_name);
+      got.ok()) {
+    live = std::move(*got);
+  } else if (!kube::IsNotFound(got.status())) {
+    live = r_.stores_.config_maps->get(ref_.ns, spec_.config_map_name);
+  }
+  if (!live) return;  // nothing published: no client routes by any ring yet
+  auto ring = clientconfig::parseSnapshot(stringAt(*live, {"data", kEndpointsJsonKey}));
+  if (!ring.ok()) {
+    const std::string reason =
+        absl::StrCat("cannot read the published endpoints: ", ring.error().toString());
+    util::staleCopySweepFailures().inc({key_});
+    event(kube::EventSeverity::kWarning, "StaleCopySweepFailed",
+          absl::StrCat(reason, "; continuing the drain of ", absl::StrJoin(drain.members, ", ")));
+    spdlog::warn("stale copy sweep failed cluster={} error={}", key_, util::quoted(reason));
+    return;
+  }
+  const auto& servers = (*ring)->servers();
+  const std::set<std::string> leaving(drain.members.begin(), drain.members.end());
+  std::vector<size_t> staying;
+  bool moves = false;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    if (leaving.count(servers[i].name)) {
+      moves = true;
+    } else {
+      staying.push_back(i);
+    }
+  }
+  // No outgoing member in the published ring (never published, or already unpublished): no key
+  // moves back, so there is nothing that could turn stale.
+  if (!moves || staying.empty()) return;
+
+  SweepCounts total;
+  std::vector<std::string> swept;
+  std::vector<std::string> failed;
+  const auto started = std::chrono::steady_clock::now();
+  for (size_t index : staying) {
+    const auto& server = servers[index];
+    const auto member_started = std::chrono::steady_clock::now();
+    auto counts = r_.sweeper_->sweep(**ring, index);
+    const auto took_ms = std::chrono::duration_cast<milliseconds>(
+                             std::chrono::steady_clock::now() - member_started)
+                             .count();
+    if (!counts.ok()) {
+      failed.push_back(absl::StrCat(server.name, " (", counts.status().message(), ")"));
+      spdlog::warn("stale copy sweep failed cluster={} pod={} took_ms={} error={}", key_,
+                   server.name, took_ms, util::quoted(std::string(counts.status().message())));
+      continue;
+    }
+    total.scanned += counts->scanned;
+    total.removed += counts->removed;
+    swept.push_back(server.name);
+    spdlog::info("swept stale copies cluster={} pod={} version={} scanned={} removed={} took_ms={}",
+                 key_, server.name, (*ring)->version(), counts->scanned, counts->removed, took_ms);
+  }
+  const auto took_ms = std::chrono::duration_cast<milliseconds>(
+                           std::chrono::steady_clock::now() - started)
+                           .count();
+  util::staleCopiesRemoved().inc({key_}, static_cast<double>(total.removed));
+  if (!swept.empty()) {
+    event(kube::EventSeverity::kNormal, "StaleCopiesRemoved",
+          absl::StrCat("removed ", total.removed, " of ", total.scanned, " items from ",
+                       absl::StrJoin(swept, ", "), " (keys that version ", (*ring)->version(),
+                       " of the endpoints routes elsewhere) before publishing the endpoints "
+                       "without ", absl::StrJoin(drain.members, ", ")));
+  }
+  if (!failed.empty()) {
+    util::staleCopySweepFailures().inc({key_}, static_cast<double>(failed.size()));
+    event(kube::EventSeverity::kWarning, "StaleCopySweepFailed",
+          absl::StrCat("could not sweep ", absl::StrJoin(failed, ", "),
+                       ": keys moving back to it may be served stale; continuing the drain of ",
+                       absl::StrJoin(drain.members, ", ")));
+  }
+  spdlog::info("stale copy sweep done cluster={} swept={} failed={} scanned={} removed={} took_ms={}",
+               key_, swept.size(), failed.size(), total.scanned, total.removed, took_ms);
+}
+
 void ClusterReconciler::Pass::planMembership() {
   MembershipInput in;
   in.cluster = ref_.name;
   in.ns = ref_.ns;
   in.domain = r_.options_.cluster_domain;
-  in.ring_size = status_.drain ? std::min(decided_, status_.drain->target_replicas) : decided_;
-  if (status_.drain) in.draining = status_.drain->members;
+  in.ring_size = ringSize();
+  if (status_.drain) {
+    for (const auto& name : status_.drain->members) {
+      auto ordinal = ordinalOf(ref_.name, name);
+      if (ordinal && *ordinal >= in.ring_size) in.draining.push_back(name);
+    }
+  }
   in.previous = old_status_.members;
   in.pods = pods_;
   auto result = planMembers(in, [&](const PodView& pod) {

@@ -17,6 +17,7 @@
 #include "kube/event_recorder.h"
 #include "kube/object_store.h"
 #include "memcached/connection_counter.h"
+#include "memcached/stale_copy_sweeper.h"
 #include "util/clock.h"
 
 namespace mcop::memcached {
@@ -48,7 +49,7 @@ class ClusterReconciler : public controller::Reconciler {
  public:
   ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores, kube::EventRecorder& events,
                     const util::Clock& clock, ConnectionCounterPtr connections,
-                    ClusterReconcilerOptions options = {});
+                    StaleCopySweeperPtr sweeper, ClusterReconcilerOptions options = {});
   ~ClusterReconciler() override;
 
   absl::StatusOr<controller::Result> reconcile(const controller::Request& request) override;
@@ -61,6 +62,7 @@ class ClusterReconciler : public controller::Reconciler {
   kube::EventRecorder& events_;
   const util::Clock& clock_;
   ConnectionCounterPtr connections_;
+  StaleCopySweeperPtr sweeper_;
   ClusterReconcilerOptions options_;
 };
 

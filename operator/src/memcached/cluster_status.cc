@@ -55,6 +55,7 @@ ClusterStatus parseClusterStatus(const Json& cluster) {
     drain.started_at = stringAt(*d, {"startedAt"});
     drain.published_at = stringAt(*d, {"publishedAt"});
     drain.outcome = stringAt(*d, {"outcome"});
+    drain.stale_copies_swept = boolAt(*d, {"staleCopiesSwept"}).value_or(true);
     s.drain = std::move(drain);
   }
   if (const Json* conds = findPath(*st, {"conditions"}); conds && conds->is_array()) {
@@ -100,6 +101,7 @@ Json clusterStatusToJson(const ClusterStatus& s) {
                          {"startedAt", jsonString(s.drain->started_at)}});
     if (!s.drain->published_at.empty()) d["publishedAt"] = jsonString(s.drain->published_at);
     if (!s.drain->outcome.empty()) d["outcome"] = jsonString(s.drain->outcome);
+    d["staleCopiesSwept"] = Json::boolean(s.drain->stale_copies_swept);
     out["drain"] = d;
   }
   std::vector<Json> conds;

@@ -54,6 +54,11 @@ struct DrainStatus {
   // "" while waiting; kDrainOutcomeDrained or kDrainOutcomeTimedOut once decided: from then on
   // the StatefulSet may be lowered to target_replicas.
   std::string outcome;
+  // false from the moment the drain is recorded until every member that stays has been swept
+  // of the copies it holds for keys it does not own under the still-published ring (see
+  // StaleCopySweeper); the list without the outgoing pods is only published once it is true.
+  // Drains recorded before this field existed read as true: their list may already be shrunk.
+  bool stale_copies_swept = true;
 
   friend bool operator==(const DrainStatus&, const DrainStatus&) = default;
 };

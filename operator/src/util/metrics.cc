@@ -212,4 +212,20 @@ CounterFamily& drainTimeouts() {
   return c;
 }
 
+CounterFamily& staleCopiesRemoved() {
+  static CounterFamily& c = defaultRegistry().counter(
+      "memcached_operator_stale_copies_removed_total",
+      "Items deleted by scale-down sweeps from members that do not own their keys, by cluster.",
+      {"cluster"});
+  return c;
+}
+
+CounterFamily& staleCopySweepFailures() {
+  static CounterFamily& c = defaultRegistry().counter(
+      "memcached_operator_stale_copy_sweep_failures_total",
+      "Members a scale-down sweep could not finish (unreachable, error or over budget), by cluster.",
+      {"cluster"});
+  return c;
+}
+
 }  // namespace mcop::util

@@ -104,5 +104,7 @@ MetricsRegistry& defaultRegistry();
 GaugeFamily& publishedConfigVersion();  // memcached_operator_config_version{cluster}
 HistogramFamily& drainDuration();       // memcached_operator_drain_duration_seconds{cluster}
 CounterFamily& drainTimeouts();         // memcached_operator_drain_timeouts_total{cluster}
+CounterFamily& staleCopiesRemoved();    // memcached_operator_stale_copies_removed_total{cluster}
+CounterFamily& staleCopySweepFailures();  // memcached_operator_stale_copy_sweep_failures_total{cluster}
 
 }  // namespace mcop::util

@@ -62,6 +62,46 @@ class FakeConnectionCounter : public ConnectionCounter {
   int calls_ = 0;
 };
 
+// Records each sweep: which member, and the ring it was given (server names, hashing, version),
+// plus what the test's hook saw at that moment (e.g. the published list).
+class FakeStaleCopySweeper : public StaleCopySweeper {
+ public:
+  struct Call {
+    std::string member;
+    std::vector<std::string> ring;
+    clientconfig::Hashing hashing;
+    uint64_t version = 0;
+    std::vector<std::string> published_then;
+  };
+  absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Call call{ring.servers()[member].name, {}, ring.hashing(), ring.version(), {}};
+    for (const auto& s : ring.servers()) call.ring.push_back(s.name);
+    if (hook_) call.published_then = hook_();
+    calls_.push_back(call);
+    if (failing_.count(call.member)) return absl::DeadlineExceededError("sweep budget exceeded");
+    return SweepCounts{1000, 10};
+  }
+  void fail(const std::string& member) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failing_.insert(member);
+  }
+  void onSweep(std::function<std::vector<std::string>()> hook) {
+    std::lock_guard<std::mutex> lock(mu_);
+    hook_ = std::move(hook);
+  }
+  std::vector<Call> calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Call> calls_;
+  std::set<std::string> failing_;
+  std::function<std::vector<std::string>()> hook_;
+};
+
 std::string podIp(int ordinal) { return "127.0.10." + std::to_string(ordinal + 1); }
 
 class ClusterReconcilerTest : public testing::Test {
@@ -71,7 +111,8 @@ class ClusterReconcilerTest : public testing::Test {
   // A fresh reconciler on the same API: what an operator restart looks like.
   void newReconciler() {
     ClusterStores stores{&clusters_, &stateful_sets_, &services_, &config_maps_, &pdbs_, &pods_};
-    reconciler_ = std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_);
+    reconciler_ =
+        std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_, sweeper_);
   }
 
   void syncStore(kube::MemoryStore& store, const kube::ResourceType& type) {
@@ -187,6 +228,7 @@ class ClusterReconcilerTest : public testing::Test {
   kube::MemoryStore clusters_, stateful_sets_, services_, config_maps_, pdbs_, pods_;
   kube::RecordingEventRecorder events_;
   std::shared_ptr<FakeConnectionCounter> counter_ = std::make_shared<FakeConnectionCounter>();
+  std::shared_ptr<FakeStaleCopySweeper> sweeper_ = std::make_shared<FakeStaleCopySweeper>();
   std::unique_ptr<ClusterReconciler> reconciler_;
 };
 
@@ -295,9 +337,21 @@ TEST_F(ClusterReconcilerTest, ScaleDownDrainsBeforeDeleting) {
   const int64_t v = version();
   patchSpec(R"({"replicas":2})");
   auto result = reconcile();
-  // Recorded first, then unpublished; the StatefulSet keeps its 3 replicas.
+  // Recorded first, with the sweep of stale copies pending: the published list is untouched.
   ClusterStatus s = status();
   ASSERT_TRUE(s.drain.has_value());
+  EXPECT_FALSE(s.drain->stale_copies_swept);
+  EXPECT_EQ(published().size(), 3u);
+  EXPECT_EQ(version(), v);
+  EXPECT_EQ(s.members[2].state, MemberState::kActive);
+  EXPECT_TRUE(sweeper_->calls().empty());
+  ASSERT_TRUE(result.requeue_after.has_value());
+
+  // The next pass sweeps, then unpublishes; the StatefulSet keeps its 3 replicas.
+  result = reconcile();
+  s = status();
+  EXPECT_TRUE(s.drain->stale_copies_swept);
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
   EXPECT_EQ(s.drain->target_replicas, 2);
   EXPECT_EQ(s.drain->members, std::vector<std::string>{"sessions-2"});
   EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
@@ -350,6 +404,7 @@ TEST_F(ClusterReconcilerTest, DrainThresholdAllowsSomeConnections) {
   startCluster(2, R"({"minSeconds":0,"timeoutSeconds":600,"connectionThreshold":2})");
   patchSpec(R"({"replicas":1})");
   reconcile();
+  reconcile();
   counter_->set(podIp(1), FakeConnectionCounter::kBaseline + 2);
   reconcile();
   EXPECT_EQ(stsReplicas(), 1);
@@ -358,6 +413,7 @@ TEST_F(ClusterReconcilerTest, DrainThresholdAllowsSomeConnections) {
 TEST_F(ClusterReconcilerTest, DrainTimeoutScalesDownWithWarning) {
   startCluster(3, R"({"minSeconds":10,"timeoutSeconds":60})");
   patchSpec(R"({"replicas":2})");
+  reconcile();
   reconcile();
   reconcile();
   counter_->set(podIp(2), 100);
@@ -394,6 +450,7 @@ TEST_F(ClusterReconcilerTest, RestartMidDrainResumesFromStatus) {
   patchSpec(R"({"replicas":2})");
   reconcile();
   reconcile();
+  reconcile();
   const std::string started = status().drain->published_at;
   clock_.advance(seconds(40));
   // The operator dies and comes back: the drain clock is the one recorded in status.
@@ -406,12 +463,14 @@ TEST_F(ClusterReconcilerTest, RestartMidDrainResumesFromStatus) {
   reconcile();
   EXPECT_EQ(stsReplicas(), 2);
   EXPECT_EQ(eventCount("DrainStarted"), 1);
+  EXPECT_EQ(sweeper_->calls().size(), 2u);  // swept once, before publishing; never again
 }
 
 TEST_F(ClusterReconcilerTest, NeverShrinksWhileAnOutgoingPodIsPublished) {
   startCluster(3, R"({"minSeconds":0,"timeoutSeconds":0})");
   const Json old_cm = *configMap();
   patchSpec(R"({"replicas":2})");
+  reconcile();  // records the drain; the sweep and the publish come next
 
   // The ConfigMap write fails: the drain is recorded, the StatefulSet untouched.
   api_->failNext(Verb::kPatch, res::kConfigMap, absl::UnavailableError("etcd timeout"));
@@ -447,6 +506,7 @@ TEST_F(ClusterReconcilerTest, ScalingBackUpCancelsTheDrain) {
   const int64_t v = version();
   patchSpec(R"({"replicas":2})");
   reconcile();
+  reconcile();
   EXPECT_EQ(published().size(), 2u);
   const int before = counter_->calls();
   patchSpec(R"({"replicas":3})");
@@ -467,10 +527,24 @@ TEST_F(ClusterReconcilerTest, DeeperScaleDownRetargetsAndRestartsTheClock) {
   patchSpec(R"({"replicas":3})");
   reconcile();
   reconcile();
+  reconcile();
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
   clock_.advance(seconds(50));
   patchSpec(R"({"replicas":2})");
   reconcile();
   EXPECT_TRUE(status().drain->published_at.empty());
+  EXPECT_FALSE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published().size(), 3u);  // sessions-2 stays until the second sweep is done
+  reconcile();
+  // The second sweep routes by the ring published then: [0, 1, 2], not the first one's [0..3].
+  auto calls = sweeper_->calls();
+  ASSERT_EQ(calls.size(), 5u);
+  for (size_t i = 3; i < 5; ++i) {
+    EXPECT_EQ(calls[i].ring,
+              (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
+  }
+  EXPECT_EQ(calls[3].member, "sessions-0");
+  EXPECT_EQ(calls[4].member, "sessions-1");
   reconcile();
   ClusterStatus s = status();
   EXPECT_EQ(s.drain->target_replicas, 2);
@@ -578,7 +652,9 @@ TEST_F(ClusterReconcilerTest, ScaleToZeroDrainsEveryMember) {
   startCluster(2, R"({"minSeconds":0,"timeoutSeconds":60})");
   patchSpec(R"({"replicas":0})");
   reconcile();
+  reconcile();
   EXPECT_TRUE(published().empty());
+  EXPECT_TRUE(sweeper_->calls().empty());  // nobody stays: nothing to sweep
   EXPECT_EQ(stsReplicas(), 2);
   reconcile();
   EXPECT_EQ(stsReplicas(), 0);
@@ -594,6 +670,7 @@ TEST_F(ClusterReconcilerTest, ScaleToZeroDrainsEveryMember) {
 TEST_F(ClusterReconcilerTest, OutgoingPodThatIsNotReadyNeedsNoConnectionCheck) {
   startCluster(3, R"({"minSeconds":5,"timeoutSeconds":600})");
   patchSpec(R"({"replicas":2})");
+  reconcile();
   reconcile();
   reconcile();
   counter_->set(podIp(2), 50);  // would block, but the pod is not serving
@@ -638,6 +715,150 @@ TEST_F(ClusterReconcilerTest, RescheduledPodKeepsItsPlaceWithANewAddress) {
             std::string::npos);
   EXPECT_EQ(version(), v + 1);
   EXPECT_EQ(status().members[1].baseline_connections, FakeConnectionCounter::kBaseline);
+}
+
+// --- The sweep of stale copies (StaleCopySweeper) as a step of the scale-down drain.
+
+TEST_F(ClusterReconcilerTest, SweepRunsOnStayingMembersWithThePreShrinkRingBeforePublishing) {
+  createCluster(R"({"replicas":3,"clientConfig":{"hashing":"ketama-libketama"},
+                    "drain":{"minSeconds":60,"timeoutSeconds":600}})");
+  converge();
+  ASSERT_EQ(published().size(), 3u);
+  const int64_t v = version();
+  sweeper_->onSweep([this] { return published(); });
+  const double removed_before = util::staleCopiesRemoved().value({"shop/sessions"});
+
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  EXPECT_TRUE(sweeper_->calls().empty());  // recorded as pending first
+  EXPECT_FALSE(status().drain->stale_copies_swept);
+
+  reconcile();
+  const auto calls = sweeper_->calls();
+  ASSERT_EQ(calls.size(), 2u);
+  const std::vector<std::string> pre_shrink{"sessions-0", "sessions-1", "sessions-2"};
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i].member, "sessions-" + std::to_string(i));  // never the outgoing pod
+    EXPECT_EQ(calls[i].ring, pre_shrink);
+    EXPECT_EQ(calls[i].version, static_cast<uint64_t>(v));
+    EXPECT_EQ(calls[i].hashing, clientconfig::Hashing::KetamaLibketama);
+    EXPECT_EQ(calls[i].published_then, pre_shrink);  // clients still route by that ring
+  }
+  EXPECT_TRUE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  auto removed = events_.withReason("StaleCopiesRemoved");
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0].severity, kube::EventSeverity::kNormal);
+  EXPECT_NE(removed[0].message.find("removed 20 of 2000 items from sessions-0, sessions-1"),
+            std::string::npos)
+      << removed[0].message;
+  EXPECT_EQ(util::staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
+  EXPECT_EQ(eventCount("StaleCopySweepFailed"), 0);
+
+  // Later passes of the same drain never sweep again.
+  reconcile();
+  clock_.advance(seconds(61));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+  runPods();
+  reconcile();
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+}
+
+TEST_F(ClusterReconcilerTest, FailedSweepWarnsAndTheDrainGoesOn) {
+  startCluster(3, R"({"minSeconds":0,"timeoutSeconds":60})");
+  sweeper_->fail("sessions-1");
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  auto warnings = events_.withReason("StaleCopySweepFailed");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].severity, kube::EventSeverity::kWarning);
+  EXPECT_NE(warnings[0].message.find("sessions-1 (sweep budget exceeded)"), std::string::npos)
+      << warnings[0].message;
+  auto removed = events_.withReason("StaleCopiesRemoved");
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_NE(removed[0].message.find("removed 10 of 1000 items from sessions-0 "),
+            std::string::npos)
+      << removed[0].message;
+  EXPECT_TRUE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_EQ(sweeper_->calls().size(), 2u);  // a failure is not retried
+}
+
+TEST_F(ClusterReconcilerTest, UnreadablePublishedEndpointsWarnAndTheDrainGoesOn) {
+  startCluster(3, R"({"minSeconds":0,"timeoutSeconds":60})");
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  Json cm = *configMap();
+  cm["data"]["endpoints.json"] = Json::string("{not json");
+  api_->seed(res::kConfigMap, cm);
+  reconcile();
+  EXPECT_TRUE(sweeper_->calls().empty());
+  auto warnings = events_.withReason("StaleCopySweepFailed");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].message.find("cannot read the published endpoints"), std::string::npos);
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+}
+
+TEST_F(ClusterReconcilerTest, RestartBeforeTheSweepCompletedSweepsAgain) {
+  startCluster(3);
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  ASSERT_FALSE(status().drain->stale_copies_swept);
+
+  // The operator sweeps, then dies before recording it: the status write never lands.
+  api_->failNext(Verb::kUpdate, res::kMemcachedCluster, absl::UnavailableError("etcd timeout"));
+  sync();
+  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}).ok());
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+  EXPECT_FALSE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published().size(), 3u);  // nothing published without the record
+
+  // A new operator finds the sweep pending and runs it again, in full, before publishing.
+  newReconciler();
+  reconcile();
+  auto calls = sweeper_->calls();
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls[2].member, "sessions-0");
+  EXPECT_EQ(calls[3].member, "sessions-1");
+  EXPECT_EQ(calls[3].ring, (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
+  EXPECT_TRUE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_EQ(eventCount("DrainStarted"), 1);
+}
+
+TEST_F(ClusterReconcilerTest, SweepRoutesByTheLiveConfigMapNotALaggingCache) {
+  startCluster(2);
+  const Json two = *configMap();
+  patchSpec(R"({"replicas":3})");
+  converge();
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  // The informer has not delivered the 3-server list yet; clients may already use it.
+  sync();
+  config_maps_.upsert(two);
+  ASSERT_TRUE(reconciler_->reconcile({"shop", "sessions"}).ok());
+  auto calls = sweeper_->calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].ring, (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
+}
+
+TEST_F(ClusterReconcilerTest, NoSweepOnScaleUpOrInSteadyState) {
+  startCluster(2);
+  patchSpec(R"({"replicas":3})");
+  converge();
+  EXPECT_EQ(published().size(), 3u);
+  api_->resetCounters();
+  reconcile();
+  reconcile();
+  EXPECT_EQ(api_->writeCount(), 0);
+  EXPECT_TRUE(sweeper_->calls().empty());
+  EXPECT_EQ(eventCount("StaleCopiesRemoved"), 0);
 }
 
 }  // namespace
