@@ -395,7 +395,7 @@ func TestWatcherFollowsProjectedConfigMap(t *testing.T) {
 	repo := filepath.Join(wd, "..", "..")
 	bin := filepath.Join(repo, "build", "bin", "clientconfig")
 	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("%s not built (cmake -S . -B build -G Ninja && cmake --build build): %v", bin, err)
+		t.Fatalf("%s not built (cmake -S . -B build -G Ninja && cmake --build build): %v", bin, err)
 	}
 
 	c := framework.Client(t)

@@ -133,7 +133,7 @@ func (e *env) startOperator(extra ...string) *operatorProc {
 	e.t.Helper()
 	bin := operatorBinary(e.t)
 	if _, err := os.Stat(bin); err != nil {
-		e.t.Skipf("SKIPPED: %s is not built (make build)", bin)
+		e.t.Fatalf("%s is not built (make build)", bin)
 	}
 	help, _ := exec.Command(bin, "--help").CombinedOutput()
 	args := []string{"--kubeconfig", os.Getenv("KUBECONFIG")}
