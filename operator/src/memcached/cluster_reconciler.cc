@@ -710,8 +710,11 @@ void ClusterReconciler::Pass::planConditions() {
     if (!pod.failure.empty()) failing.push_back(absl::StrCat(pod.name, " (", pod.failure, ")"));
   }
 
-  // Available: every published member answers.
+  // Available: minimum availability, as a Deployment reports it. As many published members may
+  // be unready as the disruption budget allows (a node drain or one restarting pod is routine,
+  // and must not flip GitOps health), as long as at least one answers.
   Condition available{kConditionAvailable, "False", "", "", gen, ""};
+  const size_t allowed_unready = static_cast<size_t>(std::max<int64_t>(0, spec_.pdb_max_unavailable));
   if (published == 0 && spec_.replicas == 0) {
     available.status = "True";
     available.reason = "ScaledToZero";
@@ -719,9 +722,17 @@ void ClusterReconciler::Pass::planConditions() {
   } else if (published == 0) {
     available.reason = "NoMembers";
     available.message = "no member is Ready yet";
-  } else if (!unready.empty()) {
+  } else if (unready.size() >= published || unready.size() > allowed_unready) {
     available.reason = "MembersUnready";
-    available.message = absl::StrCat("published but not Ready: ", absl::StrJoin(unready, ", "));
+    available.message = absl::StrCat("published but not Ready: ", absl::StrJoin(unready, ", "),
+                                     " (at most ", allowed_unready,
+                                     " may be, spec.podDisruptionBudget.maxUnavailable)");
+  } else if (!unready.empty()) {
+    available.status = "True";
+    available.reason = "MinimumMembersReady";
+    available.message = absl::StrCat(published - unready.size(), " of ", published,
+                                     " published members Ready; not Ready: ",
+                                     absl::StrJoin(unready, ", "));
   } else {
     available.status = "True";
     available.reason = "MembersReady";

@@ -307,12 +307,32 @@ TEST_F(ClusterReconcilerTest, UnreadyMemberKeepsItsPlace) {
             std::string::npos);
   ClusterStatus s = status();
   EXPECT_EQ(s.members[1].state, MemberState::kUnready);
-  EXPECT_EQ(condition(s, kConditionAvailable)->status, "False");
-  EXPECT_EQ(condition(s, kConditionAvailable)->reason, "MembersUnready");
+  // One unready member is within the default disruption budget (maxUnavailable 1).
+  EXPECT_EQ(condition(s, kConditionAvailable)->status, "True");
+  EXPECT_EQ(condition(s, kConditionAvailable)->reason, "MinimumMembersReady");
   setPodReady(1, true);
   reconcile();
   EXPECT_EQ(status().members[1].state, MemberState::kActive);
   EXPECT_EQ(version(), v + 2);
+}
+
+TEST_F(ClusterReconcilerTest, MoreUnreadyMembersThanTheBudgetAreUnavailable) {
+  startCluster(3);
+  setPodReady(0, false);
+  setPodReady(2, false);
+  reconcile();
+  ClusterStatus s = status();
+  EXPECT_EQ(condition(s, kConditionAvailable)->status, "False");
+  EXPECT_EQ(condition(s, kConditionAvailable)->reason, "MembersUnready");
+  EXPECT_NE(condition(s, kConditionAvailable)->message.find("sessions-0, sessions-2"),
+            std::string::npos);
+}
+
+TEST_F(ClusterReconcilerTest, ASingleUnreadyMemberIsNeverAvailable) {
+  startCluster(1);
+  setPodReady(0, false);
+  reconcile();
+  EXPECT_EQ(condition(status(), kConditionAvailable)->status, "False");
 }
 
 TEST_F(ClusterReconcilerTest, BaselineIsMeasuredBeforePublishing) {
@@ -629,12 +649,18 @@ TEST_F(ClusterReconcilerTest, DeletedClusterIsANoOp) {
 }
 
 TEST_F(ClusterReconcilerTest, ConditionTransitionTimeMovesOnlyOnFlip) {
-  startCluster(2);
+  startCluster(3);
   const std::string t0 = condition(status(), kConditionAvailable)->last_transition_time;
   clock_.advance(seconds(10));
-  setPodReady(1, false);
+  setPodReady(1, false);  // still True (within the budget), different reason
+  reconcile();
+  EXPECT_EQ(condition(status(), kConditionAvailable)->reason, "MinimumMembersReady");
+  EXPECT_EQ(condition(status(), kConditionAvailable)->last_transition_time, t0);
+  clock_.advance(seconds(10));
+  setPodReady(2, false);  // flips to False
   reconcile();
   const std::string t1 = condition(status(), kConditionAvailable)->last_transition_time;
+  EXPECT_EQ(condition(status(), kConditionAvailable)->status, "False");
   EXPECT_NE(t0, t1);
   clock_.advance(seconds(10));
   setPodReady(0, false);  // still False, different message
