@@ -43,25 +43,7 @@ const (
 	pollInterval = 10 * time.Minute
 )
 
-// server and endpoints are endpoints.json as DESIGN.md section 4 defines it
-// (field order as published).
-type server struct {
-	Name    string `json:"name"`
-	Host    string `json:"host"`
-	Address string `json:"address"`
-	Port    int    `json:"port"`
-	Weight  int    `json:"weight"`
-	State   string `json:"state"`
-}
-
-type endpoints struct {
-	Schema   string    `json:"schema"`
-	Cluster  string    `json:"cluster"`
-	Version  int       `json:"version"`
-	Hashing  string    `json:"hashing"`
-	Servers  []server  `json:"servers"`
-	Previous *struct{} `json:"previous"`
-}
+type server = framework.EndpointServer
 
 func members(ns string, addresses ...string) []server {
 	var out []server
@@ -75,8 +57,8 @@ func members(ns string, addresses ...string) []server {
 
 func endpointsJSON(t *testing.T, ns string, version int, servers []server) string {
 	t.Helper()
-	b, err := json.MarshalIndent(endpoints{Schema: "memcached.operator.io/endpoints/v1", Cluster: ns + "/sessions",
-		Version: version, Hashing: "ketama-libmemcached", Servers: servers}, "", "  ")
+	b, err := json.MarshalIndent(framework.Endpoints{Schema: "memcached.operator.io/endpoints/v1", Cluster: ns + "/sessions",
+		Version: int64(version), Hashing: "ketama-libmemcached", Servers: servers}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}

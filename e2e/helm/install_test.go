@@ -31,7 +31,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"memcached-operator/e2e/framework"
 )
 
 const (
@@ -97,19 +98,11 @@ func needOperator(t *testing.T) {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	kc := os.Getenv("KUBECONFIG")
-	if kc == "" {
-		t.Fatal("KUBECONFIG is not set: run through e2e/run-tests, or `e2e/cluster up && eval \"$(e2e/cluster env)\"`")
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
-	if err != nil {
-		t.Fatalf("kubeconfig %s: %v", kc, err)
-	}
-	cfg.QPS, cfg.Burst = 50, 100
+	cfg := framework.Config(t)
 	e := &env{t: t, kube: kubernetes.NewForConfigOrDie(cfg), dyn: dynamic.NewForConfigOrDie(cfg), kubectl: kubectlBin(t)}
 	// helm and kubectl from the harness first on PATH, whatever the caller's PATH holds.
 	e.cmdEnv = []string{
-		"KUBECONFIG=" + kc,
+		"KUBECONFIG=" + os.Getenv("KUBECONFIG"), // framework.Config checked it is set
 		"PATH=" + filepath.Dir(helmBin(t)) + ":" + filepath.Dir(e.kubectl) + ":" + os.Getenv("PATH"),
 	}
 	return e

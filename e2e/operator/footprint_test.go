@@ -90,9 +90,7 @@ func TestIdleFootprintWithTenClusters(t *testing.T) {
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	const clusters = 10
 	for i := 0; i < clusters; i++ {
-		if out, err := e.applyYAML(fmt.Sprintf("apiVersion: memcached.operator.io/v1alpha1\nkind: MemcachedCluster\nmetadata: {name: c%d}\nspec: {replicas: 2}\n", i)); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
+		e.createCluster(fmt.Sprintf("c%d", i), "  replicas: 2\n")
 	}
 	for i := 0; i < clusters; i++ {
 		e.waitAvailable(fmt.Sprintf("c%d", i), 120*time.Second)

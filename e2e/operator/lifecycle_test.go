@@ -98,25 +98,14 @@ func TestClusterLifecycle(t *testing.T) {
 
 	// --- create: 2 replicas -> Available, children owned and labelled.
 	start := time.Now()
-	if out, err := e.applyYAML(fmt.Sprintf(`apiVersion: memcached.operator.io/v1alpha1
-kind: MemcachedCluster
-metadata:
-  name: %s
-spec:
-  replicas: 2
-  drain:
-    minSeconds: %d
-    timeoutSeconds: 120
-`, clusterName, minSeconds)); err != nil {
-		t.Fatalf("creating the cluster: %v\n%s", err, out)
-	}
+	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 120\n", minSeconds))
 	s := e.waitAvailable(clusterName, 90*time.Second)
 	t.Logf("figure: create -> Available with 2 members in %s", time.Since(start).Round(10*time.Millisecond))
 	ep, cm, ok := e.endpointsOf(cmName)
 	if !ok {
 		t.Fatalf("no ConfigMap %s", cmName)
 	}
-	if got := ep.names(); !slices.Equal(got, []string{"cache-0", "cache-1"}) {
+	if got := ep.Names(); !slices.Equal(got, []string{"cache-0", "cache-1"}) {
 		t.Fatalf("published %v, want [cache-0 cache-1]", got)
 	}
 	if ep.Schema != "memcached.operator.io/endpoints/v1" || ep.Cluster != e.ns+"/"+clusterName ||
@@ -196,10 +185,10 @@ spec:
 	})
 	e.waitFor(30*time.Second, "3 servers published", func() (bool, error) {
 		ep, _, _ = e.endpointsOf(cmName)
-		return len(ep.Servers) == 3, fmt.Errorf("published %v", ep.names())
+		return len(ep.Servers) == 3, fmt.Errorf("published %v", ep.Names())
 	})
 	t.Logf("figure: scale-up, pod Ready -> ConfigMap version %d in %s (polled every 100ms)", ep.Version, time.Since(readyAt).Round(10*time.Millisecond))
-	if got := ep.names(); !slices.Equal(got, []string{"cache-0", "cache-1", "cache-2"}) {
+	if got := ep.Names(); !slices.Equal(got, []string{"cache-0", "cache-1", "cache-2"}) {
 		t.Fatalf("published %v, want ordinal order", got)
 	}
 	if ep.Version != v0+1 {
@@ -240,11 +229,11 @@ spec:
 	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=2")
 	e.waitFor(20*time.Second, "cache-2 unpublished", func() (bool, error) {
 		ep, _, _ = e.endpointsOf(cmName)
-		return len(ep.Servers) == 2, fmt.Errorf("published %v", ep.names())
+		return len(ep.Servers) == 2, fmt.Errorf("published %v", ep.Names())
 	})
 	t.Logf("figure: kubectl scale (down) -> ConfigMap version %d in %s (no pod start involved)", ep.Version, time.Since(scaled).Round(10*time.Millisecond))
-	if ep.Version != v1+1 || !slices.Equal(ep.names(), []string{"cache-0", "cache-1"}) {
-		t.Errorf("after scale-down: version %d (want %d), %v", ep.Version, v1+1, ep.names())
+	if ep.Version != v1+1 || !slices.Equal(ep.Names(), []string{"cache-0", "cache-1"}) {
+		t.Errorf("after scale-down: version %d (want %d), %v", ep.Version, v1+1, ep.Names())
 	}
 	if p, ok := e.pod("cache-2"); !ok || p.DeletionTimestamp != nil {
 		t.Fatalf("cache-2 was deleted before (or as) it was unpublished")

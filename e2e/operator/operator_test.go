@@ -101,6 +101,17 @@ func (e *env) kubectlOK(args ...string) string {
 }
 
 // applyYAML applies a manifest with kubectl and returns kubectl's output and error.
+// createCluster applies a MemcachedCluster with the given spec (YAML, indented as under
+// "spec:") and fails the test if the API server refuses it.
+func (e *env) createCluster(name, spec string) {
+	e.t.Helper()
+	manifest := "apiVersion: memcached.operator.io/v1alpha1\nkind: MemcachedCluster\nmetadata:\n  name: " +
+		name + "\nspec:\n" + spec
+	if out, err := e.applyYAML(manifest); err != nil {
+		e.t.Fatalf("creating MemcachedCluster %s: %v\n%s", name, err, out)
+	}
+}
+
 func (e *env) applyYAML(manifest string) (string, error) {
 	cmd := exec.Command("kubectl", "apply", "-n", e.ns, "-f", "-")
 	cmd.Stdin = strings.NewReader(manifest)
@@ -272,30 +283,7 @@ func (s clusterStatus) condition(t string) condition {
 	return condition{}
 }
 
-type server struct {
-	Name    string `json:"name"`
-	Host    string `json:"host"`
-	Address string `json:"address"`
-	Port    int    `json:"port"`
-	Weight  int    `json:"weight"`
-	State   string `json:"state"`
-}
-
-type endpoints struct {
-	Schema  string   `json:"schema"`
-	Cluster string   `json:"cluster"`
-	Version int64    `json:"version"`
-	Hashing string   `json:"hashing"`
-	Servers []server `json:"servers"`
-}
-
-func (ep endpoints) names() []string {
-	var out []string
-	for _, s := range ep.Servers {
-		out = append(out, s.Name)
-	}
-	return out
-}
+type endpoints = framework.Endpoints
 
 // endpointsOf reads the endpoints ConfigMap; ok is false when it does not exist yet.
 func (e *env) endpointsOf(cmName string) (endpoints, *corev1.ConfigMap, bool) {

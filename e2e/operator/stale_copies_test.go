@@ -102,18 +102,7 @@ func TestScaleDownRemovesStaleCopiesBeforePublishing(t *testing.T) {
 	}
 	e := newEnv(t)
 	op := e.startOperator()
-	if out, err := e.applyYAML(fmt.Sprintf(`apiVersion: memcached.operator.io/v1alpha1
-kind: MemcachedCluster
-metadata:
-  name: %s
-spec:
-  replicas: 2
-  drain:
-    minSeconds: %d
-    timeoutSeconds: 60
-`, clusterName, minSeconds)); err != nil {
-		t.Fatalf("creating the cluster: %v\n%s", err, out)
-	}
+	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n", minSeconds))
 	e.waitAvailable(clusterName, 90*time.Second)
 	waitServers := func(n int) (endpoints, string) {
 		var ep endpoints
@@ -124,7 +113,7 @@ spec:
 				return false, fmt.Errorf("no ConfigMap")
 			}
 			ep, text = got, c.Data["endpoints.json"]
-			return len(ep.Servers) == n, fmt.Errorf("published %v", ep.names())
+			return len(ep.Servers) == n, fmt.Errorf("published %v", ep.Names())
 		})
 		return ep, text
 	}

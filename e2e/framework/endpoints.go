@@ -1,0 +1,32 @@
+package framework
+
+// Endpoints is the published endpoints.json as DESIGN.md section 4 defines it (field order as
+// published), shared by the tests that read it (operator) and the ones that write it
+// (clientconfig).
+type Endpoints struct {
+	Schema   string           `json:"schema"`
+	Cluster  string           `json:"cluster"`
+	Version  int64            `json:"version"`
+	Hashing  string           `json:"hashing"`
+	Servers  []EndpointServer `json:"servers"`
+	Previous *Endpoints       `json:"previous"`
+}
+
+// EndpointServer is one member of the ring: Host is hashed, Address is connected to.
+type EndpointServer struct {
+	Name    string `json:"name"`
+	Host    string `json:"host"`
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	Weight  int    `json:"weight"`
+	State   string `json:"state"`
+}
+
+// Names lists the servers' names in ring order.
+func (ep Endpoints) Names() []string {
+	var out []string
+	for _, s := range ep.Servers {
+		out = append(out, s.Name)
+	}
+	return out
+}
