@@ -17,6 +17,7 @@
 #include "kube/event_recorder.h"
 #include "kube/object_store.h"
 #include "memcached/connection_counter.h"
+#include "memcached/member_flusher.h"
 #include "memcached/stale_copy_sweeper.h"
 #include "util/clock.h"
 
@@ -49,7 +50,8 @@ class ClusterReconciler : public controller::Reconciler {
  public:
   ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores, kube::EventRecorder& events,
                     const util::Clock& clock, ConnectionCounterPtr connections,
-                    StaleCopySweeperPtr sweeper, ClusterReconcilerOptions options = {});
+                    StaleCopySweeperPtr sweeper, MemberFlusherPtr flusher,
+                    ClusterReconcilerOptions options = {});
   ~ClusterReconciler() override;
 
   absl::StatusOr<controller::Result> reconcile(const controller::Request& request) override;
@@ -63,6 +65,7 @@ class ClusterReconciler : public controller::Reconciler {
   const util::Clock& clock_;
   ConnectionCounterPtr connections_;
   StaleCopySweeperPtr sweeper_;
+  MemberFlusherPtr flusher_;
   ClusterReconcilerOptions options_;
 };
 

@@ -249,6 +249,11 @@ ParsedSpec parseClusterSpec(const Json& cluster) {
     errors.push_back(absl::StrCat("spec.clientConfig.configMapName \"", s.config_map_name,
                                   "\" must be a DNS subdomain name (lowercase letters, digits, "
                                   "'-' and '.', at most 253 characters)"));
+  } else if (s.config_map_name == "kube-root-ca.crt") {
+    // Published by Kubernetes in every namespace; the operator would only ever report a
+    // conflict on it, so say so at once.
+    errors.push_back("spec.clientConfig.configMapName kube-root-ca.crt is Kubernetes' own CA "
+                     "bundle in every namespace: choose another name");
   }
   if (s.hashing != "ketama-libmemcached" && s.hashing != "ketama-libketama") {
     errors.push_back(absl::StrCat("spec.clientConfig.hashing \"", s.hashing,
