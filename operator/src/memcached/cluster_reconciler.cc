@@ -409,9 +409,10 @@ absl::Status ClusterReconciler::Pass::reportWriteFailure(absl::Status failure) {
   status_.phase = "Degraded";
   spdlog::warn("child write failed cluster={} error={}", key_, util::quoted(message));
   auto written = writeStatus();
-  flushEvents();
-  // Reported where users look; the workqueue retries with its exponential backoff.
+  // Reported where users look (events only with the status that records them); the workqueue
+  // retries with its exponential backoff.
   reported_ = written.ok() && *written;
+  if (reported_) flushEvents();
   return failure;
 }
 
@@ -473,9 +474,11 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::statusOnly(bool plan
     status_.phase = "Paused";
   }
   auto written = writeStatus();
-  flushEvents();
   if (!written.ok()) return written.status();
   if (!*written) return statusConflict(key_);
+  // Events describe what status now records: a decision lost to a conflict is made (and
+  // reported) again by the next pass.
+  flushEvents();
   return controller::Result{};
 }
 
