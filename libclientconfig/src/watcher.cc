@@ -237,7 +237,7 @@ void Watcher::publish(SnapshotPtr snapshot) {
   reloads_.fetch_add(1, std::memory_order_relaxed);
 }
 
-std::chrono::steady_clock::time_point Watcher::now() const {
+Watcher::TimePoint Watcher::now() const {
   return options_.clock ? options_.clock() : std::chrono::steady_clock::now();
 }
 

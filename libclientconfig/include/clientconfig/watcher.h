@@ -123,11 +123,10 @@ private:
   void run();
   void ensureWatch();
   void publish(SnapshotPtr snapshot);
-  std::chrono::steady_clock::time_point now() const;
-  // Requires mu_: makes the watcher thread re-read the directory by `when`.
-  void retryByLocked(std::chrono::steady_clock::time_point when);
-
   using TimePoint = std::chrono::steady_clock::time_point;
+  TimePoint now() const; // options_.clock, else steady_clock
+  // Requires mu_: makes the watcher thread re-read the directory by `when`.
+  void retryByLocked(TimePoint when);
 
   WatcherOptions options_;
   std::atomic<std::shared_ptr<const Snapshot>> current_;
