@@ -64,6 +64,7 @@ func TestExtraArgsAllowList(t *testing.T) {
 		{`["--thr="]`, `"--thr=": -t/--threads is not allowed`},
 		{`["--max-i="]`, `"--max-i=": -I/--max-item-size is not allowed`},
 		{`["--lis="]`, `"--lis=": --lis is ambiguous (--listen, --listen-backlog)`},
+		{`["--d"]`, `"--d": --d is ambiguous (--disable-evictions, --daemon, --disable-cas, ...)`},
 		{`["-vl"]`, `"-vl": -l/--listen is not allowed`},
 		{`["-vp"]`, `"-vp": -p/--port is not allowed`},
 		{`["-vm"]`, `"-vm": -m/--memory-limit is not allowed`},

@@ -263,8 +263,12 @@ class ExtraArgsChecker {
     const std::string name = item.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     LongLookup found = lookupLong(name);
     if (found.candidates.size() > 1) {
+      // At most three, as the CEL message can say them (join() is beyond its cost estimate).
       std::vector<std::string> names;
-      for (absl::string_view c : found.candidates) names.push_back(absl::StrCat("--", c));
+      for (absl::string_view c : found.candidates) {
+        names.push_back(names.size() < 3 ? absl::StrCat("--", c) : "...");
+        if (names.size() == 4) break;
+      }
       fail(item, absl::StrCat("--", name, " is ambiguous (", absl::StrJoin(names, ", "),
                               "); spell the option out"));
       return;
@@ -338,12 +342,16 @@ std::string shortLetters(Kind kind) {
   return out;
 }
 
+// One allowed -o sub-option: its name and any value.
+std::string extendedPattern() {
+  return absl::StrCat("(?:", absl::StrJoin(kExtendedAllowed, "|"), ")(?:=[^,\n]*)?");
+}
+
 // One item, or an option and the item holding its value, each followed by '\n'.
 std::string tokenPattern() {
   const std::string any = "[^\n]";
   const std::string protocol = "(?:ascii|auto)";
-  const std::string sub =
-      absl::StrCat("(?:", absl::StrJoin(kExtendedAllowed, "|"), ")(?:=[^,\n]*)?");
+  const std::string sub = extendedPattern();
   const std::string subs = absl::StrCat(sub, "(?:,", sub, ")*");
   const std::string arg_part =
       absl::StrCat("(?:[", shortLetters(Kind::kValue), "](?:", any, "+|\n", any, "*)|B\n?",
@@ -397,8 +405,7 @@ std::string extraArgsGrammar() { return absl::StrCat("^(?:", tokenPattern(), ")*
 
 CelValidation extraArgsCelValidation() {
   std::vector<std::pair<std::string, std::string>> display_map, refusals, letter_of;
-  std::vector<std::string> long_names, no_value, extended_ok(std::begin(kExtendedAllowed),
-                                                             std::end(kExtendedAllowed));
+  std::vector<std::string> long_names, no_value;
   for (const Option& o : kOptions) {
     const std::string letter(1, o.letter);
     display_map.emplace_back(letter, display(o));
@@ -414,15 +421,17 @@ CelValidation extraArgsCelValidation() {
     extended_refused.emplace_back(std::string(r.name), std::string(r.reason));
   }
   // Each `[x].map(v, ...)[0]` binds x to v (cel.bind is not in every supported Kubernetes): D is
-  // the flags' display names, F the refusals, L the long names, E the allowed -o sub-options, X
-  // the refused ones with a reason of their own; o is the first item the grammar
-  // stops at and v the item after it. The value of the option letter c is `val`.
+  // the flags' display names, F the refusals, L the long names, X the -o sub-options refused
+  // with a reason of their own; o is the first item the grammar stops at and v the item after
+  // it; the value of the option letter c is `val`. Only regular expressions and fixed lists
+  // appear: a list split out of the items would cost the API server's estimate the square of
+  // their length.
   const std::string sub_text = absl::StrCat(
-      "[val.split(',').filter(t, !(t.split('=')[0] in E))].map(b, size(b) == 0 ? D[c] + ' needs a value' : [b[0].split('=')[0]].map(n, ",
-      "n == '' ? 'an empty extended option (a stray comma) is not allowed' : 'extended option \"' + "
-      "n + '\" is not allowed: ' + (n.startsWith('ssl_') ? ",
+      "[val.substring(size(val.find(", celString(absl::StrCat("^(?:", extendedPattern(), ",)*")),
+      "))).find('^[^,=]*')].map(n, n == '' ? 'an empty extended option (a stray comma) is not "
+      "allowed' : 'extended option \"' + n + '\" is not allowed: ' + (n.startsWith('ssl_') ? ",
       celString(kTls), " : n.startsWith('ext_') ? ", celString(kNoVolume),
-      " : n in X ? X[n] : ", celString(kExtendedOther), "))[0])[0]");
+      " : n in X ? X[n] : ", celString(kExtendedOther), "))[0]");
   const std::string flag_text = absl::StrCat(
       "(c in F ? D[c] + ' is not allowed: ' + F[c] : (c == 'B' || c == 'o') && val == '' ? "
       "D[c] + ' needs a value' : c == 'B' ? D[c] + ' ' + val + ' is not allowed: ' + ",
@@ -434,13 +443,13 @@ CelValidation extraArgsCelValidation() {
       "val, ",
       flag_text, ")[0])[0])[0]");
   const std::string long_text = absl::StrCat(
-      "[o.substring(2).split('=')[0]].map(n, [L.filter(x, x == n || (x.startsWith(n) && !(n in "
-      "L)))].map(m, n == '' || size(m) == 0 ? '--' + n + ' is not a memcached option' : "
-      "size(m) > 1 ? '--' + n + ' is ambiguous (' + m.map(x, '--' + x).join(', ') + '); spell the "
-      "option out' : [",
+      "[o.substring(2).find('^[^=]*')].map(n, [n in L].map(exact, [L.filter(x, exact ? x == n : "
+      "x.startsWith(n))].map(m, n == '' || size(m) == 0 ? '--' + n + ' is not a memcached "
+      "option' : size(m) > 1 ? '--' + n + ' is ambiguous (--' + m[0] + ', --' + m[1] + (size(m) > 2 ? "
+      "', --' + m[2] : '') + (size(m) > 3 ? ', ...' : '') + '); spell the option out' : [",
       celStringMap(letter_of), "[m[0]]].map(c, o.contains('=') && c in ", celStringList(no_value),
       " ? D[c] + ' takes no value' : [o.contains('=') ? o.substring(size(n) + 3) : v].map(val, ",
-      flag_text, ")[0])[0])[0])[0]");
+      flag_text, ")[0])[0])[0])[0])[0]");
   const std::string text = absl::StrCat(
       "o == '--' ? '\"--\" ends the option list; nothing after it would be used' : "
       "o.startsWith('--') ? ",
@@ -453,12 +462,12 @@ CelValidation extraArgsCelValidation() {
                         celString(extraArgsGrammar()), ")");
   v.message_expression = absl::StrCat(
       "[", celStringMap(display_map), "].map(D, [", celStringMap(refusals), "].map(F, [",
-      celStringList(long_names), "].map(L, [", celStringList(extended_ok), "].map(E, [",
-      celStringMap(extended_refused), "].map(X, [self.join('\\n') + '\\n'].map(s, ",
-      "[s.substring(size(s.find(", celString(absl::StrCat("^(?:", tokenPattern(), ")*")),
-      "))).split('\\n')].map(r, [r[0]].map(o, [r[1]].map(v, 'memcached.extraArgs \"' + o + "
-      "'\": ' + (",
-      text, "))[0])[0])[0])[0])[0])[0])[0])[0])[0]");
+      celStringList(long_names), "].map(L, [", celStringMap(extended_refused),
+      "].map(X, [self.join('\\n') + '\\n'].map(s, [s.substring(size(s.find(",
+      celString(absl::StrCat("^(?:", tokenPattern(), ")*")),
+      ")))].map(rest, [rest.find('^[^\\n]*')].map(o, [rest.substring(size(o) + 1).find("
+      "'^[^\\n]*')].map(v, 'memcached.extraArgs \"' + o + '\": ' + (",
+      text, "))[0])[0])[0])[0])[0])[0])[0])[0]");
   v.message =
       "memcached.extraArgs may only hold the memcached options the operator allows (see the "
       "README's memcached.extraArgs row)";

@@ -143,6 +143,7 @@ const std::vector<Refused>& refusedArgs() {
       {{"--vers"}, "-V/--version is not allowed"},
       {{"--ver"}, "--ver is ambiguous (--version, --verbose)"},
       {{"--enable-s"}, "--enable-s is ambiguous (--enable-shutdown, --enable-ssl, --enable-sasl)"},
+      {{"--d"}, "--d is ambiguous (--disable-evictions, --daemon, --disable-cas, ...)"},
       // -o sub-options.
       {{"-o", "ssl_chain_cert=/tls/cert.pem"},
        "\"-o\": extended option \"ssl_chain_cert\" is not allowed: the operator's admin "
