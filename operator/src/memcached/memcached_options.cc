@@ -414,7 +414,9 @@ CelValidation extraArgsCelValidation() {
       long_names.emplace_back(o.name);
       letter_of.emplace_back(std::string(o.name), letter);
     }
-    if (o.refusal.empty() && o.long_arg == Arg::kNone && !o.name.empty()) no_value.push_back(letter);
+    if (o.refusal.empty() && o.long_arg == Arg::kNone && !o.name.empty()) {
+      no_value.push_back(letter);
+    }
   }
   std::vector<std::pair<std::string, std::string>> extended_refused;
   for (const Refusal& r : kExtendedRefused) {
@@ -445,7 +447,8 @@ CelValidation extraArgsCelValidation() {
   const std::string long_text = absl::StrCat(
       "[o.substring(2).find('^[^=]*')].map(n, [n in L].map(exact, [L.filter(x, exact ? x == n : "
       "x.startsWith(n))].map(m, n == '' || size(m) == 0 ? '--' + n + ' is not a memcached "
-      "option' : size(m) > 1 ? '--' + n + ' is ambiguous (--' + m[0] + ', --' + m[1] + (size(m) > 2 ? "
+      "option' : size(m) > 1 ? '--' + n + ' is ambiguous (--' + m[0] + ', --' + m[1] + "
+      "(size(m) > 2 ? "
       "', --' + m[2] : '') + (size(m) > 3 ? ', ...' : '') + '); spell the option out' : [",
       celStringMap(letter_of), "[m[0]]].map(c, o.contains('=') && c in ", celStringList(no_value),
       " ? D[c] + ' takes no value' : [o.contains('=') ? o.substring(size(n) + 3) : v].map(val, ",

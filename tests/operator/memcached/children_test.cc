@@ -70,9 +70,11 @@ TEST_F(ChildrenTest, StatefulSet) {
   // Listens on the pod IP (expanded by the kubelet) and the pod's loopback, never on every
   // interface; UDP off.
   EXPECT_EQ(c.at("args").serialize(),
-            R"(["-p","11211","-U","0","-l","$(POD_IP),127.0.0.1","-m","64","-c","1024","-t","4","-I","1m"])");
+            R"(["-p","11211","-U","0","-l","$(POD_IP),127.0.0.1",)"
+            R"("-m","64","-c","1024","-t","4","-I","1m"])");
   EXPECT_EQ(c.at("env").serialize(),
-            R"([{"name":"POD_IP","valueFrom":{"fieldRef":{"apiVersion":"v1","fieldPath":"status.podIP"}}}])");
+            R"([{"name":"POD_IP","valueFrom":)"
+            R"({"fieldRef":{"apiVersion":"v1","fieldPath":"status.podIP"}}}])");
   // Readiness asks memcached a question (a connect alone passes for a hung memcached), briefly,
   // and needs two misses in a row.
   EXPECT_EQ(findPath(c, {"readinessProbe", "tcpSocket"}), nullptr);
