@@ -13,7 +13,7 @@ namespace {
 constexpr int64_t kMemcachedUid = 11211;
 
 // Readiness: a member that stops answering is unready after at most period * failureThreshold
-// + timeout (about 13 s); one slow answer is not enough to flap it.
+// + the probe's own wait (at most 14 s); one slow answer is not enough to flap it.
 constexpr int64_t kReadinessPeriodSeconds = 5;
 constexpr int64_t kReadinessReplySeconds = 2;  // the probe's own wait for memcached's answer
 constexpr int64_t kReadinessTimeoutSeconds = 3;  // the kubelet's, above the probe's own
