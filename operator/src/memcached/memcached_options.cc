@@ -5,12 +5,12 @@
 #include "memcached/memcached_options.h"
 
 #include <optional>
-#include <absl/strings/string_view.h>
 
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_join.h>
 #include <absl/strings/str_split.h>
+#include <absl/strings/string_view.h>
 
 namespace mcop::memcached {
 namespace {
