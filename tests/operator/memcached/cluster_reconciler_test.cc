@@ -760,7 +760,7 @@ TEST_F(ClusterReconcilerTest, SpecChangeRollsTheTemplateWithoutTouchingTheRing) 
   reconcile();
   const Json after = *api_->peek(res::kStatefulSet, "shop", "sessions");
   const Json& args = after.at("spec").at("template").at("spec").at("containers").at(0).at("args");
-  EXPECT_EQ(args.at(5).as_string(), "128");
+  EXPECT_EQ(args.at(7).as_string(), "128");  // -m
   EXPECT_EQ(args.at(args.size() - 1).as_string(), "modern");
   EXPECT_NE(stringAt(before, {"metadata", "annotations", "memcached.operator.io/spec-hash"}),
             stringAt(after, {"metadata", "annotations", "memcached.operator.io/spec-hash"}));
@@ -770,7 +770,7 @@ TEST_F(ClusterReconcilerTest, SpecChangeRollsTheTemplateWithoutTouchingTheRing) 
   reconcile();
   const Json sts = *api_->peek(res::kStatefulSet, "shop", "sessions");
   const Json& args2 = sts.at("spec").at("template").at("spec").at("containers").at(0).at("args");
-  EXPECT_EQ(args2.size(), 12u);
+  EXPECT_EQ(args2.size(), 14u);
 }
 
 TEST_F(ClusterReconcilerTest, RescheduledPodKeepsItsPlaceWithANewAddress) {
