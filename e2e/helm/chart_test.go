@@ -17,16 +17,23 @@ import (
 // What the operator does with the API, per resource ("group/resource"); the
 // chart may grant exactly these verbs and nothing else. Derived from
 // operator/src (the reconciler's children, the informers, the event
-// recorder, leader election).
+// recorder, leader election): it reads MemcachedClusters and writes only
+// their status; finalizers/update lets it set blockOwnerDeletion on its
+// children's ownerReference (OwnerReferencesPermissionEnforcement); children
+// are written by server-side apply (patch, create when missing), never
+// updated; the only delete is a PodDisruptionBudget that
+// spec.podDisruptionBudget.enabled turned off (the garbage collector deletes
+// the rest).
 var neededVerbs = map[string][]string{
-	"memcached.operator.io/memcachedclusters":        {"get", "list", "watch", "patch", "update"},
-	"memcached.operator.io/memcachedclusters/status": {"get", "patch", "update"},
-	"apps/statefulsets":                              {"get", "list", "watch", "create", "patch", "update", "delete"},
-	"/services":                                      {"get", "list", "watch", "create", "patch", "update", "delete"},
-	"/configmaps":                                    {"get", "list", "watch", "create", "patch", "update", "delete"},
-	"policy/poddisruptionbudgets":                    {"get", "list", "watch", "create", "patch", "update", "delete"},
-	"/pods":                                          {"get", "list", "watch"},
-	"/events":                                        {"create", "patch"},
+	"memcached.operator.io/memcachedclusters":            {"get", "list", "watch"},
+	"memcached.operator.io/memcachedclusters/status":     {"patch", "update"},
+	"memcached.operator.io/memcachedclusters/finalizers": {"update"},
+	"apps/statefulsets":                                  {"get", "list", "watch", "create", "patch"},
+	"/services":                                          {"get", "list", "watch", "create", "patch"},
+	"/configmaps":                                        {"get", "list", "watch", "create", "patch"},
+	"policy/poddisruptionbudgets":                        {"get", "list", "watch", "create", "patch", "delete"},
+	"/pods":                                              {"get", "list", "watch"},
+	"/events":                                            {"create", "patch"},
 }
 
 // The Lease the replicas elect a leader on: a Role in one namespace only.

@@ -429,9 +429,22 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 	e.canI(true, "list", "memcachedclusters.memcached.operator.io", "--all-namespaces")
 	e.canI(true, "watch", "memcachedclusters.memcached.operator.io", "-n", "default")
 	e.canI(true, "patch", "memcachedclusters.memcached.operator.io", "--subresource=status", "-n", e.ns)
+	e.canI(true, "update", "memcachedclusters.memcached.operator.io", "--subresource=status", "-n", e.ns)
+	e.canI(true, "update", "memcachedclusters.memcached.operator.io", "--subresource=finalizers", "-n", e.ns)
 	e.canI(true, "patch", "statefulsets.apps", "-n", e.ns)
 	e.canI(true, "delete", "poddisruptionbudgets.policy", "-n", e.ns)
 	e.canI(true, "create", "configmaps", "-n", e.ns)
+	// Nothing beyond that: the spec is the user's, children are applied (a
+	// patch) and deleted by the garbage collector, not by the operator.
+	e.canI(false, "patch", "memcachedclusters.memcached.operator.io", "-n", e.ns)
+	e.canI(false, "update", "memcachedclusters.memcached.operator.io", "-n", e.ns)
+	e.canI(false, "create", "memcachedclusters.memcached.operator.io", "-n", e.ns)
+	e.canI(false, "delete", "configmaps", "-n", e.ns)
+	e.canI(false, "delete", "services", "-n", e.ns)
+	e.canI(false, "delete", "statefulsets.apps", "-n", e.ns)
+	e.canI(false, "update", "configmaps", "-n", e.ns)
+	e.canI(false, "update", "statefulsets.apps", "-n", e.ns)
+	e.canI(false, "deletecollection", "poddisruptionbudgets.policy", "-n", e.ns)
 	e.canI(true, "watch", "pods", "-n", e.ns)
 	e.canI(true, "create", "events", "-n", e.ns)
 	e.canI(true, "update", "leases.coordination.k8s.io/"+fullName, "-n", e.ns)
@@ -471,6 +484,21 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 	if err != nil || sts.Annotations["example.com/owned-by"] != "gitops" {
 		t.Errorf("another manager's annotation on StatefulSet %s is gone (err=%v, annotations %v)", clusterName, err, sts.GetAnnotations())
 	}
+
+	// The one delete the operator makes itself, under the chart's RBAC:
+	// podDisruptionBudget.enabled=false removes the cluster's PDB.
+	if _, err := e.kube.PolicyV1().PodDisruptionBudgets(e.ns).Get(ctx, clusterName, metav1.GetOptions{}); err != nil {
+		t.Errorf("PodDisruptionBudget %s of an Available cluster: %v", clusterName, err)
+	}
+	e.kubectlOK("patch", "-n", e.ns, "memcachedclusters.memcached.operator.io/"+clusterName, "--type=merge",
+		"-p", `{"spec":{"podDisruptionBudget":{"enabled":false}}}`)
+	e.waitFor(time.Minute, "the PodDisruptionBudget deleted after podDisruptionBudget.enabled=false", func() (bool, error) {
+		_, err := e.kube.PolicyV1().PodDisruptionBudgets(e.ns).Get(ctx, clusterName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
 
 	// 5. Kill the leader's process: the Lease is renewed by a live process
 	// within the lease duration (plus a retry period), and reconciling goes on.
