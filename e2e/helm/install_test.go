@@ -500,6 +500,28 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 		return false, err
 	})
 
+	// What RBAC cannot say, the chart's ValidatingAdmissionPolicy does: as the
+	// operator's ServiceAccount, a write to an object no MemcachedCluster
+	// controls is refused by the API server, a write to its own child is not
+	// (server-side dry runs: admission runs, nothing is stored).
+	sa := "system:serviceaccount:" + e.ns + ":" + fullName
+	e.kubectlOK("create", "configmap", "someone-elses", "-n", e.ns, "--from-literal=k=v")
+	e.kubectlOK("create", "poddisruptionbudget", "someone-elses", "-n", e.ns, "--selector=app=other", "--max-unavailable=1")
+	for _, args := range [][]string{
+		{"patch", "configmap", "someone-elses", "--type=merge", "-p", `{"data":{"k":"taken over"}}`},
+		{"create", "configmap", "not-owned", "--from-literal=k=v"},
+		{"delete", "poddisruptionbudget", "someone-elses"},
+	} {
+		r := e.kubectlRun(append(args, "-n", e.ns, "--dry-run=server", "--as="+sa)...)
+		if r.err == nil || !strings.Contains(r.stderr, "controlled by a MemcachedCluster") {
+			t.Errorf("kubectl %s as the operator: want the owned-objects policy to refuse it:\n%s", strings.Join(args, " "), r)
+		}
+	}
+	if r := e.kubectlRun("patch", "configmap", clusterName+"-endpoints", "-n", e.ns, "--type=merge", "--dry-run=server", "--as="+sa,
+		"-p", `{"metadata":{"annotations":{"example.com/x":"y"}}}`); r.err != nil {
+		t.Errorf("patching its own endpoints ConfigMap as the operator:\n%s", r)
+	}
+
 	// 5. Kill the leader's process: the Lease is renewed by a live process
 	// within the lease duration (plus a retry period), and reconciling goes on.
 	e.handover(leader, "kill", func() {
