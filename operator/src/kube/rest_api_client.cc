@@ -3,6 +3,7 @@
 #include "kube/rest_api_client.h"
 
 #include <atomic>
+#include <cctype>
 #include <mutex>
 
 #include <absl/strings/str_cat.h>
@@ -73,6 +74,17 @@ bool isIpAddress(const std::string& name) {
   boost::system::error_code ec;
   boost::asio::ip::make_address(name, ec);
   return !ec;
+}
+
+// A DNS name a certificate can carry (letters, digits, '-', '.', a leading "*." is not a
+// server's name) or an IP address.
+bool isServerName(const std::string& name) {
+  if (name.empty() || name.size() > 253) return false;
+  if (isIpAddress(name)) return true;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+  }
+  return name.front() != '.' && name.front() != '-';
 }
 
 // Replaces the whole chain verification of a handshake. cpprestsdk installs a per-certificate
@@ -263,6 +275,11 @@ absl::StatusOr<std::shared_ptr<RestApiClient>> RestApiClient::create(RestConfig 
   try {
     web::uri uri(client->config_.server);
     std::string name = verifyName(client->config_, uri);
+    if (!client->config_.tls_server_name.empty() && !isServerName(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          client->config_.description, ": tls-server-name \"", name,
+          "\" is not a host name or IP address; set it to a name in the server's certificate"));
+    }
     if (name.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(client->config_.description, ": server URL \"", client->config_.server, "\" has no host"));

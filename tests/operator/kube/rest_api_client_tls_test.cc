@@ -304,6 +304,18 @@ TEST(RestApiClientTls, IpAddressTlsServerNameMatchesIpSans) {
   EXPECT_THAT(server.serverNames(), ::testing::Contains(""));
 }
 
+TEST(RestApiClientTls, BadTlsServerNameIsAConfigurationError) {
+  RestConfig cfg = configFor("https://127.0.0.1:6443", "");
+  cfg.description = "kubeconfig x context y";
+  for (const char* bad : {"api example", "https://api.example", "api.example:6443", "*.example"}) {
+    cfg.tls_server_name = bad;
+    auto client = RestApiClient::create(cfg);
+    ASSERT_FALSE(client.ok()) << bad;
+    EXPECT_TRUE(absl::IsInvalidArgument(client.status()));
+    EXPECT_THAT(client.status().message(), ::testing::HasSubstr("tls-server-name \"" + std::string(bad) + "\""));
+  }
+}
+
 TEST(RestApiClientTls, DnsUrlHostIsVerifiedAndSent) {
   Issued ca = issue("test CA", nullptr);
   TlsServer server(issue("server", &ca, "DNS:localhost"));
