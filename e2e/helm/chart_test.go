@@ -79,7 +79,7 @@ func TestChartDefaultRender(t *testing.T) {
 	}
 	for _, o := range objs {
 		switch o.kind() {
-		case "ClusterRole", "ClusterRoleBinding":
+		case "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
 			if o.namespace() != "" {
 				t.Errorf("%s %s has a namespace", o.kind(), o.name())
 			}
