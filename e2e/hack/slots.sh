@@ -11,7 +11,7 @@ slot_free() {
     if (exec 3<>"/dev/tcp/127.0.0.1/$((base + off))") 2>/dev/null; then return 1; fi
   done
   for f in /proc/[0-9]*/cmdline; do
-    if tr '\0' ' ' < "$f" 2>/dev/null | grep -q -- "--pod-cidr=$cidr "; then return 1; fi
+    if tr '\0' ' ' 2>/dev/null < "$f" | grep -q -- "--pod-cidr=$cidr "; then return 1; fi
   done
   return 0
 }
