@@ -66,7 +66,9 @@ PkeyPtr parseKey(const std::string& pem) {
 std::string verifyName(const RestConfig& cfg, const web::uri& uri) {
   if (!cfg.tls_server_name.empty()) return cfg.tls_server_name;
   std::string host = uri.host();
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
   return host;
 }
 
@@ -281,8 +283,8 @@ absl::StatusOr<std::shared_ptr<RestApiClient>> RestApiClient::create(RestConfig 
           "\" is not a host name or IP address; set it to a name in the server's certificate"));
     }
     if (name.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(client->config_.description, ": server URL \"", client->config_.server, "\" has no host"));
+      return absl::InvalidArgumentError(absl::StrCat(client->config_.description, ": server URL \"",
+                                                     client->config_.server, "\" has no host"));
     }
     auto make = [&](std::chrono::seconds timeout) {
       http_client_config cfg;

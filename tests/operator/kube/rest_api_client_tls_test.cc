@@ -117,7 +117,8 @@ class TlsServer {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     ::inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd_, 16) != 0) {
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(fd_, 16) != 0) {
       ADD_FAILURE() << "cannot listen on " << address;
     }
     socklen_t len = sizeof(addr);
@@ -312,7 +313,8 @@ TEST(RestApiClientTls, BadTlsServerNameIsAConfigurationError) {
     auto client = RestApiClient::create(cfg);
     ASSERT_FALSE(client.ok()) << bad;
     EXPECT_TRUE(absl::IsInvalidArgument(client.status()));
-    EXPECT_THAT(client.status().message(), ::testing::HasSubstr("tls-server-name \"" + std::string(bad) + "\""));
+    EXPECT_THAT(client.status().message(),
+                ::testing::HasSubstr("tls-server-name \"" + std::string(bad) + "\""));
   }
 }
 
@@ -337,7 +339,8 @@ class Relay {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     ::inet_pton(AF_INET, "127.0.0.3", &addr.sin_addr);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd_, 16) != 0) {
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(fd_, 16) != 0) {
       ADD_FAILURE() << "relay cannot listen on 127.0.0.3";
     }
     socklen_t len = sizeof(addr);
@@ -381,7 +384,9 @@ class Relay {
       for (int i = 0; i < 2 && !done; ++i) {
         if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
         ssize_t n = ::recv(fds[i].fd, buf, sizeof(buf), 0);
-        if (n <= 0 || ::send(fds[1 - i].fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) done = true;
+        if (n <= 0 || ::send(fds[1 - i].fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) {
+          done = true;
+        }
       }
       if (done) break;
     }
