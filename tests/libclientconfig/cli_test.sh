@@ -47,8 +47,10 @@ grep -q 'endpoints.json: not a regular file (a FIFO)' "$dir/err" || { cat "$dir/
 for sig in TERM INT; do
   "$cli" --poll-interval-ms=50 watch "$dir/fifo" > "$dir/out" 2> "$dir/err" &
   watch_pid=$!
-  for _ in $(seq 100); do grep -q 'FIFO' "$dir/err" && break; sleep 0.1; done
-  grep -q 'error: .*endpoints.json: not a regular file (a FIFO)' "$dir/err" || {
+  # The whole line, not a word of it: stderr may be read while the line is half written.
+  fifo_error='error: .*endpoints.json: not a regular file (a FIFO)'
+  for _ in $(seq 100); do grep -q "$fifo_error" "$dir/err" && break; sleep 0.1; done
+  grep -q "$fifo_error" "$dir/err" || {
     echo "FAIL: watch did not report the FIFO within 10 s:" >&2; cat "$dir/err" >&2; exit 1; }
   kill -s "$sig" "$watch_pid"
   for _ in $(seq 100); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.1; done

@@ -948,8 +948,8 @@ Json foreignConfigMap(const std::string& name, const std::string& owner_uid) {
 }
 
 TEST_F(ClusterReconcilerTest, NeverTakesOverAConfigMapItDoesNotControl) {
-  api_->seed(res::kConfigMap, foreignConfigMap("kube-root-ca.crt", ""));
-  createCluster(R"({"replicas":2,"clientConfig":{"configMapName":"kube-root-ca.crt"}})");
+  api_->seed(res::kConfigMap, foreignConfigMap("app-settings", ""));
+  createCluster(R"({"replicas":2,"clientConfig":{"configMapName":"app-settings"}})");
   api_->resetCounters();
   sync();
   auto result = reconciler_->reconcile({"shop", "sessions"});
@@ -957,14 +957,14 @@ TEST_F(ClusterReconcilerTest, NeverTakesOverAConfigMapItDoesNotControl) {
   // Only status is written: no ConfigMap, and no other child either.
   EXPECT_EQ(api_->writeCount(), 1);
   EXPECT_EQ(statusWrites(), 1);
-  auto cm = api_->peek(res::kConfigMap, "shop", "kube-root-ca.crt");
+  auto cm = api_->peek(res::kConfigMap, "shop", "app-settings");
   EXPECT_EQ(stringAt(*cm, {"data", "ca.crt"}), "root of trust");
   EXPECT_FALSE(findPath(*cm, {"metadata", "ownerReferences"}));
   EXPECT_EQ(stsReplicas(), -1);
   ClusterStatus s = status();
   EXPECT_EQ(s.phase, "Degraded");
   EXPECT_EQ(condition(s, kConditionDegraded)->reason, "ConfigMapConflict");
-  EXPECT_NE(condition(s, kConditionDegraded)->message.find("ConfigMap shop/kube-root-ca.crt"),
+  EXPECT_NE(condition(s, kConditionDegraded)->message.find("ConfigMap shop/app-settings"),
             std::string::npos);
   EXPECT_EQ(eventCount("ConfigMapConflict"), 1);
   // Not a hot loop: a slow recheck, and nothing more is written while it lasts.
@@ -975,7 +975,7 @@ TEST_F(ClusterReconcilerTest, NeverTakesOverAConfigMapItDoesNotControl) {
   EXPECT_EQ(api_->writeCount(), 0);
   EXPECT_EQ(eventCount("ConfigMapConflict"), 1);
   // Once the object is gone, the cluster proceeds.
-  ASSERT_TRUE(api_->remove(res::kConfigMap, "shop", "kube-root-ca.crt", {}).ok());
+  ASSERT_TRUE(api_->remove(res::kConfigMap, "shop", "app-settings", {}).ok());
   converge();
   EXPECT_EQ(published().size(), 0u);  // no pods yet in this test's kubelet until runPods
   EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
