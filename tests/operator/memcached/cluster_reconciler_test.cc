@@ -4,6 +4,8 @@
 // without counting them as operator writes.
 #include "memcached/cluster_reconciler.h"
 
+#include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -25,6 +27,7 @@ namespace {
 using kube::FakeApiClient;
 using kube::Verb;
 namespace res = kube::resources;
+using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 class FakeConnectionCounter : public ConnectionCounter {
@@ -63,7 +66,8 @@ class FakeConnectionCounter : public ConnectionCounter {
 };
 
 // Records each sweep: which member, and the ring it was given (server names, hashing, version),
-// plus what the test's hook saw at that moment (e.g. the published list).
+// plus what the test's hook saw at that moment (e.g. the published list). hold() makes sweeps
+// block until release() or until their SweepControl stops them (recorded in stops()).
 class FakeStaleCopySweeper : public StaleCopySweeper {
  public:
   struct Call {
@@ -73,14 +77,44 @@ class FakeStaleCopySweeper : public StaleCopySweeper {
     uint64_t version = 0;
     std::vector<std::string> published_then;
   };
-  absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member) override {
-    std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member,
+                                    const SweepControl& control) override {
+    std::unique_lock<std::mutex> lock(mu_);
     Call call{ring.servers()[member].name, {}, ring.hashing(), ring.version(), {}};
     for (const auto& s : ring.servers()) call.ring.push_back(s.name);
     if (hook_) call.published_then = hook_();
     calls_.push_back(call);
+    cv_.notify_all();
+    while (held_) {
+      // The control's deadline follows the test's FakeClock, which notifies nobody: poll it.
+      if (auto s = control.check(); !s.ok()) {
+        stops_.push_back(call.member + ": " + std::string(s.message()));
+        cv_.notify_all();
+        return s;
+      }
+      cv_.wait_for(lock, milliseconds(2));
+    }
     if (failing_.count(call.member)) return absl::DeadlineExceededError("sweep budget exceeded");
     return SweepCounts{1000, 10};
+  }
+  void hold() {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_ = true;
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_ = false;
+    cv_.notify_all();
+  }
+  // Waits (bounded) until at least `calls` sweeps have begun and `stops` were stopped.
+  bool waitFor(size_t calls, size_t stops = 0) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, seconds(10),
+                        [&] { return calls_.size() >= calls && stops_.size() >= stops; });
+  }
+  std::vector<std::string> stops() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stops_;
   }
   void fail(const std::string& member) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -97,7 +131,10 @@ class FakeStaleCopySweeper : public StaleCopySweeper {
 
  private:
   mutable std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<Call> calls_;
+  std::vector<std::string> stops_;
+  bool held_ = false;
   std::set<std::string> failing_;
   std::function<std::vector<std::string>()> hook_;
 };
@@ -108,11 +145,29 @@ class ClusterReconcilerTest : public testing::Test {
  protected:
   ClusterReconcilerTest() { newReconciler(); }
 
+  // Sweeps run on the runner's thread, one member at a time (in ring order), and a pass waits
+  // for the sweep it finds unfinished: the fake's instant sweep is recorded in the pass that
+  // started it.
+  static ClusterReconcilerOptions waitingForSweeps() {
+    ClusterReconcilerOptions options;
+    options.sweeps.threads = 1;
+    options.sweep_wait = seconds(30);
+    return options;
+  }
+  // As in production: four members at a time, and a pass never waits for a sweep.
+  static ClusterReconcilerOptions backgroundSweeps() {
+    ClusterReconcilerOptions options;
+    options.sweeps.threads = 4;
+    options.sweeps.deadline = seconds(120);
+    return options;
+  }
+
   // A fresh reconciler on the same API: what an operator restart looks like.
-  void newReconciler() {
+  void newReconciler(ClusterReconcilerOptions options = waitingForSweeps()) {
     ClusterStores stores{&clusters_, &stateful_sets_, &services_, &config_maps_, &pdbs_, &pods_};
-    reconciler_ =
-        std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_, sweeper_);
+    reconciler_.reset();  // its sweeps stop before the new one starts
+    reconciler_ = std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_,
+                                                      sweeper_, options);
   }
 
   void syncStore(kube::MemoryStore& store, const kube::ResourceType& type) {
