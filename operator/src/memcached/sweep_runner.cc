@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <tuple>
 
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_join.h>
@@ -32,6 +33,7 @@ struct SweepRunner::Job {
   clientconfig::SnapshotPtr ring;
   std::vector<Member> members;  // ring order
   uint64_t seq = 0;             // start order
+  uint64_t served = 0;          // when a member of it last got a thread (0: never)
   size_t running = 0;
   size_t finished = 0;
   steady_clock::time_point started;
@@ -199,6 +201,7 @@ void SweepRunner::work() {
     Job::Member& m = job->members[member];
     m.state = Job::State::kRunning;
     ++job->running;
+    job->served = ++dispatches_;
     lock.unlock();
 
     Control control(*this, job);
@@ -221,8 +224,9 @@ bool SweepRunner::nextLocked(std::shared_ptr<Job>& job, size_t& member) {
   for (auto& [cluster, j] : jobs_) {
     expireLocked(*j);
     if (j->done || j->running + j->finished == j->members.size()) continue;
-    if (!best || j->running < best->running ||
-        (j->running == best->running && j->seq < best->seq)) {
+    // Fewest members in flight, then the one served longest ago: round robin between sweeps.
+    if (!best || std::tie(j->running, j->served, j->seq) <
+                     std::tie(best->running, best->served, best->seq)) {
       best = j.get();
       job = j;
     }

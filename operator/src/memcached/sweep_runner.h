@@ -6,7 +6,7 @@
 // sweep away; a result nobody collects is dropped after a TTL.
 // At most `threads` members are swept at once over all clusters (each member is its own
 // memcached server); a worker that frees up takes the next member of the sweep with the fewest
-// members in flight, so one big cluster does not starve the others. Each sweep has an overall
+// members in flight (round robin among equals), so one big cluster does not starve the others. Each sweep has an overall
 // deadline on top of the sweeper's per-member budget, and can be cancelled (the drain it serves
 // was cancelled or retargeted, the cluster was deleted, the operator is stopping): cancellation
 // and the deadline reach a member in progress through SweepControl, checked between items.
@@ -106,8 +106,8 @@ class SweepRunner {
   class Control;
 
   void work();
-  // The next member to sweep: of the sweep with the fewest members in flight (the oldest on a
-  // tie). Returns false when no sweep has a member waiting.
+  // The next member to sweep: of the sweep with the fewest members in flight, then the one
+  // served longest ago. Returns false when no sweep has a member waiting.
   bool nextLocked(std::shared_ptr<Job>& job, size_t& member);
   void finishLocked(Job& job, size_t member, absl::StatusOr<SweepCounts> counts,
                     std::chrono::milliseconds took);
@@ -126,6 +126,7 @@ class SweepRunner {
   std::condition_variable wake_cv_;  // a sweep was cancelled: cut its pauses short
   std::map<std::string, std::shared_ptr<Job>> jobs_;  // by cluster; guarded by mu_
   uint64_t next_seq_ = 0;                             // guarded by mu_
+  uint64_t dispatches_ = 0;                           // guarded by mu_
   bool stopping_ = false;                             // guarded by mu_
   std::vector<std::thread> threads_;
 };

@@ -929,6 +929,189 @@ TEST_F(ClusterReconcilerTest, SweepRoutesByTheLiveConfigMapNotALaggingCache) {
   EXPECT_EQ(calls[0].ring, (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
 }
 
+// A pass records a finished sweep, and its status write loses a 409: the next pass records the
+// same result instead of sweeping every member again.
+TEST_F(ClusterReconcilerTest, AFinishedSweepSurvivesALostStatusWrite) {
+  startCluster(3);
+  const double removed_before = util::staleCopiesRemoved().value({"shop/sessions"});
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  ASSERT_FALSE(status().drain->stale_copies_swept);
+
+  api_->failNext(Verb::kUpdate, res::kMemcachedCluster, absl::AbortedError("conflict"));
+  sync();
+  auto lost = reconciler_->reconcile({"shop", "sessions"});
+  ASSERT_TRUE(lost.ok()) << lost.status();
+  EXPECT_TRUE(lost->requeue_after.has_value());
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+  EXPECT_FALSE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published().size(), 3u);
+
+  reconcile();
+  EXPECT_EQ(sweeper_->calls().size(), 2u);  // not swept again
+  EXPECT_TRUE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  auto removed = events_.withReason("StaleCopiesRemoved");
+  ASSERT_EQ(removed.size(), 1u);  // the lost pass's events were never sent
+  EXPECT_NE(removed[0].message.find("removed 20 of 2000 items from sessions-0, sessions-1"),
+            std::string::npos)
+      << removed[0].message;
+  EXPECT_EQ(util::staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
+
+  // Recorded: later passes neither sweep nor record it again.
+  reconcile();
+  clock_.advance(seconds(61));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+  runPods();
+  reconcile();
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+  EXPECT_EQ(eventCount("StaleCopiesRemoved"), 1);
+}
+
+// The sweep runs off the reconcile worker: a pass that finds it running returns at once with a
+// requeue and says what it is waiting for; the members that stay are swept concurrently.
+TEST_F(ClusterReconcilerTest, ReconcileReturnsWhileTheSweepRuns) {
+  newReconciler(backgroundSweeps());
+  startCluster(3);
+  sweeper_->hold();
+  patchSpec(R"({"replicas":2})");
+  reconcile();  // records the drain
+
+  sync();
+  auto pass = std::async(std::launch::async,
+                         [this] { return reconciler_->reconcile({"shop", "sessions"}); });
+  if (pass.wait_for(seconds(10)) != std::future_status::ready) {
+    sweeper_->release();  // let the blocked pass finish before failing
+    pass.wait();
+    FAIL() << "reconcile waited for the sweep";
+  }
+  auto result = pass.get();
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_TRUE(result->requeue_after.has_value());
+  EXPECT_LE(*result->requeue_after, seconds(1));
+  ASSERT_TRUE(sweeper_->waitFor(2));  // both members that stay, at once
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+
+  ClusterStatus s = status();
+  EXPECT_FALSE(s.drain->stale_copies_swept);
+  EXPECT_EQ(published().size(), 3u);
+  EXPECT_EQ(condition(s, kConditionProgressing)->reason, "Draining");
+  EXPECT_EQ(condition(s, kConditionProgressing)->message,
+            "sweeping stale copies from sessions-0, sessions-1 (0 of 2 done) before publishing "
+            "the endpoints without sessions-2");
+
+  // Passes while it runs only look: no second sweep.
+  reconcile();
+  reconcile();
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+  EXPECT_EQ(published().size(), 3u);
+
+  sweeper_->release();
+  for (int i = 0; i < 1000 && !status().drain->stale_copies_swept; ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+    reconcile();
+  }
+  EXPECT_TRUE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+  EXPECT_EQ(eventCount("StaleCopiesRemoved"), 1);
+}
+
+TEST_F(ClusterReconcilerTest, CancellingTheDrainCancelsTheSweep) {
+  newReconciler(backgroundSweeps());
+  startCluster(3);
+  sweeper_->hold();
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  ASSERT_TRUE(sweeper_->waitFor(2));
+
+  patchSpec(R"({"replicas":3})");
+  reconcile();
+  EXPECT_EQ(eventCount("DrainCancelled"), 1);
+  ASSERT_TRUE(sweeper_->waitFor(2, 2)) << "the sweep was not stopped";
+  for (const auto& stop : sweeper_->stops()) {
+    EXPECT_NE(stop.find("sweep cancelled: the drain is over or was cancelled"), std::string::npos)
+        << stop;
+  }
+  EXPECT_FALSE(status().drain.has_value());
+  EXPECT_EQ(published().size(), 3u);
+  EXPECT_EQ(eventCount("StaleCopiesRemoved"), 0);
+  EXPECT_EQ(eventCount("StaleCopySweepFailed"), 0);  // cancelled is not failed
+}
+
+TEST_F(ClusterReconcilerTest, ADeeperTargetCancelsTheSweepAndSweepsAgain) {
+  newReconciler(backgroundSweeps());
+  startCluster(4);
+  sweeper_->hold();
+  patchSpec(R"({"replicas":3})");
+  reconcile();
+  reconcile();
+  ASSERT_TRUE(sweeper_->waitFor(3));  // sessions-0..2, against the ring of 4
+
+  patchSpec(R"({"replicas":2})");
+  reconcile();  // retargets: sessions-2 and sessions-3 leave
+  ASSERT_TRUE(sweeper_->waitFor(3, 3));
+  for (const auto& stop : sweeper_->stops()) {
+    EXPECT_NE(stop.find("sweep cancelled: the drain changed"), std::string::npos) << stop;
+  }
+  sweeper_->release();
+  for (int i = 0; i < 1000 && !status().drain->stale_copies_swept; ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+    reconcile();
+  }
+  ASSERT_TRUE(status().drain->stale_copies_swept);
+  auto calls = sweeper_->calls();
+  ASSERT_EQ(calls.size(), 5u);
+  std::set<std::string> second{calls[3].member, calls[4].member};
+  EXPECT_EQ(second, (std::set<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+}
+
+TEST_F(ClusterReconcilerTest, DeletingTheClusterCancelsItsSweep) {
+  newReconciler(backgroundSweeps());
+  startCluster(3);
+  sweeper_->hold();
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  ASSERT_TRUE(sweeper_->waitFor(2));
+  ASSERT_TRUE(api_->remove(res::kMemcachedCluster, "shop", "sessions", {}).ok());
+  reconcile();
+  ASSERT_TRUE(sweeper_->waitFor(2, 2)) << "the sweep was not stopped";
+  for (const auto& stop : sweeper_->stops()) {
+    EXPECT_NE(stop.find("sweep cancelled: the cluster is deleted"), std::string::npos) << stop;
+  }
+}
+
+// A sweep that outlives its overall deadline is reported like any failed sweep, and the drain
+// goes on.
+TEST_F(ClusterReconcilerTest, ASweepPastItsDeadlineWarnsAndTheDrainGoesOn) {
+  newReconciler(backgroundSweeps());
+  startCluster(3, R"({"minSeconds":0,"timeoutSeconds":600})");
+  sweeper_->hold();
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  ASSERT_TRUE(sweeper_->waitFor(2));
+  clock_.advance(seconds(121));
+  ASSERT_TRUE(sweeper_->waitFor(2, 2));
+  for (int i = 0; i < 1000 && !status().drain->stale_copies_swept; ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+    reconcile();
+  }
+  ASSERT_TRUE(status().drain->stale_copies_swept);
+  auto warnings = events_.withReason("StaleCopySweepFailed");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].message.find("sessions-0 (the sweep's overall deadline of 120s passed)"),
+            std::string::npos)
+      << warnings[0].message;
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+}
+
 TEST_F(ClusterReconcilerTest, NoSweepOnScaleUpOrInSteadyState) {
   startCluster(2);
   patchSpec(R"({"replicas":3})");
