@@ -387,8 +387,9 @@ absl::Status ClusterReconciler::Pass::ensurePodDisruptionBudget() {
 // (current), spec.replicas (wanted), the pods. Steps:
 //   none    -> start:   wanted < current; record {target, members, startedAt,
 //                       staleCopiesSwept: false} in status; the published ring is left as it is.
-//   start   -> swept:   (next pass) sweep the members that stay of copies they do not own under
-//                       that still-published ring (sweepStaleCopies), record
+//   start   -> swept:   (next passes) sweep the members that stay of copies they do not own under
+//                       that still-published ring (sweepStaleCopies: run by the SweepRunner,
+//                       looked at by each pass until done), record
 //                       staleCopiesSwept: true, then publish the endpoints without the outgoing
 //                       pods. A sweep that fails is reported and the drain goes on.
 //   swept   -> waiting: the cached ConfigMap shows them gone; record publishedAt.

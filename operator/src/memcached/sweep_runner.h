@@ -6,10 +6,11 @@
 // sweep away; a result nobody collects is dropped after a TTL.
 // At most `threads` members are swept at once over all clusters (each member is its own
 // memcached server); a worker that frees up takes the next member of the sweep with the fewest
-// members in flight (round robin among equals), so one big cluster does not starve the others. Each sweep has an overall
-// deadline on top of the sweeper's per-member budget, and can be cancelled (the drain it serves
-// was cancelled or retargeted, the cluster was deleted, the operator is stopping): cancellation
-// and the deadline reach a member in progress through SweepControl, checked between items.
+// members in flight (round robin among equals), so one big cluster does not starve the others.
+// Each sweep has an overall deadline on top of the sweeper's per-member budget, and can be
+// cancelled (the drain it serves was cancelled or retargeted, the cluster was deleted, the
+// operator is stopping): cancellation and the deadline reach a member in progress through
+// SweepControl, checked between items.
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
