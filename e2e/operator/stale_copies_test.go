@@ -385,3 +385,58 @@ func TestScaleDownSweepWaitsForABusyCrawler(t *testing.T) {
 	}
 	t.Logf("figure: %s", m[0])
 }
+
+// A sweep that takes long (memcached's crawler slowed to a second every 1,000 items, on a member
+// holding 20,000) when the operator is told to stop: the sweep runs off the reconcile workers and
+// is cancelled between two items, so the operator exits at once instead of finishing the walk.
+// The next operator finds staleCopiesSwept still false and sweeps again, in full.
+func TestOperatorStopsPromptlyDuringALongSweep(t *testing.T) {
+	e := newEnv(t)
+	op := e.startOperator()
+	e.createCluster(clusterName, fmt.Sprintf("  replicas: 3\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n", minSeconds))
+	e.waitAvailable(clusterName, 90*time.Second)
+	ep3, _ := e.waitServers(3, 60*time.Second)
+	addr0 := net.JoinHostPort(ep3.Servers[0].Address, strconv.Itoa(ep3.Servers[0].Port))
+	mcFill(t, addr0, "filler:", 20000)
+	if got := mcCommand(t, addr0, "lru_crawler sleep 1000000"); got != "OK" {
+		t.Fatalf("lru_crawler sleep: %q", got)
+	}
+	slow := true
+	fast := func() {
+		if slow {
+			slow = false
+			if got := mcCommand(t, addr0, "lru_crawler sleep 100"); got != "OK" {
+				t.Errorf("lru_crawler sleep 100: %q", got)
+			}
+		}
+	}
+	t.Cleanup(fast)
+
+	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=2")
+	e.waitFor(30*time.Second, "the drain recorded", func() (bool, error) {
+		return statusOf(e.mcc(clusterName)).Drain != nil, fmt.Errorf("no drain in status")
+	})
+	time.Sleep(2 * time.Second) // the next pass started the sweep: well into the walk of cache-0
+	stopping := time.Now()
+	op.stop() // SIGTERM; fails the test if the operator takes more than 10 s
+	t.Logf("figure: SIGTERM during the sweep -> operator exited in %s", time.Since(stopping).Round(10*time.Millisecond))
+	b, _ := os.ReadFile(op.log)
+	if !strings.Contains(string(b), `stale copy sweep cancelled cluster=`+e.ns+`/cache pod=cache-0`) ||
+		!strings.Contains(string(b), `reason="sweep cancelled: the operator is stopping`) {
+		t.Errorf("the operator log does not show cache-0's sweep cancelled for the shutdown")
+	}
+	if ep, _, _ := e.endpointsOf(cmName); len(ep.Servers) != 3 {
+		t.Fatalf("published %v although the sweep never finished", ep.Names())
+	}
+
+	fast()
+	op2 := e.startOperator()
+	e.waitServers(2, 60*time.Second)
+	b, _ = os.ReadFile(op2.log)
+	if !strings.Contains(string(b), "swept stale copies cluster="+e.ns+"/cache pod=cache-0") {
+		t.Errorf("the second operator did not sweep cache-0")
+	}
+	if n := len(e.eventsWithReason(clusterName, "StaleCopySweepFailed")); n != 0 {
+		t.Errorf("%d StaleCopySweepFailed events", n)
+	}
+}
