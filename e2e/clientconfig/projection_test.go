@@ -535,3 +535,111 @@ func TestWatcherFollowsProjectedConfigMap(t *testing.T) {
 		t.Errorf("clientconfig watch on SIGTERM: exited by itself %v, status %v; want a clean exit 0", clean, werr)
 	}
 }
+
+// The projection loses endpoints.json, goes back a version, and is re-created at
+// version 1, as the kubelet projects those changes (the key's link removed after the
+// ..data swap, the old content kept while the ConfigMap is gone): `clientconfig watch`
+// keeps its list without ever switching to the `servers` file, reports what it holds
+// back, and follows the re-created cluster once its lower versions have stayed for the
+// grace period.
+func TestWatcherHoldsItsListThroughAMissingKeyAndLowerVersions(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(wd, "..", "..", "build", "bin", "clientconfig")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s not built (make build): %v", bin, err)
+	}
+	const grace = 10 * time.Second // --version-regression-grace-ms: short, for the test
+
+	c := framework.Client(t)
+	ctx := context.Background()
+	ns := framework.NewNamespace(t, c, "clientconfig-held")
+	v3 := members(ns, "127.99.0.10", "127.99.0.11")
+	if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: cmName},
+		Data:       map[string]string{"endpoints.json": endpointsJSON(t, ns, 3, v3), "servers": serversFile(v3)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "endpoints")
+	proj := start(t, "project-configmap",
+		framework.ClusterCommand("project-configmap", ns+"/"+cmName, dir, "--delay", projectionDelay.String()))
+	framework.WaitFor(t, 20*time.Second, "initial projection in "+dir, func() (bool, error) {
+		_, err := os.Stat(filepath.Join(dir, "endpoints.json"))
+		return err == nil, err
+	})
+	watch := start(t, "clientconfig watch", exec.Command(bin, fmt.Sprintf("--poll-interval-ms=%d", pollInterval.Milliseconds()),
+		fmt.Sprintf("--version-regression-grace-ms=%d", grace.Milliseconds()), "watch", dir))
+	watch.out.waitMatch(t, 0, regexp.MustCompile(`^version=3 servers=2 hashing=ketama-libmemcached$`), 10*time.Second,
+		"the watcher to print version 3")
+	noNewVersion := func(from int, what string) {
+		t.Helper()
+		if after := watch.out.snapshot()[from:]; len(after) > 0 {
+			t.Errorf("watcher printed %v after %s; it must keep its list", after, what)
+		}
+	}
+	quoted := regexp.QuoteMeta(dir)
+
+	// 1. endpoints.json leaves the ConfigMap (only `servers` stays): the projection swaps
+	// ..data, then removes the key's link. The watcher keeps version 3, never version 0
+	// from `servers`, and reports the missing file once it has stayed missing.
+	outBefore, errBefore := len(watch.out.snapshot()), len(watch.err.snapshot())
+	_, rv := updateConfigMap(t, c, ns, map[string]string{"servers": serversFile(v3)})
+	projectedAt(t, proj, rv)
+	if _, err := os.Lstat(filepath.Join(dir, "endpoints.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the projection still has %s/endpoints.json (%v)", dir, err)
+	}
+	watch.err.waitMatch(t, errBefore, regexp.MustCompile(`^error: `+quoted+`/endpoints\.json: missing \(this directory had it\); keeping version 3 `),
+		updateBound, "the watcher to report endpoints.json missing")
+	time.Sleep(2 * projectionDelay)
+	noNewVersion(outBefore, "endpoints.json left the projection")
+	if out, _, _ := run(bin, "show", dir); !strings.Contains(out, "source=servers") {
+		t.Errorf("clientconfig show %s: want the one-shot read to use servers now:\n%s", dir, out)
+	}
+
+	// 2. It comes back, version 4: followed as usual.
+	v4 := members(ns, "127.99.0.10", "127.99.0.11", "127.99.0.12")
+	updateConfigMap(t, c, ns, map[string]string{"endpoints.json": endpointsJSON(t, ns, 4, v4), "servers": serversFile(v4)})
+	i4, _ := watch.out.waitMatch(t, outBefore, regexp.MustCompile(`^version=4 servers=3 hashing=ketama-libmemcached$`),
+		updateBound, "the watcher to print version 4")
+	noNewVersion(i4+1, "version 4")
+
+	// 3. A stale copy, version 2: held back and reported.
+	errBefore = len(watch.err.snapshot())
+	updateConfigMap(t, c, ns, map[string]string{"endpoints.json": endpointsJSON(t, ns, 2, v3), "servers": serversFile(v3)})
+	_, held := watch.err.waitMatch(t, errBefore, regexp.MustCompile(`^error: `+quoted+`/endpoints\.json: version 2 is lower than the current version 4 of cluster `+regexp.QuoteMeta(ns)+`/sessions; keeping version 4 `),
+		updateBound, "the watcher to hold version 2 back")
+
+	// 4. The cluster is re-created: the ConfigMap deleted (the projection keeps its content,
+	// as the kubelet does) and created again at version 1.
+	if err := c.CoreV1().ConfigMaps(ns).Delete(ctx, cmName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v1 := members(ns, "127.99.1.10", "127.99.1.11")
+	if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: cmName},
+		Data:       map[string]string{"endpoints.json": endpointsJSON(t, ns, 1, v1), "servers": serversFile(v1)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	watch.err.waitMatch(t, errBefore, regexp.MustCompile(`^error: .*version 1 is lower than the current version 4 `),
+		updateBound, "the watcher to hold version 1 back")
+	noNewVersion(i4+1, "versions 2 and 1")
+	// Lower versions for the whole grace period: the re-created cluster is followed, with a warning.
+	iNew, applied := watch.out.waitMatch(t, i4+1, regexp.MustCompile(`^version=1 servers=2 hashing=ketama-libmemcached$`),
+		grace+updateBound, "the watcher to follow the re-created cluster")
+	watch.err.waitMatch(t, errBefore, regexp.MustCompile(`^warning: applying `+quoted+`/endpoints\.json: version 1 of cluster `+regexp.QuoteMeta(ns)+`/sessions although it is lower than version 4: lower versions have stayed for 10s, so the cluster was re-created$`),
+		updateBound, "the warning for the re-created cluster")
+	// Held since version 2 was first read (its report is printed in the same pass), so
+	// never applied before the grace period is over.
+	if heldFor := applied.at.Sub(held.at); heldFor < grace-500*time.Millisecond {
+		t.Errorf("version 1 applied %s after the first lower version was held back, before the %s grace period", heldFor, grace)
+	}
+	report(t, "lower versions held %s before the re-created cluster was followed (grace %s)", applied.at.Sub(held.at).Round(time.Millisecond), grace)
+	noNewVersion(iNew+1, "version 1")
+	if clean, werr := watch.stop(t); !clean || werr != nil {
+		t.Errorf("clientconfig watch on SIGTERM: exited by itself %v, status %v; want a clean exit 0", clean, werr)
+	}
+}

@@ -4,6 +4,7 @@ package operator
 
 import (
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -14,9 +15,9 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		name, spec, want string
 	}{
 		{"drain", `{drain: {minSeconds: 60, timeoutSeconds: 30}}`, "drain.timeoutSeconds must be >= drain.minSeconds"},
-		{"extra-short", `{memcached: {extraArgs: ["-m", "128"]}}`, "memcached.extraArgs must not set -p, -U, -l, -m"},
-		{"extra-attached", `{memcached: {extraArgs: ["-p11212"]}}`, "memcached.extraArgs must not set"},
-		{"extra-long", `{memcached: {extraArgs: ["--memory-limit=128"]}}`, "memcached.extraArgs must not set"},
+		{"extra-short", `{memcached: {extraArgs: ["-m", "128"]}}`, `memcached.extraArgs "-m": -m/--memory-limit is not allowed: set spec.memcached.memoryMB instead`},
+		{"extra-attached", `{memcached: {extraArgs: ["-p11212"]}}`, `memcached.extraArgs "-p11212": -p/--port is not allowed`},
+		{"extra-long", `{memcached: {extraArgs: ["--memory-limit=128"]}}`, `memcached.extraArgs "--memory-limit=128": -m/--memory-limit is not allowed`},
 		{"item-half", `{memcached: {memoryMB: 64, maxItemSize: "64m"}}`, "memcached.maxItemSize must be at most half of memcached.memoryMB"},
 		{"item-small", `{memcached: {maxItemSize: "512"}}`, "memcached.maxItemSize must be at least 1k"},
 		{"item-unit", `{memcached: {maxItemSize: "1g"}}`, "spec.memcached.maxItemSize in body should match"},
@@ -42,6 +43,69 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 	out, err := e.applyYAML(fmt.Sprintf("apiVersion: memcached.operator.io/v1alpha1\nkind: MemcachedCluster\nmetadata: {name: %s}\nspec: {}\n", long))
 	if err == nil || !strings.Contains(out, "metadata.name must be at most 52 characters") {
 		t.Errorf("53-character name: %v\n%s", err, out)
+	}
+}
+
+// The hardening issue's extraArgs, each of which turned on what the operator keeps off (UDP,
+// another port or listen address, daemon mode, the shutdown command, the binary protocol), are
+// refused at admission with a message naming the item and the flag; safe tuning options in
+// every spelling memcached reads are accepted (server-side dry run: the real API server's CEL).
+func TestExtraArgsAllowList(t *testing.T) {
+	e := newEnv(t)
+	manifest := func(name, args string) string {
+		return fmt.Sprintf("apiVersion: memcached.operator.io/v1alpha1\nkind: MemcachedCluster\nmetadata: {name: %s}\nspec: {memcached: {extraArgs: %s}}\n", name, args)
+	}
+	refused := []struct{ args, want string }{
+		{`["-vU11211"]`, `"-vU11211": -U/--udp-port is not allowed: the operator keeps UDP off (-U 0)`},
+		{`["--udp="]`, `"--udp=": -U/--udp-port is not allowed`},
+		{`["--por="]`, `"--por=": -p/--port is not allowed`},
+		{`["--memory-l="]`, `"--memory-l=": -m/--memory-limit is not allowed`},
+		{`["--conn="]`, `"--conn=": -c/--conn-limit is not allowed`},
+		{`["--thr="]`, `"--thr=": -t/--threads is not allowed`},
+		{`["--max-i="]`, `"--max-i=": -I/--max-item-size is not allowed`},
+		{`["--lis="]`, `"--lis=": --lis is ambiguous (--listen, --listen-backlog)`},
+		{`["--d"]`, `"--d": --d is ambiguous (--disable-evictions, --daemon, --disable-cas, ...)`},
+		{`["-vl"]`, `"-vl": -l/--listen is not allowed`},
+		{`["-vp"]`, `"-vp": -p/--port is not allowed`},
+		{`["-vm"]`, `"-vm": -m/--memory-limit is not allowed`},
+		{`["-vd"]`, `"-vd": -d/--daemon is not allowed`},
+		{`["-A"]`, `"-A": -A/--enable-shutdown is not allowed: it enables the unauthenticated shutdown command`},
+		{`["-B", "binary"]`, `"-B": -B/--protocol binary is not allowed: use ascii or auto`},
+		{`["--proto", "binary"]`, `"--proto": -B/--protocol binary is not allowed`},
+		{`["-v", "-o", "modern,ssl_chain_cert=/tls/c.pem"]`, `"-o": extended option "ssl_chain_cert" is not allowed`},
+		{`["-X"]`, `"-X": -X/--disable-dumping is not allowed: the operator's stale-copy sweep needs the LRU crawler's metadump`},
+		{`["-s", "/tmp/mc.sock"]`, `"-s": -s/--unix-socket is not allowed`},
+		{`["modern"]`, `"modern": not an option (memcached would ignore it)`},
+		{`["--foo"]`, `"--foo": --foo is not a memcached option`},
+		{`["-f"]`, `"-f": -f/--slab-growth-factor needs a value`},
+		{`["--lock-memory=1"]`, `"--lock-memory=1": -k/--lock-memory takes no value`},
+		{`["-v\n-U0"]`, `memcached.extraArgs items must not contain a line break`},
+	}
+	for i, c := range refused {
+		out, err := e.applyYAML(manifest(fmt.Sprintf("bad-args-%d", i), c.args))
+		if err == nil {
+			t.Errorf("extraArgs %s was accepted", c.args)
+			continue
+		}
+		if !strings.Contains(out, c.want) {
+			t.Errorf("extraArgs %s: rejected with\n  %s\nwant a message containing %q", c.args, out, c.want)
+		} else {
+			t.Logf("%s: %s", c.args, out)
+		}
+	}
+	accepted := []string{
+		`[]`,
+		`["-v"]`, `["-vv"]`, `["--verbose=2"]`,
+		`["-o", "modern"]`, `["-omodern,lru_crawler"]`, `["--extended", "slab_reassign,slab_automove=2"]`,
+		`["--enable-largepages"]`, `["-kMC", "-f", "1.1"]`, `["--slab-g=1.2", "-n48"]`,
+		`["-B", "ascii"]`, `["--proto=auto"]`, `["-D", ":"]`, `["--listen-backlog", "2048"]`,
+	}
+	for i, args := range accepted {
+		cmd := exec.Command("kubectl", "apply", "--dry-run=server", "-n", e.ns, "-f", "-")
+		cmd.Stdin = strings.NewReader(manifest(fmt.Sprintf("good-args-%d", i), args))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("extraArgs %s was refused: %v\n%s", args, err, out)
+		}
 	}
 }
 

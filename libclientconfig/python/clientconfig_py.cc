@@ -63,6 +63,9 @@ PYBIND11_MODULE(clientconfig, m) {
   py::class_<Snapshot, PySnapshot>(m, "Snapshot")
       .def_property_readonly("version", &Snapshot::version)
       .def_readonly("cluster", &Snapshot::cluster)
+      .def_property_readonly("source", [](const Snapshot& s) {
+        return std::string(s.source == Snapshot::Source::EndpointsJson ? "endpoints.json" : "servers");
+      }, "The file it was read from: \"endpoints.json\" or \"servers\".")
       .def_property_readonly("hashing", [](const Snapshot& s) { return std::string(hashingName(s.hashing())); })
       .def_property_readonly("servers", [](const Snapshot& s) { return s.servers(); })
       .def_property_readonly("has_previous", [](const Snapshot& s) { return s.previous.has_value(); })
@@ -94,24 +97,34 @@ PYBIND11_MODULE(clientconfig, m) {
 
   py::class_<Watcher>(m, "Watcher")
       .def(py::init([](const std::string& dir, int poll_interval_ms, bool allow_empty_start,
-                       const std::string& servers_hashing) {
+                       const std::string& servers_hashing, int64_t version_regression_grace_ms) {
+             if (version_regression_grace_ms < 0) throw py::value_error("version_regression_grace_ms must be >= 0");
              WatcherOptions o;
              o.dir = dir;
              o.poll_interval = std::chrono::milliseconds(poll_interval_ms);
              o.allow_empty_start = allow_empty_start;
              o.servers_file_hashing = hashingFrom(servers_hashing);
+             o.version_regression_grace = std::chrono::milliseconds(version_regression_grace_ms);
              return unwrap(Watcher::start(o));
            }),
            py::arg("dir"), py::arg("poll_interval_ms") = 1000, py::arg("allow_empty_start") = false,
            py::arg("servers_hashing") = "ketama-libmemcached",
-           "Follow a mounted endpoints ConfigMap directory; reloads happen on a background thread.")
+           py::arg("version_regression_grace_ms") = WatcherOptions{}.version_regression_grace.count(),
+           "Follow a mounted endpoints ConfigMap directory; reloads happen on a background thread. "
+           "Files that cannot be applied (broken, not a regular file, a lower version, endpoints.json "
+           "gone) keep the last good snapshot and count in error_count; an empty list, a lower version "
+           "that stayed version_regression_grace_ms, and a plain servers list count in warning_count.")
       .def("current", [](const Watcher& w) { return toPy(w.current()); }, "The latest good Snapshot (None before the first with allow_empty_start).")
       .def("route", [](const Watcher& w, const std::string& key) -> py::object {
         auto s = toPy(w.current());
         if (!s) return py::none();
         return routeTuple(s, key);
       })
+      .def("reload_now", [](Watcher& w) { return unwrap(w.reloadNow()); },
+           "Re-read the directory now; True if a new snapshot was applied. Raises what was not applied.")
       .def_property_readonly("error_count", &Watcher::errorCount)
+      .def_property_readonly("warning_count", &Watcher::warningCount)
       .def_property_readonly("reload_count", &Watcher::reloadCount)
-      .def_property_readonly("last_error", &Watcher::lastError);
+      .def_property_readonly("last_error", &Watcher::lastError)
+      .def_property_readonly("last_warning", &Watcher::lastWarning);
 }

@@ -315,6 +315,15 @@ Result<SnapshotPtr> makeSnapshot(std::string cluster, uint64_t version, Hashing 
   return SnapshotPtr(std::move(snap));
 }
 
+Succession succession(const Snapshot* current, const Snapshot& next) {
+  if (current == nullptr) return Succession::Initial;
+  if (current->source != next.source || current->cluster != next.cluster || current->schema != next.schema)
+    return Succession::NewSeries;
+  if (next.version() > current->version()) return Succession::Newer;
+  if (next.version() == current->version()) return Succession::Same;
+  return Succession::Older;
+}
+
 double movedFraction(const Snapshot& a, const Snapshot& b, size_t sample_keys) {
   if (sample_keys == 0) return 0;
   size_t moved = 0;

@@ -2,16 +2,21 @@
 //   clientconfig show DIR|FILE          the current snapshot
 //   clientconfig route DIR|FILE KEY...  the owner of each key
 //   clientconfig diff OLD NEW           servers added/removed and the fraction of keys that move
-//   clientconfig watch DIR              print each new version as it lands (Ctrl-C stops)
-// Thread-safety: single-threaded except for the watcher's callback thread in `watch`.
+//   clientconfig watch DIR              print each new version as it lands (SIGINT/SIGTERM stop)
+// Thread-safety: single-threaded except in `watch`: the watcher's callback thread and
+// the thread that waits for SIGINT/SIGTERM.
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <pthread.h>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "clientconfig/watcher.h"
@@ -20,12 +25,62 @@ using namespace clientconfig;
 
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
+// How long `watch` may take to shut down after SIGINT/SIGTERM before it exits anyway
+// (a read stuck in the kernel, say on a hung network filesystem, cannot be interrupted).
+constexpr auto kShutdownBound = std::chrono::seconds(3);
+
+// `watch`: SIGINT and SIGTERM are blocked in every thread and taken by one thread with
+// sigwait, so no system call is ever interrupted or restarted around a handler, and the
+// stop request reaches the main thread whatever it is doing. If the main thread has not
+// finished within kShutdownBound, that thread ends the process itself.
+class StopSignals {
+public:
+  StopSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr); // before any thread exists: all inherit it
+    std::thread([this] { waitForSignal(); }).detach();
+  }
+  // Blocks until SIGINT or SIGTERM arrives.
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return signal_ != 0; });
+  }
+  // The main thread is done: the process exits normally.
+  void finished() {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_ = true;
+    cv_.notify_all();
+  }
+
+private:
+  void waitForSignal() {
+    int sig = 0;
+    while (sigwait(&set_, &sig) != 0) {
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    signal_ = sig;
+    cv_.notify_all();
+    if (!cv_.wait_for(lock, kShutdownBound, [this] { return finished_; })) {
+      std::fprintf(stderr, "clientconfig: still shutting down %lld s after %s; exiting\n",
+                   static_cast<long long>(kShutdownBound.count()), sig == SIGINT ? "SIGINT" : "SIGTERM");
+      std::fflush(stderr);
+      _exit(1);
+    }
+  }
+
+  sigset_t set_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int signal_ = 0;        // guarded by mu_
+  bool finished_ = false; // guarded by mu_
+};
 
 int usage() {
   std::fprintf(stderr,
                "usage: clientconfig [--servers-hashing=ketama-libmemcached|ketama-libketama]\n"
-               "                    [--poll-interval-ms=N] COMMAND\n"
+               "                    [--poll-interval-ms=N] [--version-regression-grace-ms=N] COMMAND\n"
                "  show DIR|FILE           print the snapshot\n"
                "  route DIR|FILE KEY...   print the owner of each key\n"
                "  diff OLD NEW            servers added/removed, fraction of keys that move\n"
@@ -62,6 +117,7 @@ std::string describe(const Server* s) { return s ? s->name + " " + s->endpoint()
 int main(int argc, char** argv) {
   Hashing servers_hashing = Hashing::KetamaLibmemcached;
   long poll_interval_ms = WatcherOptions{}.poll_interval.count();
+  long regression_grace_ms = WatcherOptions{}.version_regression_grace.count();
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -74,6 +130,11 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       poll_interval_ms = std::strtol(a.c_str() + 19, &end, 10);
       if (*end != '\0' || poll_interval_ms < 1) return usage();
+    } else if (a.rfind("--version-regression-grace-ms=", 0) == 0) {
+      // watch: how long lower versions must stay before they are applied (a re-created cluster).
+      char* end = nullptr;
+      regression_grace_ms = std::strtol(a.c_str() + 30, &end, 10);
+      if (*end != '\0' || regression_grace_ms < 0) return usage();
     } else if (a == "-h" || a == "--help") {
       return usage();
     } else {
@@ -139,12 +200,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "watch" && args.size() == 2) {
-    std::signal(SIGINT, [](int) { g_stop = 1; });
-    std::signal(SIGTERM, [](int) { g_stop = 1; });
+    StopSignals stop;
     WatcherOptions o;
     o.dir = args[1];
     o.servers_file_hashing = servers_hashing;
     o.poll_interval = std::chrono::milliseconds(poll_interval_ms);
+    o.version_regression_grace = std::chrono::milliseconds(regression_grace_ms);
     o.allow_empty_start = true;
     o.on_update = [](const SnapshotPtr& s) {
       std::printf("version=%llu servers=%zu hashing=%s\n", static_cast<unsigned long long>(s->version()),
@@ -155,12 +216,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "error: %s (keeping the last good snapshot)\n", e.message.c_str());
       std::fflush(stderr);
     };
+    o.on_warning = [](const Error& e) {
+      std::fprintf(stderr, "warning: %s\n", e.message.c_str());
+      std::fflush(stderr);
+    };
     auto w = Watcher::start(o);
     if (!w.ok()) {
       std::fprintf(stderr, "clientconfig: %s\n", w.error().message.c_str());
       return 1;
     }
-    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    stop.wait();
+    w->reset(); // stops and joins the watcher thread
+    stop.finished();
     return 0;
   }
   return usage();

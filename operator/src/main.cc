@@ -245,6 +245,7 @@ int main(int argc, char** argv) {
   memcached::ClusterReconciler reconciler(api, stores, events, clock,
                                           memcached::makeMemcachedConnectionCounter(),
                                           memcached::makeMemcachedStaleCopySweeper(),
+                                          memcached::makeMemcachedMemberFlusher(),
                                           reconciler_options);
 
   controller::ControllerOptions controller_options;

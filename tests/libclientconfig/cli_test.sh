@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Smoke test for the clientconfig CLI: show, route, diff on endpoints.json and servers files.
+# Smoke test for the clientconfig CLI: show, route, diff on endpoints.json and servers files;
+# a FIFO named endpoints.json neither blocks `show` nor keeps `watch` from exiting on a signal.
 set -euo pipefail
 cli="$1"
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+watch_pid=
+cleanup() {
+  [ -n "$watch_pid" ] && kill -KILL "$watch_pid" 2>/dev/null
+  rm -rf "$dir"
+}
+trap cleanup EXIT
 mkdir -p "$dir/a" "$dir/b"
 servers() {
   local n=$1 out="" i
@@ -27,4 +33,29 @@ b=$("$cli" route "$dir/servers" user:100 product:50)
 echo '{"schema": 1}' > "$dir/bad.json"
 if "$cli" show "$dir/bad.json" 2> "$dir/err"; then exit 1; fi
 grep -q 'schema: expected string' "$dir/err"
+
+# A FIFO named endpoints.json: refused at once, with a message naming it.
+mkdir "$dir/fifo"
+mkfifo "$dir/fifo/endpoints.json"
+rc=0
+timeout 10 "$cli" show "$dir/fifo" 2> "$dir/err" || rc=$?
+if [ "$rc" = 124 ]; then echo "FAIL: show blocked on a FIFO named endpoints.json" >&2; exit 1; fi
+[ "$rc" = 1 ] || { echo "FAIL: show on a FIFO exited $rc, want 1" >&2; exit 1; }
+grep -q 'endpoints.json: not a regular file (a FIFO)' "$dir/err" || { cat "$dir/err" >&2; exit 1; }
+
+# `watch` reports it, keeps running, and exits promptly (status 0) on SIGTERM and on SIGINT.
+for sig in TERM INT; do
+  "$cli" --poll-interval-ms=50 watch "$dir/fifo" > "$dir/out" 2> "$dir/err" &
+  watch_pid=$!
+  for _ in $(seq 100); do grep -q 'FIFO' "$dir/err" && break; sleep 0.1; done
+  grep -q 'error: .*endpoints.json: not a regular file (a FIFO)' "$dir/err" || {
+    echo "FAIL: watch did not report the FIFO within 10 s:" >&2; cat "$dir/err" >&2; exit 1; }
+  kill -s "$sig" "$watch_pid"
+  for _ in $(seq 100); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$watch_pid" 2>/dev/null; then echo "FAIL: watch still running 10 s after SIG$sig" >&2; exit 1; fi
+  rc=0
+  wait "$watch_pid" || rc=$?
+  watch_pid=
+  [ "$rc" = 0 ] || { echo "FAIL: watch exited $rc on SIG$sig, want 0" >&2; exit 1; }
+done
 echo OK

@@ -1,5 +1,6 @@
 // Client tests against real memcached processes: routing by our ring, reloads that
-// close connections to removed servers, previous-owner fallback, timeouts.
+// close connections to removed servers and keep the others, a kubelet swap with
+// endpoints.json briefly missing, previous-owner fallback, timeouts.
 #include "clientconfig/client.h"
 
 #include <gtest/gtest.h>
@@ -149,6 +150,80 @@ TEST_F(ClientTest, FollowsReloadsAndClosesRemovedServers) {
     ASSERT_TRUE(g.ok());
     EXPECT_FALSE(g->has_value()) << "key written to a removed server";
   }
+}
+
+// memcached's total_connections: every connection ever accepted (the admin's own included).
+int totalConnections(MemcachedAdmin& admin) {
+  auto s = admin.stats();
+  return s.ok() ? std::stoi(s->at("total_connections")) : -1;
+}
+
+// A reload that keeps the same servers (a new version: one member turned unready, a
+// previous ring listed) keeps every connection: the client compares endpoints, not
+// snapshots.
+TEST_F(ClientTest, ReloadWithTheSameServersKeepsConnections) {
+  KubeletProjection proj(makeTempDir("cc-client-same-"));
+  proj.project({{"endpoints.json", endpointsFor(procs_, {0, 1, 2}, 1)}});
+  WatcherOptions wo;
+  wo.dir = proj.dir();
+  wo.use_inotify = false;
+  wo.poll_interval = 1h;
+  auto w = Watcher::start(wo);
+  ASSERT_TRUE(w.ok());
+  auto c = Client::create(**w);
+  ASSERT_TRUE(c.ok());
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE((*c)->set("k" + std::to_string(i), "v").ok());
+  ASSERT_EQ((*c)->connectionCount(), 3u);
+  std::vector<MemcachedAdminPtr> admins;
+  std::vector<int> before;
+  for (int i = 0; i < 3; ++i) {
+    admins.push_back(admin(i));
+    before.push_back(totalConnections(*admins[i]));
+  }
+  proj.project({{"endpoints.json", endpointsFor(procs_, {0, 1, 2}, 2, {0, 1, 2}, {"active", "unready", "active"})}});
+  ASSERT_TRUE((*w)->reloadNow().ok());
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE((*c)->set("k" + std::to_string(i), "w").ok());
+  EXPECT_EQ((*c)->snapshot()->version(), 2u);
+  EXPECT_EQ((*c)->connectionCount(), 3u);
+  // The admins keep their one connection each: any new connection is the client reconnecting.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(totalConnections(*admins[i]), before[i]) << "server " << i << " was reconnected";
+}
+
+// The kubelet moment where DIR/endpoints.json dangles (after the ..data rename, its
+// payload not in ..data) while DIR/servers resolves: the client keeps its snapshot
+// and its connections, instead of switching to the servers file (DNS names as
+// addresses: every connection dropped, every request failing) and back.
+TEST_F(ClientTest, EndpointsJsonMissingMidSwapKeepsConnections) {
+  KubeletProjection proj(makeTempDir("cc-client-swap-"));
+  std::string servers_file = "mc-0.mc.test.svc:" + std::to_string(procs_[0]->port()) + "\n";
+  proj.project({{"endpoints.json", endpointsFor(procs_, {0, 1, 2}, 1)}, {"servers", servers_file}});
+  WatcherOptions wo;
+  wo.dir = proj.dir();
+  wo.use_inotify = false;
+  wo.poll_interval = 1h;
+  auto w = Watcher::start(wo);
+  ASSERT_TRUE(w.ok());
+  auto c = Client::create(**w);
+  ASSERT_TRUE(c.ok());
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE((*c)->set("k" + std::to_string(i), "v").ok());
+  ASSERT_EQ((*c)->connectionCount(), 3u);
+  std::vector<MemcachedAdminPtr> admins;
+  std::vector<int> before;
+  for (int i = 0; i < 3; ++i) {
+    admins.push_back(admin(i));
+    before.push_back(totalConnections(*admins[i]));
+  }
+  proj.prepare({{"servers", servers_file}});
+  proj.swap();
+  (*w)->reloadNow().ok();
+  for (int i = 0; i < 100; ++i) {
+    auto g = (*c)->get("k" + std::to_string(i));
+    ASSERT_TRUE(g.ok()) << g.error().toString();
+    EXPECT_TRUE(g->has_value());
+  }
+  EXPECT_EQ((*c)->snapshot()->version(), 1u);
+  EXPECT_EQ((*c)->connectionCount(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(totalConnections(*admins[i]), before[i]) << "server " << i << " was reconnected";
 }
 
 TEST_F(ClientTest, MissFallsBackToPreviousOwner) {

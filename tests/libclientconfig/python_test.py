@@ -104,6 +104,45 @@ def wait_version(watcher, v):
     return False
 
 
+def check_held_versions_and_files(tmp):
+    """What the watcher does not apply (a lower version, a FIFO) and what it applies
+    with a warning (an empty list), as the C++ Watcher does."""
+    proj = Projection(os.path.join(tmp, "held"))
+    proj.project({"endpoints.json": endpoints([11211, 11212], 3)})
+    w = clientconfig.Watcher(proj.path, poll_interval_ms=3600 * 1000)
+    check(w.current().source == "endpoints.json", "snapshot source")
+    proj.project({"endpoints.json": endpoints([11211], 2)})
+    try:
+        w.reload_now()  # raises what the watcher (or its thread, first) refused
+        check(False, "a lower version raises from reload_now")
+    except RuntimeError as e:
+        check("version 2 is lower than the current version 3" in str(e), "lower version reported: %s" % e)
+    check(w.current().version == 3 and w.error_count == 1, "a lower version keeps the current snapshot")
+    check("lower than the current version 3" in w.last_error, "last_error: %s" % w.last_error)
+    proj.project({"endpoints.json": endpoints([], 4)})
+    w.reload_now()  # or the watcher thread, woken by the swap, got there first
+    check(w.current().version == 4 and not w.current().servers, "an empty list is applied")
+    check(w.warning_count == 1 and "lists no servers" in w.last_warning, "empty list warned: %s" % w.last_warning)
+
+    # A FIFO named endpoints.json: refused at once (in a child, so a hang fails the test
+    # instead of blocking it).
+    d = os.path.join(tmp, "fifo")
+    os.mkdir(d)
+    os.mkfifo(os.path.join(d, "endpoints.json"))
+    code = ("import sys, clientconfig\n"
+            "try:\n"
+            "    clientconfig.Watcher(sys.argv[1])\n"
+            "except ValueError as e:\n"
+            "    print(e)\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, d], env=dict(os.environ, PYTHONPATH=sys.argv[1]),
+                             capture_output=True, text=True, timeout=20)
+        check("endpoints.json: not a regular file (a FIFO)" in out.stdout,
+              "FIFO refused with ValueError: %r %r" % (out.stdout, out.stderr))
+    except subprocess.TimeoutExpired:
+        check(False, "Watcher() blocked on a FIFO named endpoints.json")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="cc-py-")
     procs = []
@@ -123,6 +162,8 @@ def main():
             check(False, "bad schema raises")
         except ValueError as e:
             check("schema: expected string" in str(e), "error names the field: %s" % e)
+
+        check_held_versions_and_files(tmp)
 
         # The watcher follows a kubelet-style swap.
         proj = Projection(os.path.join(tmp, "volume"))

@@ -152,6 +152,29 @@ TEST(Snapshot, MovedFraction) {
   EXPECT_EQ((*readdr)->servers()[1].address, "10.9.9.9");
 }
 
+// The order the Watcher holds lower versions by: versions compare only within one
+// cluster's endpoints.json series.
+TEST(Snapshot, Succession) {
+  auto v = [](unsigned version, const std::string& cluster = "ns/c") {
+    std::string text = endpointsJson(2, version);
+    text.replace(text.find("\"ns/c\""), 6, "\"" + cluster + "\"");
+    auto s = parseSnapshot(text);
+    EXPECT_TRUE(s.ok()) << s.error().toString();
+    return *s;
+  };
+  auto servers = *parseServersFile("a:11211\n");
+  EXPECT_EQ(succession(nullptr, *v(3)), Succession::Initial);
+  EXPECT_EQ(succession(v(3).get(), *v(4)), Succession::Newer);
+  EXPECT_EQ(succession(v(3).get(), *v(3)), Succession::Same);
+  EXPECT_EQ(succession(v(3).get(), *v(2)), Succession::Older);
+  EXPECT_EQ(succession(v(9).get(), *v(1)), Succession::Older);
+  // Another cluster (a re-pointed ConfigMap), or a switch of source: not comparable.
+  EXPECT_EQ(succession(v(9).get(), *v(1, "ns/other")), Succession::NewSeries);
+  EXPECT_EQ(succession(v(3).get(), *servers), Succession::NewSeries);
+  EXPECT_EQ(succession(servers.get(), *v(3)), Succession::NewSeries);
+  EXPECT_EQ(succession(servers.get(), *servers), Succession::Same);
+}
+
 TEST(ServersFile, Parses) {
   auto s = parseServersFile("# comment\nc-0.c:11211\n\n  c-1.c:11300  \r\n[::1]:11211\n");
   ASSERT_TRUE(s.ok()) << s.error().toString();

@@ -36,7 +36,9 @@ inline std::string endpointsJson(int n, unsigned version, int previous_servers =
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <map>
+#include <vector>
 #include <unistd.h>
 
 namespace clientconfig::testing {
@@ -52,19 +54,31 @@ inline void writeFile(const std::string& path, const std::string& content) {
   f << content;
 }
 
-// Reproduces the kubelet's AtomicWriter layout for a ConfigMap volume:
+// Reproduces the kubelet's AtomicWriter (pkg/volume/util/atomic_writer.go) for a
+// ConfigMap volume:
 //   DIR/..2026_11_26_05_00_00.000000001/KEY   the data
 //   DIR/..data -> ..2026_11_26_...             swapped atomically by rename
 //   DIR/KEY -> ..data/KEY                      per-key symlinks
-// An update writes a new timestamped directory, points ..data_tmp at it, renames
-// ..data_tmp over ..data, then removes the old directory.
+// project() runs the kubelet's steps in its order; the step methods let a test stop
+// between them (prepare, swap, linkKeys, removeOldKeys, removeOldDir).
 class KubeletProjection {
 public:
   explicit KubeletProjection(std::string dir) : dir_(std::move(dir)) {}
   ~KubeletProjection() { std::filesystem::remove_all(dir_); }
 
-  // Returns the instant of the ..data rename, for latency measurements.
+  // All steps. Returns the instant of the ..data rename, for latency measurements.
   std::chrono::steady_clock::time_point project(const std::map<std::string, std::string>& data) {
+    prepare(data);
+    auto when = swap();
+    linkKeys();
+    removeOldKeys();
+    removeOldDir();
+    return when;
+  }
+
+  // Steps 5-7: a new timestamped directory holding the payload, and ..data_tmp
+  // pointing at it. Nothing a reader of DIR/KEY or DIR/..data sees has changed yet.
+  void prepare(const std::map<std::string, std::string>& data) {
     namespace fs = std::filesystem;
     fs::create_directories(dir_);
     char ts[64];
@@ -76,21 +90,51 @@ public:
     fs::path tmp_link = fs::path(dir_) / "..data_tmp";
     fs::remove(tmp_link);
     fs::create_symlink(ts, tmp_link);
+    pending_ = ts;
+    keys_.clear();
+    for (const auto& [k, v] : data) keys_.push_back(k);
+  }
+  // Step 8: ..data_tmp renamed over ..data, the atomic switch. A key the new
+  // payload lacks now dangles (KEY -> ..data/KEY), a new key has no link yet.
+  std::chrono::steady_clock::time_point swap() {
+    namespace fs = std::filesystem;
     auto when = std::chrono::steady_clock::now();
-    fs::rename(tmp_link, fs::path(dir_) / "..data");
-    for (const auto& [k, v] : data) {
+    fs::rename(fs::path(dir_) / "..data_tmp", fs::path(dir_) / "..data");
+    previous_dir_ = old_;
+    old_ = pending_;
+    pending_.clear();
+    return when;
+  }
+  // Step 9: KEY -> ..data/KEY for keys that have no link yet.
+  void linkKeys() {
+    namespace fs = std::filesystem;
+    for (const auto& k : keys_) {
       fs::path link = fs::path(dir_) / k;
       if (!fs::is_symlink(link)) fs::create_symlink(fs::path("..data") / k, link);
     }
-    if (!old_.empty()) fs::remove_all(fs::path(dir_) / old_);
-    old_ = ts;
-    return when;
+  }
+  // Step 10: the links of keys that are no longer in the payload are removed.
+  void removeOldKeys() {
+    namespace fs = std::filesystem;
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      std::string name = e.path().filename().string();
+      if (name.rfind("..", 0) == 0) continue;
+      if (std::find(keys_.begin(), keys_.end(), name) == keys_.end()) fs::remove_all(e.path());
+    }
+  }
+  // Step 11: the previous timestamped directory is removed.
+  void removeOldDir() {
+    if (!previous_dir_.empty()) std::filesystem::remove_all(std::filesystem::path(dir_) / previous_dir_);
+    previous_dir_.clear();
   }
   const std::string& dir() const { return dir_; }
 
 private:
   std::string dir_;
-  std::string old_;
+  std::string old_;          // the timestamped directory ..data points at
+  std::string pending_;      // prepared, not yet swapped in
+  std::string previous_dir_; // swapped out, not yet removed
+  std::vector<std::string> keys_;
   int seq_ = 1;
 };
 

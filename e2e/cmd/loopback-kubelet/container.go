@@ -102,17 +102,34 @@ func newContainer(w *podWorker, spec corev1.Container, init bool) *container {
 	return c
 }
 
-// memcachedArgs forces the pod address (-l), drops daemon mode, and drops
-// root privileges the way the memcached image's USER would.
-func memcachedArgs(args []string, podIP string) []string {
-	var out []string
+// memcachedArgs runs memcached on the pod's address, drops daemon mode, and
+// drops root privileges the way the memcached image's USER would. args are
+// already $(VAR)-expanded. Every pod here shares this host's network, so
+// memcached may listen only on the pod IP: a listen address the pod asks for
+// is kept when it is the pod IP; 127.0.0.1 (the pod's own loopback in a real
+// pod, shared by every pod here), 0.0.0.0 and other addresses are dropped.
+// What the pod asked for and what changed is returned as notes for the
+// container log, so a test can tell a pod that listens on its own IP from one
+// that would listen on every interface (no -l).
+func memcachedArgs(args []string, podIP string) (out []string, notes []string) {
 	hasUser := false
+	var asked []string
+	listen := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "-l" || a == "--listen":
+			listen = true
+			if i+1 < len(args) {
+				asked = append(asked, strings.Split(args[i+1], ",")...)
+			}
 			i++
-		case strings.HasPrefix(a, "--listen="), strings.HasPrefix(a, "-l") && !strings.HasPrefix(a, "--"):
+		case strings.HasPrefix(a, "--listen="):
+			listen = true
+			asked = append(asked, strings.Split(strings.TrimPrefix(a, "--listen="), ",")...)
+		case strings.HasPrefix(a, "-l") && !strings.HasPrefix(a, "--"):
+			listen = true
+			asked = append(asked, strings.Split(strings.TrimPrefix(a, "-l"), ",")...)
 		case a == "-d" || a == "--daemon":
 		default:
 			if a == "-u" || a == "--user" || strings.HasPrefix(a, "--user=") || (strings.HasPrefix(a, "-u") && !strings.HasPrefix(a, "--")) {
@@ -121,11 +138,23 @@ func memcachedArgs(args []string, podIP string) []string {
 			out = append(out, a)
 		}
 	}
+	if !listen {
+		notes = append(notes, fmt.Sprintf("memcached has no -l: in a real pod it would listen on every interface; here it listens on the pod IP %s only", podIP))
+	}
+	for _, addr := range asked {
+		switch {
+		case addr == podIP:
+		case addr == "127.0.0.1" || addr == "localhost" || addr == "::1" || addr == "[::1]":
+			notes = append(notes, fmt.Sprintf("listen address %s dropped: a pod's loopback is this host's here, shared by every pod", addr))
+		default:
+			notes = append(notes, fmt.Sprintf("listen address %s dropped: only the pod IP %s is this pod's here", addr, podIP))
+		}
+	}
 	out = append(out, "-l", podIP)
 	if !hasUser && os.Geteuid() == 0 {
 		out = append(out, "-u", "nobody")
 	}
-	return out
+	return out, notes
 }
 
 func (c *container) isSidecar() bool {
@@ -273,16 +302,19 @@ func (c *container) start() {
 		return
 	}
 	exe, err := c.executable()
-	args := c.args
+	args := expandAll(c.args, env)
+	var notes []string
 	if c.kind == kindMemcached {
-		args = memcachedArgs(args, w.podIP)
+		args, notes = memcachedArgs(args, w.podIP)
 	}
-	args = expandAll(args, env)
 	var logf *os.File
 	if err == nil {
 		logf, err = os.OpenFile(filepath.Join(w.logDir, c.spec.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	}
 	if err == nil {
+		for _, n := range notes {
+			fmt.Fprintf(logf, "=== %s loopback-kubelet: %s\n", time.Now().Format(time.RFC3339Nano), n)
+		}
 		fmt.Fprintf(logf, "=== %s loopback-kubelet: start #%d: %s %s\n", time.Now().Format(time.RFC3339Nano), c.restartCount, exe, strings.Join(args, " "))
 		cmd := exec.Command(exe, args...)
 		cmd.Env = envList(env)

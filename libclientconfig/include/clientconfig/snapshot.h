@@ -86,6 +86,19 @@ Result<SnapshotPtr> parseServersFile(std::string_view text, Hashing hashing = Ha
 // Builds a snapshot from parts (for tools and tests). Validates like parseSnapshot.
 Result<SnapshotPtr> makeSnapshot(std::string cluster, uint64_t version, Hashing hashing, std::vector<Server> servers);
 
+// Where `next` stands relative to `current` in a cluster's version series. The operator's
+// versions only grow within one cluster; a snapshot of another cluster, or a change of
+// source (the versionless `servers` file has version 0), starts a new series that no
+// version of the old one can be compared with.
+enum class Succession {
+  Initial,   // there is no current snapshot
+  Newer,     // a higher version of the same series
+  Same,      // the same version (normally the same content)
+  Older,     // a lower version of the same series: a stale copy, or a re-created cluster
+  NewSeries, // another cluster, schema or source
+};
+Succession succession(const Snapshot* current, const Snapshot& next);
+
 // Fraction (0..1) of `sample_keys` generated keys whose owner (by host:port)
 // differs between two snapshots: how much of the cache a change invalidates.
 double movedFraction(const Snapshot& old_snapshot, const Snapshot& new_snapshot, size_t sample_keys = 100000);

@@ -1,10 +1,15 @@
 // Watcher: follows a mounted endpoints ConfigMap directory and keeps the latest good
-// Snapshot live. Reacts to the kubelet's atomic `..data` symlink swap, to
-// rename-over and to in-place writes (inotify), with a polling fallback. A broken
-// or half-written file never replaces the last good snapshot; it is reported
-// through onError and errorCount().
+// Snapshot live. Reacts to the kubelet's atomic `..data` symlink swap (reading a
+// projection through `..data`, so a swap never shows half a payload), to rename-over
+// and to in-place writes (inotify), with a polling fallback. What it refuses to apply
+// (a broken file, a non-regular file, a lower version, endpoints.json gone from a
+// directory that had it) never replaces the last good snapshot and is reported through
+// on_error and errorCount(); what it applies with a warning (an empty list, a lower
+// version that stayed, the plain `servers` file) through on_warning and warningCount().
+// The exact rules are in libclientconfig/README.md.
 // Thread-safety: current(), Reader and the counters are safe from any thread and
-// never block on a reload; callbacks run on the watcher's own thread.
+// never block on a reload; callbacks run on the watcher's own thread (or the thread
+// calling reloadNow()/start()).
 #pragma once
 
 #include <atomic>
@@ -13,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -34,8 +40,25 @@ struct WatcherOptions {
   // When false, start() fails unless the directory already holds a valid snapshot.
   // When true, current() is null until the first good file lands.
   bool allow_empty_start = false;
-  std::function<void(const SnapshotPtr&)> on_update; // each new snapshot (watcher thread)
-  std::function<void(const Error&)> on_error;         // each failed load (watcher thread)
+  // A version lower than the current one (of the same cluster) is held back and
+  // reported: the operator's versions only grow, so it is a stale copy. If the
+  // directory keeps serving lower versions for this long, the cluster was re-created
+  // (its versions start again at 1) and the lower version is applied, with a warning.
+  // Longer than the kubelet's 60-90 s refresh, so a stale projection is replaced by
+  // the operator's next version before it could be taken. Zero applies at once.
+  std::chrono::milliseconds version_regression_grace{std::chrono::minutes(2)};
+  std::function<void(const SnapshotPtr&)> on_update; // each new snapshot
+  // Each load that was not applied (the last good snapshot stays), once per distinct
+  // problem: a broken or non-regular file, a held lower version, endpoints.json
+  // missing for more than a second from a directory that had it.
+  std::function<void(const Error&)> on_error;
+  // Each snapshot applied although it deserves attention: an empty server list after
+  // a non-empty one, a lower version accepted after version_regression_grace, a
+  // directory followed through its plain `servers` file.
+  std::function<void(const Error&)> on_warning;
+  // The time source for the grace periods above (tests pass a fake one). Default:
+  // std::chrono::steady_clock::now.
+  std::function<std::chrono::steady_clock::time_point()> clock;
 };
 
 class Watcher {
@@ -86,9 +109,12 @@ public:
   void removeListener(ListenerId id);
 
   uint64_t errorCount() const { return errors_.load(std::memory_order_relaxed); }
+  uint64_t warningCount() const { return warnings_.load(std::memory_order_relaxed); }
   uint64_t reloadCount() const { return reloads_.load(std::memory_order_relaxed); }
   // The last load error, empty if the last load succeeded.
   std::string lastError() const;
+  // The most recent warning (kept until the next one), empty if there was none.
+  std::string lastWarning() const;
   bool usingInotify() const { return inotify_fd_ >= 0; }
   const std::string& dir() const { return options_.dir; }
 
@@ -97,17 +123,29 @@ private:
   void run();
   void ensureWatch();
   void publish(SnapshotPtr snapshot);
+  using TimePoint = std::chrono::steady_clock::time_point;
+  TimePoint now() const; // options_.clock, else steady_clock
+  // Requires mu_: makes the watcher thread re-read the directory by `when`.
+  void retryByLocked(TimePoint when);
 
   WatcherOptions options_;
   std::atomic<std::shared_ptr<const Snapshot>> current_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<uint64_t> errors_{0};
+  std::atomic<uint64_t> warnings_{0};
   std::atomic<uint64_t> reloads_{0};
 
   mutable std::mutex mu_;     // serialises loads (watcher thread vs reloadNow)
   std::string last_content_;  // guarded by mu_: what the current snapshot was parsed from
   std::string last_error_;    // guarded by mu_
+  std::string last_warning_;  // guarded by mu_
   std::string last_failed_;   // guarded by mu_: error + content of the last failure reported
+  // guarded by mu_: an endpoints.json snapshot has been applied; from then on the
+  // directory is never read through its `servers` file.
+  bool seen_endpoints_json_ = false;
+  std::optional<TimePoint> missing_since_; // guarded by mu_: endpoints.json absent since
+  std::optional<TimePoint> lower_since_;   // guarded by mu_: lower versions read since
+  TimePoint retry_at_ = TimePoint::max();  // guarded by mu_: next re-read without an event
 
   std::mutex listeners_mu_; // held while listeners run
   std::vector<std::pair<ListenerId, std::function<void(const SnapshotPtr&)>>> listeners_; // guarded by listeners_mu_
@@ -122,7 +160,9 @@ private:
 
 using WatcherPtr = std::unique_ptr<Watcher>;
 
-// Reads and parses a directory once (endpoints.json, else servers), no watching.
+// Reads and parses a directory once (endpoints.json, else servers), no watching. A
+// kubelet projection is read through its `..data` link. Files that are not regular
+// files (a FIFO, a device, a directory) are refused, never opened for a blocking read.
 Result<SnapshotPtr> loadDirectory(const std::string& dir, Hashing servers_file_hashing = Hashing::KetamaLibmemcached);
 // Reads a single file: endpoints.json format, or the servers format when the file
 // is named "servers" or does not start with '{'. A directory is passed to loadDirectory.

@@ -12,6 +12,13 @@ namespace {
 // writes nothing to disk.
 constexpr int64_t kMemcachedUid = 11211;
 
+// Readiness: a member that stops answering is unready after at most period * failureThreshold
+// + the probe's own wait (at most 14 s); one slow answer is not enough to flap it.
+constexpr int64_t kReadinessPeriodSeconds = 5;
+constexpr int64_t kReadinessReplySeconds = 2;  // the probe's own wait for memcached's answer
+constexpr int64_t kReadinessTimeoutSeconds = 3;  // the kubelet's, above the probe's own
+constexpr int64_t kReadinessFailureThreshold = 2;
+
 Json labelSelector(const std::string& cluster) {
   return jsonObject({{"matchLabels", jsonStringMap(selectorLabels(cluster))}});
 }
@@ -60,12 +67,20 @@ Json podTemplate(const ClusterRef& ref, const ClusterSpec& spec, const std::stri
   container["ports"] = jsonArray({jsonObject({{"name", jsonString("memcached")},
                                               {"containerPort", Json::number(spec.port)},
                                               {"protocol", jsonString("TCP")}})});
+  // The pod IP, for the listen address (-l $(POD_IP),...) and the readiness probe.
+  container["env"] = jsonArray({jsonObject(
+      {{"name", jsonString(kPodIpEnv)},
+       {"valueFrom",
+        jsonObject({{"fieldRef", jsonObject({{"apiVersion", jsonString("v1")},
+                                              {"fieldPath", jsonString("status.podIP")}})}})}})});
   // Readiness only: a liveness probe that restarts a busy memcached (e.g. at maxConnections)
   // would throw its whole cache away; a crashed memcached exits and is restarted anyway.
   container["readinessProbe"] =
-      jsonObject({{"tcpSocket", jsonObject({{"port", Json::number(spec.port)}})},
-                  {"periodSeconds", Json::number(5)},
-                  {"failureThreshold", Json::number(3)}});
+      jsonObject({{"exec", jsonObject({{"command", jsonStringArray(readinessCommand(spec))}})},
+                  {"periodSeconds", Json::number(kReadinessPeriodSeconds)},
+                  {"timeoutSeconds", Json::number(kReadinessTimeoutSeconds)},
+                  {"successThreshold", Json::number(1)},
+                  {"failureThreshold", Json::number(kReadinessFailureThreshold)}});
   container["resources"] = spec.resources ? *spec.resources : defaultResources(spec);
   container["securityContext"] = jsonObject(
       {{"allowPrivilegeEscalation", Json::boolean(false)},
@@ -145,12 +160,28 @@ std::string clientServiceName(const std::string& cluster) { return cluster + "-c
 std::vector<std::string> memcachedArgs(const ClusterSpec& spec) {
   std::vector<std::string> args = {"-p", absl::StrCat(spec.port),
                                    "-U", "0",
+                                   "-l", absl::StrCat("$(", kPodIpEnv, "),127.0.0.1"),
                                    "-m", absl::StrCat(spec.memcached.memory_mb),
                                    "-c", absl::StrCat(spec.memcached.max_connections),
                                    "-t", absl::StrCat(spec.memcached.threads),
                                    "-I", spec.memcached.max_item_size};
   args.insert(args.end(), spec.memcached.extra_args.begin(), spec.memcached.extra_args.end());
   return args;
+}
+
+std::vector<std::string> readinessCommand(const ClusterSpec& spec) {
+  // A request, not just a connect: the kernel completes TCP handshakes for a hung (or stopped)
+  // memcached from its listen backlog, so a tcpSocket probe kept passing. memcached answers
+  // "version" from any worker thread in microseconds; 2 s without an answer is a hang, not load.
+  // A memcached at maxConnections answers new connections with "ERROR Too many open
+  // connections" and closes them: it is alive and its existing clients are served, so that
+  // counts as ready rather than flapping the member out under load.
+  return {"bash", "-c",
+          absl::StrCat("exec 3<>/dev/tcp/\"$", kPodIpEnv, "\"/", spec.port,
+                       " && printf 'version\\r\\n' >&3 && IFS= read -r -t ",
+                       kReadinessReplySeconds,
+                       " reply <&3 && [[ $reply == 'VERSION '* || $reply == 'ERROR Too many open "
+                       "connections'* ]]")};
 }
 
 Json defaultResources(const ClusterSpec& spec) {

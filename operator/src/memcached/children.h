@@ -48,8 +48,18 @@ Json buildStatefulSet(const ClusterRef& ref, const ClusterSpec& spec, int64_t re
 Json buildPodDisruptionBudget(const ClusterRef& ref, const ClusterSpec& spec,
                               const std::string& manager);
 
-// memcached's arguments: -p PORT -U 0 -m MB -c CONNS -t THREADS -I SIZE, then extraArgs.
+// The container's environment variable holding the pod IP (downward API status.podIP).
+inline constexpr char kPodIpEnv[] = "POD_IP";
+
+// memcached's arguments: -p PORT -U 0 -l $(POD_IP),127.0.0.1 -m MB -c CONNS -t THREADS -I SIZE,
+// then extraArgs. The kubelet expands $(POD_IP): memcached listens on the pod IP (what clients,
+// the operator and the readiness probe connect to) and the pod's own loopback (kubectl
+// port-forward and localhost sidecars), not on every interface of the pod (a second network,
+// IPv6 addresses).
 std::vector<std::string> memcachedArgs(const ClusterSpec& spec);
+// The readiness probe's command: bash sends "version" to $POD_IP:port and needs the answer
+// within 2 s.
+std::vector<std::string> readinessCommand(const ClusterSpec& spec);
 // Container resources when spec.resources is unset: memory for the cache plus room for
 // memcached's hash table, connection buffers and threads.
 Json defaultResources(const ClusterSpec& spec);

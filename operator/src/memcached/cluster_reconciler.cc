@@ -1,6 +1,9 @@
 // ClusterReconciler: see cluster_reconciler.h. One reconcile is one Pass: read the world from the
 // caches, decide (spec, drain step, membership, endpoints, conditions), record the decision in
-// status, then make the children match. The order is what makes a restart at any point safe:
+// status, then make the children match. Only children this cluster controls are ever written:
+// an object of the same name that it does not control (another cluster's ConfigMap, an
+// application's Service, an orphaned StatefulSet) is a conflict, reported in status, and
+// nothing is written. The order is what makes a restart at any point safe:
 // status (drain progress, member baselines, the version about to be published) is written
 // before the ConfigMap, and the StatefulSet is only lowered once status says the drain is
 // decided and the live ConfigMap no longer lists an outgoing pod.
@@ -20,6 +23,7 @@
 #include "memcached/cluster_status.h"
 #include "memcached/endpoints_config.h"
 #include "memcached/labels.h"
+#include "memcached/member_flusher.h"
 #include "memcached/membership.h"
 #include "memcached/stale_copy_sweeper.h"
 #include "memcached/subset.h"
@@ -34,12 +38,21 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr int kApplyAttempts = 3;
-// A status write lost to a concurrent writer (or to our own stale cache) is retried soon.
-constexpr milliseconds kConflictRequeue{250};
 // A sweep in progress is looked at again after as long as it has run so far, within these
 // bounds: a small cache's sweep is recorded within moments, a big one's costs a pass a second.
 constexpr milliseconds kSweepPollMin{50};
 constexpr milliseconds kSweepPollMax{1000};
+// A cluster whose children collide with objects it does not control looks again this often:
+// objects without our labels are not in the caches, so their removal wakes nobody.
+constexpr milliseconds kChildConflictRecheck{30000};
+
+constexpr char kReasonApplyFailed[] = "ApplyFailed";
+
+// A status write lost to a concurrent writer (or to our own stale cache): the workqueue retries
+// with its per-key exponential backoff, so a conflict storm cannot become a hot loop.
+absl::Status statusConflict(const std::string& key) {
+  return absl::AbortedError(absl::StrCat("status of ", key, " changed meanwhile; deciding again"));
+}
 
 struct PendingEvent {
   kube::EventSeverity severity;
@@ -47,14 +60,32 @@ struct PendingEvent {
   std::string message;
 };
 
-bool ownedBy(const Json& obj, const std::string& uid) {
+// The controller ownerReference of `obj`, if any.
+const Json* controllerOf(const Json& obj) {
   const Json* refs = findPath(obj, {"metadata", "ownerReferences"});
-  if (!refs || !refs->is_array()) return false;
+  if (!refs || !refs->is_array()) return nullptr;
   for (const auto& r : refs->as_array()) {
-    if (stringAt(r, {"uid"}) == uid) return true;
+    if (boolAt(r, {"controller"}).value_or(false)) return &r;
   }
-  return false;
+  return nullptr;
 }
+
+bool controlledBy(const Json& obj, const std::string& uid) {
+  const Json* ref = controllerOf(obj);
+  return ref && stringAt(*ref, {"uid"}) == uid;
+}
+
+// The existing objects that share a name with this cluster's children.
+struct Children {
+  std::optional<Json> headless;
+  std::optional<Json> client;
+  std::optional<Json> pdb;
+  std::optional<Json> config_map;
+  std::optional<Json> stateful_set;
+  // Children whose name is taken by an object this cluster does not control.
+  std::vector<std::string> conflicts;
+  std::string conflict_reason;  // "ConfigMapConflict", ... (the first one)
+};
 
 void keepShorter(std::optional<milliseconds>& requeue, milliseconds after) {
   if (after < milliseconds(1)) after = milliseconds(1);
@@ -75,13 +106,26 @@ class ClusterReconciler::Pass {
         now_precise_(util::formatRfc3339Micro(now_)) {}
 
   absl::StatusOr<controller::Result> run();
+  // True when the error run() returned is already reported in status and events.
+  bool reported() const { return reported_; }
 
  private:
   // Reads.
   void observePods();
+  absl::StatusOr<Children> observeChildren();
+  absl::Status observeChild(const kube::ResourceType& type, const kube::ObjectStore& store,
+                            const std::string& name, const std::string& fix,
+                            std::optional<Json>& out, Children& children);
+  void observeLoweringGuard(const std::optional<Json>& cached_config_map);
   // Writes.
   absl::Status apply(const kube::ResourceType& type, const Json& desired, const Json* live);
   absl::StatusOr<bool> writeStatus();  // false: lost a conflict, requeue
+  absl::Status act(const Children& children, const EndpointsContent& content);
+  absl::Status publishEndpoints(const EndpointsContent& content);
+  // Reports a conflict or a failed child write in status and (once per distinct failure) in
+  // events, and returns what run() returns.
+  absl::StatusOr<controller::Result> reportConflicts(const Children& children);
+  absl::Status reportWriteFailure(absl::Status failure);
   // Decisions.
   void planDrain();
   void evaluateDrain();
@@ -89,9 +133,11 @@ class ClusterReconciler::Pass {
   void settleSweep();
   int64_t ringSize() const;
   void planMembership();
-  void planConditions();
+  // carry_write_failure: keep an ApplyFailed condition of this generation until the acts of
+  // this pass succeed (so a failing write does not flip Degraded on every retry).
+  void planConditions(bool carry_write_failure);
   absl::Status ensureStatefulSet();
-  absl::Status ensurePodDisruptionBudget();
+  absl::Status ensurePodDisruptionBudget(const std::optional<Json>& live);
   std::string outgoingMessage() const;
   void event(kube::EventSeverity severity, std::string reason, std::string message) {
     events_.push_back({severity, std::move(reason), std::move(message)});
@@ -121,10 +167,11 @@ class ClusterReconciler::Pass {
 
   // Drain evaluation results (for messages and conditions).
   std::string drain_message_;
-  bool drain_waiting_for_pods_ = false;
   std::vector<std::string> measure_failures_;
   std::vector<std::string> joined_;
+  // Lowering the StatefulSet waits: the live ConfigMap still lists an outgoing pod.
   bool lowering_blocked_ = false;
+  bool reported_ = false;
 
   EndpointsDecision endpoints_;
   std::vector<PendingEvent> events_;
@@ -134,13 +181,14 @@ class ClusterReconciler::Pass {
 ClusterReconciler::ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores,
                                      kube::EventRecorder& events, const util::Clock& clock,
                                      ConnectionCounterPtr connections,
-                                     StaleCopySweeperPtr sweeper,
+                                     StaleCopySweeperPtr sweeper, MemberFlusherPtr flusher,
                                      ClusterReconcilerOptions options)
     : api_(std::move(api)),
       stores_(stores),
       events_(events),
       clock_(clock),
       connections_(std::move(connections)),
+      flusher_(std::move(flusher)),
       options_(std::move(options)),
       sweeps_(std::make_unique<SweepRunner>(std::move(sweeper), clock, options_.sweeps)) {}
 
@@ -167,7 +215,7 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
   Pass pass(*this, std::move(*cluster));
   auto result = pass.run();
   if (!result.ok()) {
-    if (!kube::IsConflict(result.status())) {
+    if (!kube::IsConflict(result.status()) && !pass.reported()) {
       events_.record(involved, kube::EventSeverity::kWarning, "ReconcileError",
                      std::string(result.status().message()));
     }
@@ -180,15 +228,6 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run() {
   status_ = old_status_;
   ParsedSpec parsed = parseClusterSpec(cluster_);
   spec_ = parsed.spec;
-
-  sts_ = r_.stores_.stateful_sets->get(ref_.ns, ref_.name);
-  if (sts_ && !ownedBy(*sts_, ref_.uid)) {
-    // Someone else's StatefulSet (or one left by a deleted cluster of the same name that the
-    // garbage collector has not removed yet): never adopt or scale it.
-    sts_.reset();
-  }
-  current_ = sts_ ? intAt(*sts_, {"spec", "replicas"}).value_or(1) : 0;
-  decided_ = current_;
   observePods();
 
   if (!parsed.errors.empty()) {
@@ -221,48 +260,193 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run() {
     return statusOnly(true);
   }
 
-  // Services and PDB first: they do not depend on membership.
-  const Json headless = buildHeadlessService(ref_, spec_, r_.options_.field_manager);
-  auto live_headless = r_.stores_.services->get(ref_.ns, ref_.name);
-  if (auto s = apply(kube::resources::kService, headless, live_headless ? &*live_headless : nullptr);
-      !s.ok()) {
-    return s;
-  }
-  const Json client = buildClientService(ref_, spec_, r_.options_.field_manager);
-  auto live_client = r_.stores_.services->get(ref_.ns, clientServiceName(ref_.name));
-  if (auto s = apply(kube::resources::kService, client, live_client ? &*live_client : nullptr);
-      !s.ok()) {
-    return s;
-  }
-  if (auto s = ensurePodDisruptionBudget(); !s.ok()) return s;
+  // Observe.
+  auto children = observeChildren();
+  if (!children.ok()) return children.status();
+  if (!children->conflicts.empty()) return reportConflicts(*children);
+  sts_ = children->stateful_set;
+  current_ = sts_ ? intAt(*sts_, {"spec", "replicas"}).value_or(1) : 0;
+  decided_ = current_;
 
+  // Plan.
   planDrain();
   settleSweep();
   planMembership();
-
   EndpointsContent content;
   content.cluster = key_;
   content.hashing = spec_.hashing;
   content.servers = publishedServers(status_.members, spec_.port);
-  auto live_cm = r_.stores_.config_maps->get(ref_.ns, spec_.config_map_name);
-  endpoints_ = decideEndpoints(content, live_cm ? &*live_cm : nullptr, old_status_.config_version);
+  endpoints_ = decideEndpoints(content, children->config_map ? &*children->config_map : nullptr,
+                               old_status_.config_version);
   status_.config_version = endpoints_.version;
-
-  planConditions();
+  observeLoweringGuard(children->config_map);
+  planConditions(true);
 
   // Record the decision before acting on it.
   auto written = writeStatus();
   if (!written.ok()) return written.status();
-  if (!*written) return controller::Result{kConflictRequeue};
+  if (!*written) return statusConflict(key_);
+
+  // Act.
+  if (auto s = act(*children, content); !s.ok()) return reportWriteFailure(s);
+  flushEvents();
+  const Condition* degraded = findCondition(status_.conditions, kConditionDegraded);
+  if (degraded && degraded->reason == kReasonApplyFailed) {
+    // Every write of this pass went through: the failure reported earlier is over.
+    planConditions(false);
+    auto cleared = writeStatus();
+    if (!cleared.ok()) return cleared.status();
+    if (!*cleared) return statusConflict(key_);
+  }
+
+  if (!measure_failures_.empty()) keepShorter(requeue_, r_.options_.max_poll_interval);
+  controller::Result result;
+  result.requeue_after = requeue_;
+  spdlog::debug("reconciled cluster={} replicas={} version={} requeue_ms={}", key_, decided_,
+                status_.config_version, requeue_ ? requeue_->count() : -1);
+  return result;
+}
+
+// Every child name this cluster would write, checked against what exists. The caches hold only
+// objects carrying our labels, so a name missing from them is looked up on the API server: an
+// unlabelled object of that name (kube-root-ca.crt, an application's Service) must be found
+// before anything is applied over it. In steady state every child is cached: no extra reads.
+absl::StatusOr<Children> ClusterReconciler::Pass::observeChildren() {
+  Children c;
+  const std::string rename = "delete or rename that object, or give this MemcachedCluster another name";
+  const auto& stores = r_.stores_;
+  if (auto s = observeChild(kube::resources::kService, *stores.services, ref_.name, rename,
+                            c.headless, c);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = observeChild(kube::resources::kService, *stores.services,
+                            clientServiceName(ref_.name), rename, c.client, c);
+      !s.ok()) {
+    return s;
+  }
+  if (spec_.pdb_enabled) {
+    if (auto s = observeChild(kube::resources::kPodDisruptionBudget,
+                              *stores.pod_disruption_budgets, ref_.name,
+                              rename + " (or set spec.podDisruptionBudget.enabled: false)", c.pdb, c);
+        !s.ok()) {
+      return s;
+    }
+  } else {
+    c.pdb = stores.pod_disruption_budgets->get(ref_.ns, ref_.name);
+  }
+  if (auto s = observeChild(kube::resources::kConfigMap, *stores.config_maps,
+                            spec_.config_map_name,
+                            "delete or rename that object, or recreate this MemcachedCluster "
+                            "with another spec.clientConfig.configMapName",
+                            c.config_map, c);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = observeChild(kube::resources::kStatefulSet, *stores.stateful_sets, ref_.name,
+                            rename, c.stateful_set, c);
+      !s.ok()) {
+    return s;
+  }
+  return c;
+}
+
+absl::Status ClusterReconciler::Pass::observeChild(const kube::ResourceType& type,
+                                                   const kube::ObjectStore& store,
+                                                   const std::string& name,
+                                                   const std::string& fix,
+                                                   std::optional<Json>& out, Children& children) {
+  out = store.get(ref_.ns, name);
+  if (!out) {
+    auto live = r_.api_->get(type, ref_.ns, name);
+    if (live.ok()) {
+      out = std::move(*live);
+    } else if (!kube::IsNotFound(live.status())) {
+      return absl::Status(live.status().code(), absl::StrCat("get ", type.kind, " ", ref_.ns,
+                                                             "/", name, ": ",
+                                                             live.status().message()));
+    }
+  }
+  if (!out || controlledBy(*out, ref_.uid)) return absl::OkStatus();
+  std::string holder = "no controller";
+  if (const Json* ref = controllerOf(*out)) {
+    holder = absl::StrCat("controlled by ", stringAt(*ref, {"kind"}), " ",
+                          stringAt(*ref, {"name"}), " uid ", stringAt(*ref, {"uid"}));
+  }
+  children.conflicts.push_back(absl::StrCat(type.kind, " ", ref_.ns, "/", name,
+                                            " already exists and is not controlled by this "
+                                            "MemcachedCluster (", holder, "): ", fix));
+  if (children.conflict_reason.empty()) children.conflict_reason = type.kind + "Conflict";
+  out.reset();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<controller::Result> ClusterReconciler::Pass::reportConflicts(
+    const Children& children) {
+  const std::string message = absl::StrCat(
+      absl::StrJoin(children.conflicts, "; "),
+      ". Nothing is written until this is resolved; the operator never takes over or deletes "
+      "an object it did not create");
+  const Condition* prev = findCondition(old_status_.conditions, kConditionDegraded);
+  if (!prev || prev->reason != children.conflict_reason || prev->message != message) {
+    event(kube::EventSeverity::kWarning, children.conflict_reason, message);
+    spdlog::warn("child name conflict cluster={} detail={}", key_, util::quoted(message));
+  }
+  setCondition(status_.conditions,
+               {kConditionDegraded, "True", children.conflict_reason, message, ref_.generation,
+                ""},
+               now_text_);
+  setCondition(status_.conditions,
+               {kConditionProgressing, "False", children.conflict_reason,
+                "blocked by an object this MemcachedCluster does not control", ref_.generation,
+                ""},
+               now_text_);
+  status_.phase = "Degraded";
+  auto result = statusOnly(false);
+  if (!result.ok()) return result;
+  return controller::Result{kChildConflictRecheck};
+}
+
+absl::Status ClusterReconciler::Pass::reportWriteFailure(absl::Status failure) {
+  const std::string message(failure.message());
+  const Condition* prev = findCondition(old_status_.conditions, kConditionDegraded);
+  if (!prev || prev->reason != kReasonApplyFailed || prev->message != message) {
+    event(kube::EventSeverity::kWarning, kReasonApplyFailed, message);
+  }
+  setCondition(status_.conditions,
+               {kConditionDegraded, "True", kReasonApplyFailed, message, ref_.generation, ""},
+               now_text_);
+  status_.phase = "Degraded";
+  spdlog::warn("child write failed cluster={} error={}", key_, util::quoted(message));
+  auto written = writeStatus();
+  // Reported where users look (events only with the status that records them); the workqueue
+  // retries with its exponential backoff.
+  reported_ = written.ok() && *written;
+  if (reported_) flushEvents();
+  return failure;
+}
+
+absl::Status ClusterReconciler::Pass::act(const Children& children,
+                                          const EndpointsContent& content) {
+  const Json headless = buildHeadlessService(ref_, spec_, r_.options_.field_manager);
+  if (auto s = apply(kube::resources::kService, headless,
+                     children.headless ? &*children.headless : nullptr);
+      !s.ok()) {
+    return s;
+  }
+  const Json client = buildClientService(ref_, spec_, r_.options_.field_manager);
+  if (auto s = apply(kube::resources::kService, client,
+                     children.client ? &*children.client : nullptr);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = ensurePodDisruptionBudget(children.pdb); !s.ok()) return s;
 
   const Json cm = buildEndpointsConfigMap(ref_, spec_.config_map_name, endpoints_.data,
                                           r_.options_.field_manager);
-  const bool publish = !live_cm || !isSubset(cm, *live_cm);
-  if (publish) {
-    if (auto s = apply(kube::resources::kConfigMap, cm, nullptr); !s.ok()) {
-      flushEvents();
-      return s;
-    }
+  const auto& live_cm = children.config_map;
+  if (!live_cm || !isSubset(cm, *live_cm)) {
+    if (auto s = apply(kube::resources::kConfigMap, cm, nullptr); !s.ok()) return s;
     if (endpoints_.changed) {
       spdlog::info("published endpoints cluster={} version={} servers={}", key_,
                    endpoints_.version, content.servers.size());
@@ -273,21 +457,8 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run() {
                          spec_.config_map_name, ": [", absl::StrJoin(names, ", "), "]"));
     }
   }
-
   util::publishedConfigVersion().set({key_}, static_cast<double>(endpoints_.version));
-
-  if (auto s = ensureStatefulSet(); !s.ok()) {
-    flushEvents();
-    return s;
-  }
-  flushEvents();
-
-  if (!measure_failures_.empty()) keepShorter(requeue_, r_.options_.max_poll_interval);
-  controller::Result result;
-  result.requeue_after = requeue_;
-  spdlog::debug("reconciled cluster={} replicas={} version={} requeue_ms={}", key_, decided_,
-                status_.config_version, requeue_ ? requeue_->count() : -1);
-  return result;
+  return ensureStatefulSet();
 }
 
 void ClusterReconciler::Pass::observePods() {
@@ -309,13 +480,15 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::statusOnly(bool plan
   // Members, drain and version stay as recorded (they describe the published ConfigMap, which
   // is not touched); Available still follows the pods, since a paused cluster is observed.
   if (plan_conditions) {
-    planConditions();
+    planConditions(true);
     status_.phase = "Paused";
   }
   auto written = writeStatus();
-  flushEvents();
   if (!written.ok()) return written.status();
-  if (!*written) return controller::Result{kConflictRequeue};
+  if (!*written) return statusConflict(key_);
+  // Events describe what status now records: a decision lost to a conflict is made (and
+  // reported) again by the next pass.
+  flushEvents();
   return controller::Result{};
 }
 
@@ -369,14 +542,13 @@ absl::StatusOr<bool> ClusterReconciler::Pass::writeStatus() {
   return true;
 }
 
-absl::Status ClusterReconciler::Pass::ensurePodDisruptionBudget() {
-  auto live = r_.stores_.pod_disruption_budgets->get(ref_.ns, ref_.name);
+absl::Status ClusterReconciler::Pass::ensurePodDisruptionBudget(const std::optional<Json>& live) {
   if (spec_.pdb_enabled) {
     return apply(kube::resources::kPodDisruptionBudget,
                  buildPodDisruptionBudget(ref_, spec_, r_.options_.field_manager),
                  live ? &*live : nullptr);
   }
-  if (!live || !ownedBy(*live, ref_.uid)) return absl::OkStatus();
+  if (!live || !controlledBy(*live, ref_.uid)) return absl::OkStatus();
   auto s = r_.api_->remove(kube::resources::kPodDisruptionBudget, ref_.ns, ref_.name, {});
   if (!s.ok() && !kube::IsNotFound(s)) return s;
   spdlog::info("deleted pod disruption budget cluster={}", key_);
@@ -408,10 +580,6 @@ void ClusterReconciler::Pass::planDrain() {
   if (!sts_) {
     drain.reset();
     decided_ = wanted;
-    if (wanted > 0) {
-      event(kube::EventSeverity::kNormal, "ScalingUp",
-            absl::StrCat("creating StatefulSet ", ref_.name, " with ", wanted, " replicas"));
-    }
     return;
   }
   auto outgoing = [&](int64_t from, int64_t to) {
@@ -458,7 +626,6 @@ void ClusterReconciler::Pass::planDrain() {
       spdlog::info("drain finished cluster={} replicas={}", key_, current_);
       drain.reset();
     } else {
-      drain_waiting_for_pods_ = true;
       keepShorter(requeue_, r_.options_.max_poll_interval);
     }
   }
@@ -481,10 +648,7 @@ void ClusterReconciler::Pass::planDrain() {
       // The sweep runs in the next pass, once this record of it is in status.
       keepShorter(requeue_, milliseconds(1));
     } else if (wanted > current_) {
-      decided_ = wanted;
-      event(kube::EventSeverity::kNormal, "ScalingUp",
-            absl::StrCat("scaling up from ", current_, " to ", wanted, " replicas"));
-      spdlog::info("scaling up cluster={} from={} to={}", key_, current_, wanted);
+      decided_ = wanted;  // the ScalingUp event follows the StatefulSet write
     }
   }
 }
@@ -517,16 +681,19 @@ void ClusterReconciler::Pass::evaluateDrain() {
   const auto elapsed = std::chrono::duration_cast<milliseconds>(now_ - *started);
   const milliseconds min_wait = seconds(spec_.drain.min_seconds);
   const milliseconds timeout = seconds(spec_.drain.timeout_seconds);
+  // Messages name absolute times, never a countdown: a message that changes on every poll
+  // would rewrite status on every poll.
   if (elapsed < min_wait) {
-    drain_message_ = absl::StrCat("waiting ", (min_wait - elapsed).count() / 1000,
-                                  "s more for clients to load the new endpoints before "
-                                  "removing ", absl::StrJoin(drain.members, ", "));
+    drain_message_ = absl::StrCat("waiting until ", util::formatRfc3339(*started + min_wait),
+                                  " for clients to load the new endpoints before removing ",
+                                  absl::StrJoin(drain.members, ", "));
     keepShorter(requeue_, std::min(min_wait - elapsed, r_.options_.max_poll_interval));
     return;
   }
   std::map<std::string, const Member*> members;
   for (const auto& m : old_status_.members) members[m.name] = &m;
-  std::vector<std::string> busy;
+  std::vector<std::string> busy;        // with counts, for the log and the timeout event
+  std::vector<std::string> busy_names;  // for the status message, which must stay stable
   for (const auto& name : drain.members) {
     auto ordinal = ordinalOf(ref_.name, name);
     auto pod = ordinal ? pods_.find(*ordinal) : pods_.end();
@@ -538,6 +705,7 @@ void ClusterReconciler::Pass::evaluateDrain() {
     auto conns = r_.connections_->currentConnections(pod->second.ip, spec_.port);
     if (!conns.ok()) {
       busy.push_back(absl::StrCat(name, " (stats unavailable: ", conns.status().message(), ")"));
+      busy_names.push_back(name);
       continue;
     }
     const int64_t clients = *conns - *member->second->baseline_connections;
@@ -545,6 +713,7 @@ void ClusterReconciler::Pass::evaluateDrain() {
                   clients, spec_.drain.connection_threshold);
     if (clients > spec_.drain.connection_threshold) {
       busy.push_back(absl::StrCat(name, " (", clients, " client connections)"));
+      busy_names.push_back(name);
     }
   }
   const int64_t took = elapsed.count() / 1000;
@@ -570,9 +739,11 @@ void ClusterReconciler::Pass::evaluateDrain() {
     spdlog::warn("drain timed out cluster={} busy={}", key_, util::quoted(absl::StrJoin(busy, ", ")));
     return;
   }
-  drain_message_ = absl::StrCat("waiting for clients to leave ", absl::StrJoin(busy, ", "),
-                                " (threshold ", spec_.drain.connection_threshold, "; timeout in ",
-                                (timeout - elapsed).count() / 1000, "s)");
+  drain_message_ = absl::StrCat("waiting for clients to leave ", absl::StrJoin(busy_names, ", "),
+                                " (at most ", spec_.drain.connection_threshold,
+                                " client connections each; scaling down anyway at ",
+                                util::formatRfc3339(*started + timeout), ")");
+  spdlog::debug("drain waiting cluster={} busy={}", key_, util::quoted(absl::StrJoin(busy, ", ")));
   keepShorter(requeue_, std::min(timeout - elapsed, r_.options_.max_poll_interval));
 }
 
@@ -740,9 +911,21 @@ void ClusterReconciler::Pass::planMembership() {
   }
   in.previous = old_status_.members;
   in.pods = pods_;
-  auto result = planMembers(in, [&](const PodView& pod) {
+  MemberProbes probes;
+  probes.measure = [&](const PodView& pod) {
     return r_.connections_->currentConnections(pod.ip, spec_.port);
-  });
+  };
+  probes.flush = [&](const PodView& pod) {
+    auto flushed = r_.flusher_->flushAll(pod.ip, spec_.port);
+    if (flushed.ok()) {
+      spdlog::info("emptied returning member cluster={} pod={}", key_, pod.name);
+      event(kube::EventSeverity::kNormal, "MemberFlushed",
+            absl::StrCat(pod.name, " left the endpoints and is coming back: emptied it "
+                                   "(flush_all) so it cannot serve values changed meanwhile"));
+    }
+    return flushed;
+  };
+  auto result = planMembers(in, probes);
   status_.members = std::move(result.members);
   joined_ = std::move(result.joined);
   measure_failures_ = std::move(result.measure_failures);
@@ -752,7 +935,7 @@ void ClusterReconciler::Pass::planMembership() {
   }
 }
 
-void ClusterReconciler::Pass::planConditions() {
+void ClusterReconciler::Pass::planConditions(bool carry_write_failure) {
   const int64_t gen = ref_.generation;
   std::vector<std::string> unready, joining, failing;
   size_t published = 0;
@@ -843,6 +1026,9 @@ void ClusterReconciler::Pass::planConditions() {
              prev->observed_generation == gen) {
     // Keep reporting the forced scale-down until the spec changes again.
     degraded = *prev;
+  } else if (carry_write_failure && prev && prev->status == "True" &&
+             prev->reason == kReasonApplyFailed && prev->observed_generation == gen) {
+    degraded = *prev;
   } else if (!measure_failures_.empty()) {
     degraded.status = "True";
     degraded.reason = "StatsUnavailable";
@@ -862,34 +1048,54 @@ void ClusterReconciler::Pass::planConditions() {
   }
 }
 
-absl::Status ClusterReconciler::Pass::ensureStatefulSet() {
-  int64_t replicas = decided_;
-  if (replicas < current_) {
-    // Last line of defence: never delete a pod the live (not cached) ConfigMap still lists.
-    auto cm = r_.api_->get(kube::resources::kConfigMap, ref_.ns, spec_.config_map_name);
-    std::optional<std::vector<std::string>> listed;
-    if (cm.ok()) listed = publishedServerNames(*cm);
-    std::set<std::string> still;
-    if (listed) {
-      for (int64_t i = replicas; i < current_; ++i) {
-        const std::string name = podName(ref_.name, i);
-        if (std::find(listed->begin(), listed->end(), name) != listed->end()) still.insert(name);
+// Last line of defence before lowering replicas: never delete a pod that the ConfigMap still
+// lists once this pass has published. When this pass publishes (the cache differs from the
+// decided content) that is the decided content, written before the StatefulSet (a failed
+// publish stops the pass); otherwise it is the live object, read from the API server, not the
+// cache. Decided before the conditions are planned, so Progressing says why the StatefulSet is
+// not lowered yet.
+void ClusterReconciler::Pass::observeLoweringGuard(const std::optional<Json>& cached_config_map) {
+  if (decided_ >= current_) return;
+  const Json decided = buildEndpointsConfigMap(ref_, spec_.config_map_name, endpoints_.data,
+                                               r_.options_.field_manager);
+  absl::StatusOr<Json> cm = decided;
+  if (cached_config_map && isSubset(decided, *cached_config_map)) {
+    cm = r_.api_->get(kube::resources::kConfigMap, ref_.ns, spec_.config_map_name);
+  }
+  if (!cm.ok()) {
+    // Nothing published means no client lists anything; any other failure blocks.
+    lowering_blocked_ = !kube::IsNotFound(cm.status());
+  } else if (auto listed = publishedServerNames(*cm); !listed) {
+    lowering_blocked_ = true;
+  } else {
+    for (int64_t i = decided_; i < current_; ++i) {
+      const std::string name = podName(ref_.name, i);
+      if (std::find(listed->begin(), listed->end(), name) != listed->end()) {
+        lowering_blocked_ = true;
       }
     }
-    if (!cm.ok() && !kube::IsNotFound(cm.status())) return cm.status();
-    if ((cm.ok() && !listed) || !still.empty()) {
-      spdlog::warn("not scaling down: outgoing pods still published cluster={} pods={}", key_,
-                   absl::StrJoin(still, ","));
-      lowering_blocked_ = true;
-      keepShorter(requeue_, r_.options_.max_poll_interval);
-      replicas = current_;
-    }
   }
+  if (lowering_blocked_) {
+    spdlog::warn("not scaling down yet: the live endpoints may still list outgoing pods "
+                 "cluster={} target={}", key_, decided_);
+    keepShorter(requeue_, r_.options_.max_poll_interval);
+  }
+}
+
+absl::Status ClusterReconciler::Pass::ensureStatefulSet() {
+  const int64_t replicas = lowering_blocked_ ? current_ : decided_;
   const Json desired = buildStatefulSet(ref_, spec_, replicas, r_.options_.field_manager);
-  if (auto s = apply(kube::resources::kStatefulSet, desired, sts_ ? &*sts_ : nullptr); !s.ok()) {
-    return s;
-  }
-  if (sts_ && replicas < current_) {
+  if (sts_ && isSubset(desired, *sts_)) return absl::OkStatus();
+  if (auto s = apply(kube::resources::kStatefulSet, desired, nullptr); !s.ok()) return s;
+  if (!sts_ && replicas > 0) {
+    event(kube::EventSeverity::kNormal, "ScalingUp",
+          absl::StrCat("created StatefulSet ", ref_.name, " with ", replicas, " replicas"));
+  } else if (sts_ && replicas > current_) {
+    event(kube::EventSeverity::kNormal, "ScalingUp",
+          absl::StrCat("StatefulSet ", ref_.name, " scaled from ", current_, " to ", replicas,
+                       " replicas"));
+    spdlog::info("scaled up cluster={} from={} to={}", key_, current_, replicas);
+  } else if (sts_ && replicas < current_) {
     event(kube::EventSeverity::kNormal, "ScalingDown",
           absl::StrCat("StatefulSet ", ref_.name, " scaled from ", current_, " to ", replicas,
                        " replicas"));

@@ -18,6 +18,7 @@
 #include "kube/event_recorder.h"
 #include "kube/object_store.h"
 #include "memcached/connection_counter.h"
+#include "memcached/member_flusher.h"
 #include "memcached/stale_copy_sweeper.h"
 #include "memcached/sweep_runner.h"
 #include "util/clock.h"
@@ -56,7 +57,8 @@ class ClusterReconciler : public controller::Reconciler {
  public:
   ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores, kube::EventRecorder& events,
                     const util::Clock& clock, ConnectionCounterPtr connections,
-                    StaleCopySweeperPtr sweeper, ClusterReconcilerOptions options = {});
+                    StaleCopySweeperPtr sweeper, MemberFlusherPtr flusher,
+                    ClusterReconcilerOptions options = {});
   ~ClusterReconciler() override;
 
   absl::StatusOr<controller::Result> reconcile(const controller::Request& request) override;
@@ -72,6 +74,7 @@ class ClusterReconciler : public controller::Reconciler {
   kube::EventRecorder& events_;
   const util::Clock& clock_;
   ConnectionCounterPtr connections_;
+  MemberFlusherPtr flusher_;
   ClusterReconcilerOptions options_;
   SweepRunnerPtr sweeps_;
 };

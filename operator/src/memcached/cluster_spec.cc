@@ -8,6 +8,8 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_join.h>
 
+#include "memcached/memcached_options.h"
+
 namespace mcop::memcached {
 namespace {
 
@@ -102,27 +104,7 @@ bool isDnsSubdomain(const std::string& s) {
   return !s.empty() && s.size() <= 253 && std::regex_match(s, re);
 }
 
-// The flag an argument sets, if it is one of ours: "-p", "-p11211", "--port", "--port=1".
-std::optional<std::string> reservedFlagOf(const std::string& arg) {
-  for (const auto& flag : reservedMemcachedFlags()) {
-    if (flag.rfind("--", 0) == 0) {
-      if (arg == flag || arg.rfind(flag + "=", 0) == 0) return flag;
-    } else if (arg.rfind(flag, 0) == 0 && arg.rfind("--", 0) != 0) {
-      return flag;
-    }
-  }
-  return std::nullopt;
-}
-
 }  // namespace
-
-const std::vector<std::string>& reservedMemcachedFlags() {
-  static const std::vector<std::string> flags = {
-      "-p", "-U", "-l", "-m", "-c", "-t", "-I", "-d",
-      "--port", "--udp-port", "--listen", "--memory-limit", "--conn-limit", "--threads",
-      "--max-item-size", "--daemon"};
-  return flags;
-}
 
 std::optional<int64_t> itemSizeBytes(const std::string& value) {
   if (value.empty() || value.size() > 12) return std::nullopt;
@@ -228,13 +210,8 @@ ParsedSpec parseClusterSpec(const Json& cluster) {
         "spec.memcached.maxItemSize (", s.memcached.max_item_size,
         ") must be at most half of spec.memcached.memoryMB (memcached refuses to start otherwise)"));
   }
-  for (const auto& arg : s.memcached.extra_args) {
-    if (auto flag = reservedFlagOf(arg)) {
-      errors.push_back(absl::StrCat("spec.memcached.extraArgs must not set ", *flag, " (\"", arg,
-                                    "\"): the operator sets port, UDP, listen address, memory, "
-                                    "connections, threads and item size from the spec"));
-    }
-  }
+  // Parsed the way memcached's getopt_long reads them: see memcached_options.h.
+  for (auto& problem : checkExtraArgs(s.memcached.extra_args)) errors.push_back(std::move(problem));
   if (anti == "soft") {
     s.anti_affinity = AntiAffinity::kSoft;
   } else if (anti == "hard") {
@@ -249,6 +226,11 @@ ParsedSpec parseClusterSpec(const Json& cluster) {
     errors.push_back(absl::StrCat("spec.clientConfig.configMapName \"", s.config_map_name,
                                   "\" must be a DNS subdomain name (lowercase letters, digits, "
                                   "'-' and '.', at most 253 characters)"));
+  } else if (s.config_map_name == "kube-root-ca.crt") {
+    // Published by Kubernetes in every namespace; the operator would only ever report a
+    // conflict on it, so say so at once.
+    errors.push_back("spec.clientConfig.configMapName kube-root-ca.crt is Kubernetes' own CA "
+                     "bundle in every namespace: choose another name");
   }
   if (s.hashing != "ketama-libmemcached" && s.hashing != "ketama-libketama") {
     errors.push_back(absl::StrCat("spec.clientConfig.hashing \"", s.hashing,

@@ -71,7 +71,4 @@ ParsedSpec parseClusterSpec(const Json& cluster);
 // memcached -I value in bytes ("1m" -> 1048576); nullopt when malformed.
 std::optional<int64_t> itemSizeBytes(const std::string& value);
 
-// The memcached flags the operator sets itself and extraArgs must not repeat.
-const std::vector<std::string>& reservedMemcachedFlags();
-
 }  // namespace mcop::memcached

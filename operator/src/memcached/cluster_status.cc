@@ -41,6 +41,7 @@ ClusterStatus parseClusterStatus(const Json& cluster) {
       member.address = stringAt(m, {"address"});
       member.state = parseMemberState(stringAt(m, {"state"})).value_or(MemberState::kJoining);
       member.baseline_connections = intAt(m, {"baselineConnections"});
+      member.flush_required = boolAt(m, {"flushRequired"}).value_or(false);
       if (!member.name.empty()) s.members.push_back(std::move(member));
     }
   }
@@ -92,6 +93,7 @@ Json clusterStatusToJson(const ClusterStatus& s) {
     if (m.baseline_connections) {
       j["baselineConnections"] = Json::number(*m.baseline_connections);
     }
+    if (m.flush_required) j["flushRequired"] = Json::boolean(true);
     members.push_back(std::move(j));
   }
   out["members"] = jsonArray(std::move(members));

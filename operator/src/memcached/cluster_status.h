@@ -36,6 +36,10 @@ struct Member {
   // curr_connections measured before the pod was first published: listeners plus the
   // measuring connection. The drain compares against it.
   std::optional<int64_t> baseline_connections;
+  // Left the published list (a drain) and is coming back (the drain was cancelled): it still
+  // holds values that clients have since overwritten or deleted on other members, so it is
+  // emptied (flush_all) before it is published again. Recorded so a restart cannot skip it.
+  bool flush_required = false;
 
   friend bool operator==(const Member&, const Member&) = default;
 };

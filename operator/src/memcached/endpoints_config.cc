@@ -90,30 +90,55 @@ std::optional<std::vector<std::string>> publishedServerNames(const Json& config_
   return names;
 }
 
+namespace {
+
+// Versions stay where every JSON reader represents them exactly (2^53 - 1), so a hand-edited
+// 2^63 - 1 can never overflow into a small number.
+constexpr int64_t kMaxVersion = (int64_t{1} << 53) - 1;
+
+std::optional<int64_t> saneVersion(std::optional<int64_t> v) {
+  if (!v || *v < 1 || *v >= kMaxVersion) return std::nullopt;
+  return v;
+}
+
+bool sameData(const std::map<std::string, std::string>& data, const Json& live) {
+  for (const auto& [key, value] : data) {
+    if (stringAt(live, {"data", key}, "\x01") != value) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 EndpointsDecision decideEndpoints(const EndpointsContent& content, const Json* live_config_map,
                                   int64_t status_version) {
   EndpointsDecision d;
+  // The version is the operator's own record (status), never the live object's: a hand edit
+  // of the ConfigMap must not move it backwards (or overflow it). Only a status without a
+  // record (restored from a backup without status) continues from a sane live version.
+  const std::optional<int64_t> recorded = saneVersion(status_version);
   std::optional<int64_t> live_version;
   if (live_config_map) live_version = publishedVersion(*live_config_map);
-  if (live_version) {
-    auto same = renderEndpointsData(content, *live_version);
-    bool equal = true;
-    for (const auto& [key, value] : same) {
-      if (stringAt(*live_config_map, {"data", key}, "\x01") != value) {
-        equal = false;
-        break;
-      }
-    }
-    if (equal) {
-      d.version = *live_version;
-      d.data = std::move(same);
-      return d;
-    }
+  const std::optional<int64_t> live = saneVersion(live_version);
+
+  if (live_version && sameData(renderEndpointsData(content, *live_version), *live_config_map)) {
+    // The published content is already this content. Keep the recorded version; when only the
+    // version was edited by hand, put the recorded one back (no content change, no new
+    // version).
+    d.version = recorded ? *recorded : live.value_or(1);
+    d.data = renderEndpointsData(content, d.version);
+    d.changed = d.version != *live_version;
+    return d;
   }
-  // status_version can be one ahead of the ConfigMap when the operator stopped between
-  // recording the planned version in status and publishing it; it must not be skipped.
-  d.version = std::max(live_version.value_or(0) + 1, live_version ? status_version
-                                                                  : status_version + 1);
+  if (recorded && live && *live == *recorded - 1) {
+    // The operator recorded the next version in status and stopped before publishing it:
+    // that version was never seen by a client, so it is published now rather than skipped.
+    d.version = *recorded;
+  } else if (recorded) {
+    d.version = *recorded + 1;
+  } else {
+    d.version = live.value_or(0) + 1;
+  }
   d.changed = true;
   d.data = renderEndpointsData(content, d.version);
   return d;

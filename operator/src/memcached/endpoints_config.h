@@ -63,9 +63,13 @@ struct EndpointsDecision {
   std::map<std::string, std::string> data;
 };
 
-// Renders `content` with the live ConfigMap's version and compares bytes: equal means nothing
-// to publish; different means publish with the next version. `status_version` (the version last
-// recorded in status) keeps versions rising if the ConfigMap was deleted or replaced.
+// Decides the version to publish `content` with. The version is the operator's: it comes from
+// `status_version` (the version last recorded in status) and only grows, by one per content
+// change. Unchanged content keeps the recorded version (a version edited by hand in the
+// ConfigMap is put back, without a bump); changed content gets recorded + 1, except that a
+// version recorded but never published (live == recorded - 1) is published rather than
+// skipped. The live version is used only when status has no record (0), and only when it is
+// a sane JSON-safe number; versions never exceed 2^53 - 1.
 EndpointsDecision decideEndpoints(const EndpointsContent& content, const Json* live_config_map,
                                   int64_t status_version);
 

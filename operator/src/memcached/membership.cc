@@ -75,9 +75,7 @@ std::map<int64_t, PodView> podsByOrdinal(const std::string& cluster,
   return out;
 }
 
-MembershipResult planMembers(
-    const MembershipInput& input,
-    const std::function<absl::StatusOr<int64_t>(const PodView&)>& measure) {
+MembershipResult planMembers(const MembershipInput& input, const MemberProbes& probes) {
   MembershipResult result;
   std::map<std::string, const Member*> previous;
   for (const auto& m : input.previous) previous[m.name] = &m;
@@ -91,6 +89,7 @@ MembershipResult planMembers(
       m.address = it->second->address;
       m.baseline_connections = it->second->baseline_connections;
       m.state = it->second->state;
+      m.flush_required = it->second->flush_required;
     }
     if (auto it = input.pods.find(ordinal); it != input.pods.end() && !it->second.ip.empty() &&
                                            !it->second.terminating) {
@@ -105,30 +104,43 @@ MembershipResult planMembers(
     const bool ready = pod != input.pods.end() && pod->second.ready && !pod->second.ip.empty();
     auto prev = previous.find(m.name);
     const bool was_published = prev != previous.end() && isPublished(prev->second->state);
-    // A member coming back from a cancelled drain was published before: it keeps its baseline
-    // and rejoins as soon as it is Ready, without a new (client-inflated) measurement.
-    const bool returning = prev != previous.end() &&
-                           prev->second->state == MemberState::kDraining &&
-                           prev->second->baseline_connections.has_value();
+    // A member coming back from a cancelled drain left the published list: clients have
+    // since overwritten and deleted its keys elsewhere, so it must be emptied before it
+    // serves again. It keeps its baseline (no new, client-inflated measurement).
+    if (prev != previous.end() && prev->second->state == MemberState::kDraining) {
+      m.flush_required = true;
+    }
     if (was_published) {
       m.state = ready ? MemberState::kActive : MemberState::kUnready;
-    } else if (ready && (returning || m.baseline_connections.has_value())) {
-      m.state = MemberState::kActive;
-      result.joined.push_back(m.name);
-    } else if (ready) {
-      auto conns = measure(pod->second);
-      if (conns.ok()) {
-        m.baseline_connections = *conns;
-        m.state = MemberState::kActive;
-        result.joined.push_back(m.name);
-      } else {
-        m.state = MemberState::kJoining;
-        result.measure_failures.push_back(
-            absl::StrCat(m.name, ": ", conns.status().message()));
-      }
-    } else {
-      m.state = MemberState::kJoining;
+      m.flush_required = false;
+      result.members.push_back(std::move(m));
+      continue;
     }
+    m.state = MemberState::kJoining;
+    if (!ready) {
+      result.members.push_back(std::move(m));
+      continue;
+    }
+    if (m.flush_required) {
+      if (auto flushed = probes.flush(pod->second); !flushed.ok()) {
+        result.measure_failures.push_back(
+            absl::StrCat(m.name, ": cannot empty it before it rejoins: ", flushed.message()));
+        result.members.push_back(std::move(m));
+        continue;
+      }
+      m.flush_required = false;
+    }
+    if (!m.baseline_connections) {
+      auto conns = probes.measure(pod->second);
+      if (!conns.ok()) {
+        result.measure_failures.push_back(absl::StrCat(m.name, ": ", conns.status().message()));
+        result.members.push_back(std::move(m));
+        continue;
+      }
+      m.baseline_connections = *conns;
+    }
+    m.state = MemberState::kActive;
+    result.joined.push_back(m.name);
     result.members.push_back(std::move(m));
   }
   std::vector<int64_t> draining;

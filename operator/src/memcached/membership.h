@@ -55,12 +55,20 @@ struct MembershipInput {
 struct MembershipResult {
   std::vector<Member> members;                // ordinal order
   std::vector<std::string> joined;            // published for the first time in this pass
-  std::vector<std::string> measure_failures;  // Ready but the baseline could not be read
+  // Ready but not joined: the baseline could not be read or the member could not be emptied.
+  std::vector<std::string> measure_failures;
 };
 
-// `measure` returns curr_connections of a Ready pod not yet published (its IP is given).
-MembershipResult planMembers(const MembershipInput& input,
-                             const std::function<absl::StatusOr<int64_t>(const PodView&)>& measure);
+// What planning asks of a Ready pod that is not published yet.
+struct MemberProbes {
+  // curr_connections of the pod, its baseline before it first joins.
+  std::function<absl::StatusOr<int64_t>(const PodView&)> measure;
+  // Empties the pod (flush_all): a member coming back from a drain (flush_required) joins
+  // only once this succeeded.
+  std::function<absl::Status(const PodView&)> flush;
+};
+
+MembershipResult planMembers(const MembershipInput& input, const MemberProbes& probes);
 
 // The published ring: active and unready members in ordinal order.
 std::vector<PublishedServer> publishedServers(const std::vector<Member>& members, int64_t port);

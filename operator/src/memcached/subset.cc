@@ -90,14 +90,23 @@ std::optional<long double> parseQuantity(std::string_view s) {
 
 namespace {
 
+// A quantity may come as a JSON number (`cpu: 1` in a spec) and go back as a string (the API
+// server serializes every resource.Quantity canonically: "1"), so both sides are read as
+// quantities by value.
+std::optional<long double> quantityOf(const Json& v) {
+  if (v.is_string()) return parseQuantity(v.as_string());
+  if (v.is_number()) return parseQuantity(v.serialize());
+  return std::nullopt;
+}
+
 bool scalarEqual(const Json& desired, const Json& live) {
   if (desired.is_number() && live.is_number()) return jsonEqual(desired, live);
-  if (desired.is_string() && live.is_string()) {
-    const std::string& a = desired.as_string();
-    const std::string& b = live.as_string();
-    if (a == b) return true;
-    auto qa = parseQuantity(a);
-    auto qb = parseQuantity(b);
+  if (desired.is_string() && live.is_string() && desired.as_string() == live.as_string()) {
+    return true;
+  }
+  if ((desired.is_string() || desired.is_number()) && (live.is_string() || live.is_number())) {
+    auto qa = quantityOf(desired);
+    auto qb = quantityOf(live);
     if (!qa || !qb) return false;
     long double scale = std::max(std::fabs(*qa), std::fabs(*qb));
     return std::fabs(*qa - *qb) <= scale * 1e-12L;

@@ -67,9 +67,27 @@ TEST_F(ChildrenTest, StatefulSet) {
   EXPECT_EQ(stringAt(c, {"name"}), "memcached");
   EXPECT_EQ(stringAt(c, {"image"}), "memcached:1.6.18");
   EXPECT_EQ(c.at("command").serialize(), R"(["memcached"])");
+  // Listens on the pod IP (expanded by the kubelet) and the pod's loopback, never on every
+  // interface; UDP off.
   EXPECT_EQ(c.at("args").serialize(),
-            R"(["-p","11211","-U","0","-m","64","-c","1024","-t","4","-I","1m"])");
-  EXPECT_EQ(intAt(c, {"readinessProbe", "tcpSocket", "port"}), 11211);
+            R"(["-p","11211","-U","0","-l","$(POD_IP),127.0.0.1",)"
+            R"("-m","64","-c","1024","-t","4","-I","1m"])");
+  EXPECT_EQ(c.at("env").serialize(),
+            R"([{"name":"POD_IP","valueFrom":)"
+            R"({"fieldRef":{"apiVersion":"v1","fieldPath":"status.podIP"}}}])");
+  // Readiness asks memcached a question (a connect alone passes for a hung memcached), briefly,
+  // and needs two misses in a row.
+  EXPECT_EQ(findPath(c, {"readinessProbe", "tcpSocket"}), nullptr);
+  const Json& command = c.at("readinessProbe").at("exec").at("command");
+  ASSERT_EQ(command.size(), 3u);
+  EXPECT_EQ(command.at(0).as_string(), "bash");
+  EXPECT_EQ(command.at(1).as_string(), "-c");
+  EXPECT_NE(command.at(2).as_string().find("/dev/tcp/\"$POD_IP\"/11211"), std::string::npos);
+  EXPECT_NE(command.at(2).as_string().find("version"), std::string::npos);
+  EXPECT_EQ(intAt(c, {"readinessProbe", "periodSeconds"}), 5);
+  EXPECT_EQ(intAt(c, {"readinessProbe", "timeoutSeconds"}), 3);
+  EXPECT_EQ(intAt(c, {"readinessProbe", "failureThreshold"}), 2);
+  EXPECT_EQ(intAt(c, {"readinessProbe", "successThreshold"}), 1);
   EXPECT_EQ(findPath(c, {"livenessProbe"}), nullptr);
   EXPECT_EQ(boolAt(c, {"securityContext", "runAsNonRoot"}), true);
   EXPECT_EQ(intAt(c, {"securityContext", "runAsUser"}), 11211);

@@ -65,6 +65,30 @@ class FakeConnectionCounter : public ConnectionCounter {
   int calls_ = 0;
 };
 
+// Records each flush_all, and can fail it.
+class FakeMemberFlusher : public MemberFlusher {
+ public:
+  absl::Status flushAll(const std::string& address, int port) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failing_) return absl::UnavailableError("connect refused " + address);
+    flushed_.push_back(address);
+    return absl::OkStatus();
+  }
+  void fail(bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failing_ = on;
+  }
+  std::vector<std::string> flushed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return flushed_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> flushed_;
+  bool failing_ = false;
+};
+
 // Records each sweep: which member, and the ring it was given (server names, hashing, version),
 // plus what the test's hook saw at that moment (e.g. the published list). hold() makes sweeps
 // block until release() or until their SweepControl stops them (recorded in stops()).
@@ -167,14 +191,22 @@ class ClusterReconcilerTest : public testing::Test {
     ClusterStores stores{&clusters_, &stateful_sets_, &services_, &config_maps_, &pdbs_, &pods_};
     reconciler_.reset();  // its sweeps stop before the new one starts
     reconciler_ = std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_,
-                                                      sweeper_, options);
+                                                      sweeper_, flusher_, options);
   }
 
   void syncStore(kube::MemoryStore& store, const kube::ResourceType& type) {
     store.clear();
     auto list = api_->list(type, "", {});
     ASSERT_TRUE(list.ok());
-    for (const auto& item : list->items) store.upsert(item);
+    for (const auto& item : list->items) {
+      // The operator's child informers select app.kubernetes.io/managed-by=memcached-operator.
+      const bool child = &type != &res::kMemcachedCluster && &type != &res::kPod;
+      if (child && stringAt(item, {"metadata", "labels", "app.kubernetes.io/managed-by"}) !=
+                       "memcached-operator") {
+        continue;
+      }
+      store.upsert(item);
+    }
   }
   void sync() {
     syncStore(clusters_, res::kMemcachedCluster);
@@ -284,6 +316,7 @@ class ClusterReconcilerTest : public testing::Test {
   kube::RecordingEventRecorder events_;
   std::shared_ptr<FakeConnectionCounter> counter_ = std::make_shared<FakeConnectionCounter>();
   std::shared_ptr<FakeStaleCopySweeper> sweeper_ = std::make_shared<FakeStaleCopySweeper>();
+  std::shared_ptr<FakeMemberFlusher> flusher_ = std::make_shared<FakeMemberFlusher>();
   std::unique_ptr<ClusterReconciler> reconciler_;
 };
 
@@ -453,7 +486,8 @@ TEST_F(ClusterReconcilerTest, ScaleDownDrainsBeforeDeleting) {
   result = reconcile();
   EXPECT_EQ(stsReplicas(), 3);
   EXPECT_EQ(condition(status(), kConditionProgressing)->reason, "Draining");
-  EXPECT_NE(condition(status(), kConditionProgressing)->message.find("2 client connections"),
+  EXPECT_NE(condition(status(), kConditionProgressing)->message.find(
+                "waiting for clients to leave sessions-2"),
             std::string::npos);
 
   // Clients gone: decided, then lowered.
@@ -551,7 +585,10 @@ TEST_F(ClusterReconcilerTest, NeverShrinksWhileAnOutgoingPodIsPublished) {
   api_->failNext(Verb::kPatch, res::kConfigMap, absl::UnavailableError("etcd timeout"));
   sync();
   EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}).ok());
-  EXPECT_EQ(eventCount("ReconcileError"), 1);
+  // Reported as Degraded with the API's message, once, not as a generic error.
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+  EXPECT_EQ(eventCount("ApplyFailed"), 1);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->reason, "ApplyFailed");
   EXPECT_TRUE(status().drain.has_value());
   EXPECT_EQ(stsReplicas(), 3);
 
@@ -679,15 +716,22 @@ TEST_F(ClusterReconcilerTest, ApplyConflictIsRetried) {
   EXPECT_EQ(stsReplicas(), 2);
 }
 
-TEST_F(ClusterReconcilerTest, StaleStatusConflictRequeuesWithoutActing) {
+TEST_F(ClusterReconcilerTest, StaleStatusConflictBacksOffWithoutActing) {
   startCluster(2);
   patchSpec(R"({"replicas":1})");
   api_->failNext(Verb::kUpdate, res::kMemcachedCluster, absl::AbortedError("conflict"));
   const int64_t v = version();
-  auto result = reconcile();
-  ASSERT_TRUE(result.requeue_after.has_value());
+  sync();
+  auto result = reconciler_->reconcile({"shop", "sessions"});
+  // An error, not a fixed short requeue: the workqueue's per-key exponential backoff applies,
+  // so repeated conflicts slow down instead of retrying every 250 ms with the backoff reset.
+  ASSERT_FALSE(result.ok());
+  EXPECT_TRUE(kube::IsConflict(result.status()));
   EXPECT_EQ(version(), v);  // nothing published on a decision that was not recorded
   EXPECT_EQ(eventCount("ReconcileError"), 0);
+  reconcile();
+  EXPECT_EQ(published().size(), 2u);  // the drain starts once the decision is recorded
+  EXPECT_TRUE(status().drain.has_value());
 }
 
 TEST_F(ClusterReconcilerTest, DisablingThePdbDeletesIt) {
@@ -770,7 +814,7 @@ TEST_F(ClusterReconcilerTest, SpecChangeRollsTheTemplateWithoutTouchingTheRing) 
   reconcile();
   const Json after = *api_->peek(res::kStatefulSet, "shop", "sessions");
   const Json& args = after.at("spec").at("template").at("spec").at("containers").at(0).at("args");
-  EXPECT_EQ(args.at(5).as_string(), "128");
+  EXPECT_EQ(args.at(7).as_string(), "128");  // -m
   EXPECT_EQ(args.at(args.size() - 1).as_string(), "modern");
   EXPECT_NE(stringAt(before, {"metadata", "annotations", "memcached.operator.io/spec-hash"}),
             stringAt(after, {"metadata", "annotations", "memcached.operator.io/spec-hash"}));
@@ -780,7 +824,7 @@ TEST_F(ClusterReconcilerTest, SpecChangeRollsTheTemplateWithoutTouchingTheRing) 
   reconcile();
   const Json sts = *api_->peek(res::kStatefulSet, "shop", "sessions");
   const Json& args2 = sts.at("spec").at("template").at("spec").at("containers").at(0).at("args");
-  EXPECT_EQ(args2.size(), 12u);
+  EXPECT_EQ(args2.size(), 14u);
 }
 
 TEST_F(ClusterReconcilerTest, RescheduledPodKeepsItsPlaceWithANewAddress) {
@@ -941,8 +985,8 @@ TEST_F(ClusterReconcilerTest, AFinishedSweepSurvivesALostStatusWrite) {
   api_->failNext(Verb::kUpdate, res::kMemcachedCluster, absl::AbortedError("conflict"));
   sync();
   auto lost = reconciler_->reconcile({"shop", "sessions"});
-  ASSERT_TRUE(lost.ok()) << lost.status();
-  EXPECT_TRUE(lost->requeue_after.has_value());
+  ASSERT_FALSE(lost.ok());
+  EXPECT_TRUE(kube::IsConflict(lost.status())) << lost.status();  // the workqueue retries it
   EXPECT_EQ(sweeper_->calls().size(), 2u);
   EXPECT_FALSE(status().drain->stale_copies_swept);
   EXPECT_EQ(published().size(), 3u);
@@ -1125,5 +1169,307 @@ TEST_F(ClusterReconcilerTest, NoSweepOnScaleUpOrInSteadyState) {
   EXPECT_EQ(eventCount("StaleCopiesRemoved"), 0);
 }
 
+// --- objects this cluster does not control -------------------------------------------------
+
+Json foreignConfigMap(const std::string& name, const std::string& owner_uid) {
+  Json cm = Json::parse(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":")" + name +
+                        R"(","namespace":"shop"},"data":{"ca.crt":"root of trust"}})");
+  if (!owner_uid.empty()) {
+    cm["metadata"]["labels"] = Json::parse(
+        R"({"app.kubernetes.io/managed-by":"memcached-operator","memcached.operator.io/cluster":"other"})");
+    cm["metadata"]["ownerReferences"] = Json::parse(
+        R"([{"apiVersion":"memcached.operator.io/v1alpha1","kind":"MemcachedCluster","name":"other","uid":")" +
+        owner_uid + R"(","controller":true}])");
+  }
+  return cm;
+}
+
+TEST_F(ClusterReconcilerTest, NeverTakesOverAConfigMapItDoesNotControl) {
+  api_->seed(res::kConfigMap, foreignConfigMap("kube-root-ca.crt", ""));
+  createCluster(R"({"replicas":2,"clientConfig":{"configMapName":"kube-root-ca.crt"}})");
+  api_->resetCounters();
+  sync();
+  auto result = reconciler_->reconcile({"shop", "sessions"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  // Only status is written: no ConfigMap, and no other child either.
+  EXPECT_EQ(api_->writeCount(), 1);
+  EXPECT_EQ(statusWrites(), 1);
+  auto cm = api_->peek(res::kConfigMap, "shop", "kube-root-ca.crt");
+  EXPECT_EQ(stringAt(*cm, {"data", "ca.crt"}), "root of trust");
+  EXPECT_FALSE(findPath(*cm, {"metadata", "ownerReferences"}));
+  EXPECT_EQ(stsReplicas(), -1);
+  ClusterStatus s = status();
+  EXPECT_EQ(s.phase, "Degraded");
+  EXPECT_EQ(condition(s, kConditionDegraded)->reason, "ConfigMapConflict");
+  EXPECT_NE(condition(s, kConditionDegraded)->message.find("ConfigMap shop/kube-root-ca.crt"),
+            std::string::npos);
+  EXPECT_EQ(eventCount("ConfigMapConflict"), 1);
+  // Not a hot loop: a slow recheck, and nothing more is written while it lasts.
+  ASSERT_TRUE(result->requeue_after.has_value());
+  EXPECT_GE(*result->requeue_after, seconds(30));
+  api_->resetCounters();
+  reconcile();
+  EXPECT_EQ(api_->writeCount(), 0);
+  EXPECT_EQ(eventCount("ConfigMapConflict"), 1);
+  // Once the object is gone, the cluster proceeds.
+  ASSERT_TRUE(api_->remove(res::kConfigMap, "shop", "kube-root-ca.crt", {}).ok());
+  converge();
+  EXPECT_EQ(published().size(), 0u);  // no pods yet in this test's kubelet until runPods
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+}
+
+TEST_F(ClusterReconcilerTest, NeverTakesOverAnotherClustersConfigMap) {
+  api_->seed(res::kConfigMap, foreignConfigMap("shared-endpoints", "uid-of-another-cluster"));
+  createCluster(R"({"replicas":2,"clientConfig":{"configMapName":"shared-endpoints"}})");
+  reconcile();
+  auto cm = api_->peek(res::kConfigMap, "shop", "shared-endpoints");
+  EXPECT_EQ(stringAt(*cm, {"data", "ca.crt"}), "root of trust");
+  const ClusterStatus s = status();
+  const Condition* degraded = condition(s, kConditionDegraded);
+  EXPECT_EQ(degraded->reason, "ConfigMapConflict");
+  EXPECT_NE(degraded->message.find("uid-of-another-cluster"), std::string::npos);
+}
+
+TEST_F(ClusterReconcilerTest, NeverTakesOverAnApplicationService) {
+  api_->seed(res::kService,
+             Json::parse(R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"sessions-client",
+               "namespace":"shop"},"spec":{"selector":{"app":"web"},"ports":[{"port":80}]}})"));
+  createCluster(R"({"replicas":2})");
+  reconcile();
+  auto svc = api_->peek(res::kService, "shop", "sessions-client");
+  EXPECT_EQ(stringAt(*svc, {"spec", "selector", "app"}), "web");
+  EXPECT_FALSE(findPath(*svc, {"metadata", "ownerReferences"}));
+  EXPECT_EQ(condition(status(), kConditionDegraded)->reason, "ServiceConflict");
+  EXPECT_EQ(stsReplicas(), -1);
+  EXPECT_FALSE(configMap().has_value());
+}
+
+TEST_F(ClusterReconcilerTest, NeverAdoptsOrLowersAnOrphanedStatefulSet) {
+  // What `kubectl delete mcc --cascade=orphan` leaves: our labels, no owner.
+  startCluster(3);
+  for (const auto* type : {&res::kStatefulSet, &res::kService, &res::kConfigMap,
+                           &res::kPodDisruptionBudget}) {
+    auto list = api_->list(*type, "shop", {});
+    ASSERT_TRUE(list.ok());
+    for (auto obj : list->items) {
+      obj["metadata"].as_object().erase("ownerReferences");
+      api_->seed(*type, obj);
+    }
+  }
+  ASSERT_TRUE(api_->remove(res::kMemcachedCluster, "shop", "sessions", {}).ok());
+  createCluster(R"({"replicas":1})");
+  api_->resetCounters();
+  reconcile();
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 3);
+  EXPECT_EQ(api_->writeCount(), statusWrites());
+  const ClusterStatus s = status();
+  EXPECT_EQ(condition(s, kConditionDegraded)->reason, "ServiceConflict");  // the first one
+  EXPECT_NE(condition(s, kConditionDegraded)->message.find("StatefulSet shop/sessions"),
+            std::string::npos);
+}
+
+// --- failed child writes ----------------------------------------------------------------------
+
+TEST_F(ClusterReconcilerTest, RejectedStatefulSetIsDegradedWithOneEventPerDistinctFailure) {
+  createCluster(R"({"replicas":2})");
+  const std::string rejected =
+      "StatefulSet.apps \"sessions\" is invalid: spec.template.spec.containers[0].resources."
+      "requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1";
+  bool rejecting = true;
+  api_->setFailureHook([&](const FakeApiClient::Action& a) {
+    if (rejecting && a.verb == Verb::kPatch && a.resource == "apps/statefulsets") {
+      return absl::InvalidArgumentError(rejected);
+    }
+    return absl::OkStatus();
+  });
+  for (int i = 0; i < 3; ++i) {
+    sync();
+    auto result = reconciler_->reconcile({"shop", "sessions"});
+    EXPECT_FALSE(result.ok());
+  }
+  ClusterStatus s = status();
+  EXPECT_EQ(s.phase, "Degraded");
+  const Condition* degraded = condition(s, kConditionDegraded);
+  EXPECT_EQ(degraded->status, "True");
+  EXPECT_EQ(degraded->reason, "ApplyFailed");
+  EXPECT_NE(degraded->message.find("must be less than or equal to cpu limit"), std::string::npos);
+  EXPECT_EQ(eventCount("ApplyFailed"), 1);
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+  EXPECT_EQ(eventCount("ScalingUp"), 0);  // nothing was scaled
+  // The retries rewrite nothing: status was written once for the decision, once for the failure.
+  api_->resetCounters();
+  sync();
+  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}).ok());
+  EXPECT_EQ(statusWrites(), 0);
+  // Fixed: Degraded clears and the StatefulSet is created.
+  rejecting = false;
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+  EXPECT_EQ(eventCount("ScalingUp"), 1);
+}
+
+// --- the version is the operator's -------------------------------------------------------------
+
+void editPublishedVersion(FakeApiClient& api, int64_t from, const std::string& to) {
+  Json cm = *api.peek(res::kConfigMap, "shop", "sessions-endpoints");
+  std::string text = stringAt(cm, {"data", "endpoints.json"});
+  const std::string needle = "\"version\": " + std::to_string(from) + ",";
+  auto at = text.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, needle.size(), "\"version\": " + to + ",");
+  cm["data"]["endpoints.json"] = jsonString(text);
+  api.seed(res::kConfigMap, cm);
+}
+
+TEST_F(ClusterReconcilerTest, HandEditedVersionIsPutBackNeverAdopted) {
+  startCluster(2);
+  const int64_t v = version();
+  editPublishedVersion(*api_, v, "5");
+  reconcile();
+  EXPECT_EQ(version(), v);
+  EXPECT_EQ(status().config_version, v);
+  editPublishedVersion(*api_, v, "9223372036854775807");
+  reconcile();
+  EXPECT_EQ(version(), v);
+  EXPECT_EQ(status().config_version, v);
+  // The next real change continues from the operator's own record.
+  setPodReady(1, false);
+  reconcile();
+  EXPECT_EQ(version(), v + 1);
+}
+
+TEST_F(ClusterReconcilerTest, RemovedLabelsAreRestoredWithoutANewVersion) {
+  startCluster(2);
+  const int64_t v = version();
+  Json cm = *configMap();
+  cm["metadata"].as_object().erase("labels");
+  api_->seed(res::kConfigMap, cm);
+  reconcile();
+  EXPECT_EQ(version(), v);
+  EXPECT_EQ(stringAt(*configMap(), {"metadata", "labels", "app.kubernetes.io/managed-by"}),
+            "memcached-operator");
+}
+
+// --- a cancelled drain -------------------------------------------------------------------------
+
+TEST_F(ClusterReconcilerTest, CancelledDrainEmptiesTheReturningMemberBeforeItServes) {
+  startCluster(3);
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  ASSERT_EQ(published().size(), 2u);  // sessions-2 left the list
+  // A failed flush keeps it out of the list (and retries), rather than serving old values.
+  flusher_->fail(true);
+  patchSpec(R"({"replicas":3})");
+  reconcile();
+  EXPECT_EQ(published().size(), 2u);
+  ClusterStatus s = status();
+  EXPECT_EQ(s.members[2].state, MemberState::kJoining);
+  EXPECT_TRUE(s.members[2].flush_required);
+  EXPECT_EQ(condition(s, kConditionDegraded)->reason, "StatsUnavailable");
+  // A restart in between cannot skip the flush: it is recorded in status.
+  newReconciler();
+  flusher_->fail(false);
+  reconcile();
+  EXPECT_EQ(flusher_->flushed(), (std::vector<std::string>{podIp(2)}));
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
+  s = status();
+  EXPECT_EQ(s.members[2].state, MemberState::kActive);
+  EXPECT_FALSE(s.members[2].flush_required);
+  // Published members are never flushed again.
+  reconcile();
+  EXPECT_EQ(flusher_->flushed().size(), 1u);
+}
+
+TEST_F(ClusterReconcilerTest, ScaleUpOfNewPodsFlushesNothing) {
+  startCluster(2);
+  patchSpec(R"({"replicas":3})");
+  converge();
+  EXPECT_EQ(published().size(), 3u);
+  EXPECT_TRUE(flusher_->flushed().empty());
+}
+
+// --- status is written on change only -----------------------------------------------------------
+
+TEST_F(ClusterReconcilerTest, WaitingDrainDoesNotRewriteStatusEveryPoll) {
+  startCluster(3, R"({"minSeconds":60,"timeoutSeconds":300})");
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  reconcile();  // publishedAt recorded
+  counter_->set(podIp(2), FakeConnectionCounter::kBaseline + 4);
+  api_->resetCounters();
+  for (int i = 0; i < 20; ++i) {
+    clock_.advance(seconds(2));
+    reconcile();
+  }
+  // Waiting for the minimum: no rewrite. The move to "waiting for clients" is one write.
+  clock_.advance(seconds(40));
+  reconcile();
+  for (int i = 0; i < 20; ++i) {
+    clock_.advance(seconds(2));
+    reconcile();
+  }
+  EXPECT_LE(statusWrites(), 1);
+  const ClusterStatus s = status();
+  const Condition* progressing = condition(s, kConditionProgressing);
+  EXPECT_NE(progressing->message.find("waiting for clients to leave sessions-2"),
+            std::string::npos);
+  EXPECT_NE(progressing->message.find("T"), std::string::npos);  // an absolute time
+}
+
+TEST_F(ClusterReconcilerTest, ProgressingSaysWhenTheLiveEndpointsBlockLowering) {
+  startCluster(3, R"({"minSeconds":1,"timeoutSeconds":10})");
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  clock_.advance(seconds(2));
+  reconcile();  // the list without sessions-2 is seen: the minimum wait starts
+  clock_.advance(seconds(2));
+  const Json decided_cm = *configMap();
+  {
+    // Someone puts sessions-2 back into the live ConfigMap behind the operator's back.
+    EndpointsContent c;
+    c.cluster = "shop/sessions";
+    c.hashing = "ketama-libmemcached";
+    for (int i = 0; i < 3; ++i) {
+      c.servers.push_back({"sessions-" + std::to_string(i), "h" + std::to_string(i), podIp(i),
+                           11211, 1, "active"});
+    }
+    Json live = *configMap();
+    live["data"]["endpoints.json"] = jsonString(renderEndpointsJson(c, version()));
+    api_->seed(res::kConfigMap, live);
+  }
+  sync();
+  config_maps_.upsert(decided_cm);  // the cache has not seen it: the guard reads the live object
+  auto result = reconciler_->reconcile({"shop", "sessions"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(stsReplicas(), 3);
+  EXPECT_NE(condition(status(), kConditionProgressing)->message.find(
+                "waiting for the published endpoints to drop the outgoing pods"),
+            std::string::npos);
+}
+
+// --- quantities -----------------------------------------------------------------------------
+
+TEST_F(ClusterReconcilerTest, IntegerQuantitiesDoNotReapplyTheStatefulSet) {
+  startCluster(2);
+  patchSpec(R"({"resources":{"requests":{"cpu":1,"memory":"128Mi"},"limits":{"cpu":2,"memory":"128Mi"}}})");
+  converge();
+  // The API server returns every quantity as a canonical string.
+  Json sts = *api_->peek(res::kStatefulSet, "shop", "sessions");
+  Json& resources = sts["spec"]["template"]["spec"]["containers"][0]["resources"];
+  ASSERT_TRUE(resources["requests"]["cpu"].is_number());
+  resources["requests"]["cpu"] = jsonString("1");
+  resources["limits"]["cpu"] = jsonString("2");
+  api_->seed(res::kStatefulSet, sts);
+  api_->resetCounters();
+  reconcile();
+  EXPECT_EQ(api_->count(Verb::kPatch, res::kStatefulSet), 0);
+}
+
 }  // namespace
 }  // namespace mcop::memcached
+

@@ -132,6 +132,46 @@ TEST(EndpointsDecisionTest, HandEditedConfigMapIsRepublished) {
   EXPECT_EQ(d.version, 8);
 }
 
+TEST(EndpointsDecisionTest, VersionEditedDownByHandIsPutBackWithoutABump) {
+  // Someone edited 37 -> 5 in the ConfigMap: the content is ours, the version is not.
+  Json live = configMap(renderEndpointsData(twoServers(), 5));
+  auto d = decideEndpoints(twoServers(), &live, 37);
+  EXPECT_TRUE(d.changed);
+  EXPECT_EQ(d.version, 37);
+  EXPECT_NE(d.data.at(kEndpointsJsonKey).find("\"version\": 37"), std::string::npos);
+}
+
+TEST(EndpointsDecisionTest, VersionEditedUpByHandIsPutBack) {
+  Json live = configMap(renderEndpointsData(twoServers(), 9223372036854775807));
+  auto d = decideEndpoints(twoServers(), &live, 37);
+  EXPECT_EQ(d.version, 37);
+  EXPECT_TRUE(d.changed);
+  // A content change after such an edit still continues from the operator's own record.
+  EndpointsContent c = twoServers();
+  c.servers.pop_back();
+  EXPECT_EQ(decideEndpoints(c, &live, 37).version, 38);
+}
+
+TEST(EndpointsDecisionTest, ChangedContentWithLowerLiveVersionNeverGoesBack) {
+  auto data = renderEndpointsData(twoServers(), 5);
+  Json live = configMap(data);
+  EndpointsContent c = twoServers();
+  c.servers.pop_back();
+  EXPECT_EQ(decideEndpoints(c, &live, 37).version, 38);
+}
+
+TEST(EndpointsDecisionTest, StatusWithoutARecordContinuesFromASaneLiveVersion) {
+  Json live = configMap(renderEndpointsData(twoServers(), 41));
+  EXPECT_EQ(decideEndpoints(twoServers(), &live, 0).version, 41);
+  EXPECT_FALSE(decideEndpoints(twoServers(), &live, 0).changed);
+  EndpointsContent c = twoServers();
+  c.servers.pop_back();
+  EXPECT_EQ(decideEndpoints(c, &live, 0).version, 42);
+  // An absurd live version is not continued from: it would overflow or leave JSON's exact range.
+  Json huge = configMap(renderEndpointsData(twoServers(), 9223372036854775807));
+  EXPECT_EQ(decideEndpoints(c, &huge, 0).version, 1);
+}
+
 TEST(EndpointsDecisionTest, PublishedServerNames) {
   Json live = configMap(renderEndpointsData(twoServers(), 7));
   auto names = publishedServerNames(live);

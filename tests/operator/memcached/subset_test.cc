@@ -23,7 +23,9 @@ TEST(IsSubsetTest, ArraysElementwiseWithEqualLength) {
 
 TEST(IsSubsetTest, ScalarsAndNumbers) {
   EXPECT_TRUE(isSubset(parse("1"), parse("1.0")));
-  EXPECT_FALSE(isSubset(parse("1"), parse("\"1\"")));
+  // A number and a string are equal only as the same quantity (see below).
+  EXPECT_FALSE(isSubset(parse("1"), parse("\"2\"")));
+  EXPECT_FALSE(isSubset(parse("1"), parse("\"x1\"")));
   EXPECT_FALSE(isSubset(parse("true"), parse("false")));
   EXPECT_FALSE(isSubset(parse("\"abc\""), parse("\"abd\"")));
 }
@@ -35,6 +37,15 @@ TEST(IsSubsetTest, QuantitiesCompareByAmount) {
   EXPECT_FALSE(isSubset(parse(R"({"memory":"100Mi"})"), parse(R"({"memory":"100M"})")));
   // Not quantities: compared as text.
   EXPECT_FALSE(isSubset(parse(R"("soft")"), parse(R"("hard")")));
+}
+
+TEST(IsSubsetTest, IntegerQuantitiesEqualTheApiServersStrings) {
+  // `cpu: 1` in a spec is a JSON number; the API server returns every quantity as a string.
+  EXPECT_TRUE(isSubset(Json::parse(R"({"cpu":1,"memory":2})"),
+                       Json::parse(R"({"cpu":"1","memory":"2"})")));
+  EXPECT_TRUE(isSubset(Json::parse(R"({"cpu":0.5})"), Json::parse(R"({"cpu":"500m"})")));
+  EXPECT_FALSE(isSubset(Json::parse(R"({"cpu":2})"), Json::parse(R"({"cpu":"1"})")));
+  EXPECT_FALSE(isSubset(Json::parse(R"({"port":1})"), Json::parse(R"({"port":"one"})")));
 }
 
 TEST(ParseQuantityTest, Suffixes) {
