@@ -2,8 +2,9 @@
 # Static checks of the Helm chart, no cluster needed (`make test` runs them):
 # the chart's crds/ equals crds/, helm lint, helm template with default values
 # and with watchNamespace set, least-privilege RBAC (no wildcards, no Secrets,
-# no verbs the operator does not use), deterministic rendering, and values the
-# schema must reject with a clear message. The checks live in e2e/helm
+# no verbs the operator does not use; the owned-objects admission policy),
+# deterministic rendering, and values the schema must reject with a clear
+# message. The checks live in e2e/helm
 # (TestChart*); the install on the local cluster is e2e/helm's TestHelm*, run
 # by e2e/run-tests.
 set -euo pipefail

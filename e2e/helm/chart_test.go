@@ -17,16 +17,23 @@ import (
 // What the operator does with the API, per resource ("group/resource"); the
 // chart may grant exactly these verbs and nothing else. Derived from
 // operator/src (the reconciler's children, the informers, the event
-// recorder, leader election).
+// recorder, leader election): it reads MemcachedClusters and writes only
+// their status; finalizers/update lets it set blockOwnerDeletion on its
+// children's ownerReference (OwnerReferencesPermissionEnforcement); children
+// are written by server-side apply (patch, create when missing), never
+// updated; the only delete is a PodDisruptionBudget that
+// spec.podDisruptionBudget.enabled turned off (the garbage collector deletes
+// the rest).
 var neededVerbs = map[string][]string{
-	"memcached.operator.io/memcachedclusters":        {"get", "list", "watch", "patch", "update"},
-	"memcached.operator.io/memcachedclusters/status": {"get", "patch", "update"},
-	"apps/statefulsets":                              {"get", "list", "watch", "create", "patch", "update", "delete"},
-	"/services":                                      {"get", "list", "watch", "create", "patch", "update", "delete"},
-	"/configmaps":                                    {"get", "list", "watch", "create", "patch", "update", "delete"},
-	"policy/poddisruptionbudgets":                    {"get", "list", "watch", "create", "patch", "update", "delete"},
-	"/pods":                                          {"get", "list", "watch"},
-	"/events":                                        {"create", "patch"},
+	"memcached.operator.io/memcachedclusters":            {"get", "list", "watch"},
+	"memcached.operator.io/memcachedclusters/status":     {"patch", "update"},
+	"memcached.operator.io/memcachedclusters/finalizers": {"update"},
+	"apps/statefulsets":                                  {"get", "list", "watch", "create", "patch"},
+	"/services":                                          {"get", "list", "watch", "create", "patch"},
+	"/configmaps":                                        {"get", "list", "watch", "create", "patch"},
+	"policy/poddisruptionbudgets":                        {"get", "list", "watch", "create", "patch", "delete"},
+	"/pods":                                              {"get", "list", "watch"},
+	"/events":                                            {"create", "patch"},
 }
 
 // The Lease the replicas elect a leader on: a Role in one namespace only.
@@ -60,6 +67,7 @@ func TestChartDefaultRender(t *testing.T) {
 	want := map[string]int{
 		"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1,
 		"Service": 1, "Deployment": 1, "PodDisruptionBudget": 1,
+		"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
 	}
 	for k, n := range want {
 		if got[k] != n {
@@ -71,7 +79,7 @@ func TestChartDefaultRender(t *testing.T) {
 	}
 	for _, o := range objs {
 		switch o.kind() {
-		case "ClusterRole", "ClusterRoleBinding":
+		case "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
 			if o.namespace() != "" {
 				t.Errorf("%s %s has a namespace", o.kind(), o.name())
 			}
@@ -413,5 +421,53 @@ func checkRBACSubject(t *testing.T, objs []object, sa string) {
 		if o.kind() == "RoleBinding" || o.kind() == "ClusterRoleBinding" {
 			wantEq(t, o.kind()+" "+o.name()+" subject", str(o, "subjects", 0, "name"), sa)
 		}
+	}
+}
+
+// The ValidatingAdmissionPolicy covers, for the operator's ServiceAccount alone,
+// every resource the chart lets it write other than Events (which it creates
+// and owns no other way) and the MemcachedCluster subresources; it denies.
+func TestChartOwnedObjectsPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		sa   string
+	}{
+		{nil, "system:serviceaccount:memcached-system:" + releaseName + "-memcached-operator"},
+		{[]string{"-f", "e2e/helm/testdata/all-values.yaml"}, "system:serviceaccount:memcached-system:mco-operator"},
+		{[]string{"--set", "watchNamespace=apps"}, "system:serviceaccount:memcached-system:" + releaseName + "-memcached-operator"},
+	} {
+		objs := parseManifests(t, render(t, tc.args...))
+		policy := find(objs, "ValidatingAdmissionPolicy", "")
+		binding := find(objs, "ValidatingAdmissionPolicyBinding", "")
+		if policy == nil || binding == nil {
+			t.Fatalf("%v: no ValidatingAdmissionPolicy and binding in %v", tc.args, kinds(objs))
+		}
+		wantEq(t, "binding policyName", str(binding, "spec", "policyName"), policy.name())
+		wantEq(t, "binding validationActions", strings.Join(strList(get(binding, "spec", "validationActions")), ","), "Deny")
+		wantEq(t, "failurePolicy", str(policy, "spec", "failurePolicy"), "Fail")
+		if cond := str(policy, "spec", "matchConditions", 0, "expression"); !strings.Contains(cond, "'"+tc.sa+"'") {
+			t.Errorf("%v: matchCondition %q does not select %s", tc.args, cond, tc.sa)
+		}
+		covered := map[string]bool{}
+		for i := 0; get(policy, "spec", "matchConstraints", "resourceRules", i) != nil; i++ {
+			rule := get(policy, "spec", "matchConstraints", "resourceRules", i)
+			wantEq(t, "operations", strings.Join(strList(get(rule, "operations")), ","), "CREATE,UPDATE,DELETE")
+			for _, g := range strList(get(rule, "apiGroups")) {
+				for _, r := range strList(get(rule, "resources")) {
+					covered[g+"/"+r] = true
+				}
+			}
+		}
+		for key, verbs := range neededVerbs {
+			writes := slices.ContainsFunc(verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" })
+			exempt := key == "/events" || strings.HasPrefix(key, "memcached.operator.io/")
+			if writes && !exempt && !covered[key] {
+				t.Errorf("%v: the operator may write %s, which the policy does not cover", tc.args, key)
+			}
+		}
+	}
+	objs := parseManifests(t, render(t, "--set", "rbac.ownedObjectsPolicy=false"))
+	if got := kinds(objs); got["ValidatingAdmissionPolicy"] != 0 || got["ValidatingAdmissionPolicyBinding"] != 0 {
+		t.Errorf("rbac.ownedObjectsPolicy=false still renders the policy: %v", got)
 	}
 }

@@ -429,9 +429,22 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 	e.canI(true, "list", "memcachedclusters.memcached.operator.io", "--all-namespaces")
 	e.canI(true, "watch", "memcachedclusters.memcached.operator.io", "-n", "default")
 	e.canI(true, "patch", "memcachedclusters.memcached.operator.io", "--subresource=status", "-n", e.ns)
+	e.canI(true, "update", "memcachedclusters.memcached.operator.io", "--subresource=status", "-n", e.ns)
+	e.canI(true, "update", "memcachedclusters.memcached.operator.io", "--subresource=finalizers", "-n", e.ns)
 	e.canI(true, "patch", "statefulsets.apps", "-n", e.ns)
 	e.canI(true, "delete", "poddisruptionbudgets.policy", "-n", e.ns)
 	e.canI(true, "create", "configmaps", "-n", e.ns)
+	// Nothing beyond that: the spec is the user's, children are applied (a
+	// patch) and deleted by the garbage collector, not by the operator.
+	e.canI(false, "patch", "memcachedclusters.memcached.operator.io", "-n", e.ns)
+	e.canI(false, "update", "memcachedclusters.memcached.operator.io", "-n", e.ns)
+	e.canI(false, "create", "memcachedclusters.memcached.operator.io", "-n", e.ns)
+	e.canI(false, "delete", "configmaps", "-n", e.ns)
+	e.canI(false, "delete", "services", "-n", e.ns)
+	e.canI(false, "delete", "statefulsets.apps", "-n", e.ns)
+	e.canI(false, "update", "configmaps", "-n", e.ns)
+	e.canI(false, "update", "statefulsets.apps", "-n", e.ns)
+	e.canI(false, "deletecollection", "poddisruptionbudgets.policy", "-n", e.ns)
 	e.canI(true, "watch", "pods", "-n", e.ns)
 	e.canI(true, "create", "events", "-n", e.ns)
 	e.canI(true, "update", "leases.coordination.k8s.io/"+fullName, "-n", e.ns)
@@ -470,6 +483,43 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 	sts, err := e.kube.AppsV1().StatefulSets(e.ns).Get(ctx, clusterName, metav1.GetOptions{})
 	if err != nil || sts.Annotations["example.com/owned-by"] != "gitops" {
 		t.Errorf("another manager's annotation on StatefulSet %s is gone (err=%v, annotations %v)", clusterName, err, sts.GetAnnotations())
+	}
+
+	// The one delete the operator makes itself, under the chart's RBAC:
+	// podDisruptionBudget.enabled=false removes the cluster's PDB.
+	if _, err := e.kube.PolicyV1().PodDisruptionBudgets(e.ns).Get(ctx, clusterName, metav1.GetOptions{}); err != nil {
+		t.Errorf("PodDisruptionBudget %s of an Available cluster: %v", clusterName, err)
+	}
+	e.kubectlOK("patch", "-n", e.ns, "memcachedclusters.memcached.operator.io/"+clusterName, "--type=merge",
+		"-p", `{"spec":{"podDisruptionBudget":{"enabled":false}}}`)
+	e.waitFor(time.Minute, "the PodDisruptionBudget deleted after podDisruptionBudget.enabled=false", func() (bool, error) {
+		_, err := e.kube.PolicyV1().PodDisruptionBudgets(e.ns).Get(ctx, clusterName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+
+	// What RBAC cannot say, the chart's ValidatingAdmissionPolicy does: as the
+	// operator's ServiceAccount, a write to an object no MemcachedCluster
+	// controls is refused by the API server, a write to its own child is not
+	// (server-side dry runs: admission runs, nothing is stored).
+	sa := "system:serviceaccount:" + e.ns + ":" + fullName
+	e.kubectlOK("create", "configmap", "someone-elses", "-n", e.ns, "--from-literal=k=v")
+	e.kubectlOK("create", "poddisruptionbudget", "someone-elses", "-n", e.ns, "--selector=app=other", "--max-unavailable=1")
+	for _, args := range [][]string{
+		{"patch", "configmap", "someone-elses", "--type=merge", "-p", `{"data":{"k":"taken over"}}`},
+		{"create", "configmap", "not-owned", "--from-literal=k=v"},
+		{"delete", "poddisruptionbudget", "someone-elses"},
+	} {
+		r := e.kubectlRun(append(args, "-n", e.ns, "--dry-run=server", "--as="+sa)...)
+		if r.err == nil || !strings.Contains(r.stderr, "controlled by a MemcachedCluster") {
+			t.Errorf("kubectl %s as the operator: want the owned-objects policy to refuse it:\n%s", strings.Join(args, " "), r)
+		}
+	}
+	if r := e.kubectlRun("patch", "configmap", clusterName+"-endpoints", "-n", e.ns, "--type=merge", "--dry-run=server", "--as="+sa,
+		"-p", `{"metadata":{"annotations":{"example.com/x":"y"}}}`); r.err != nil {
+		t.Errorf("patching its own endpoints ConfigMap as the operator:\n%s", r)
 	}
 
 	// 5. Kill the leader's process: the Lease is renewed by a live process

@@ -35,12 +35,13 @@ class TokenSource {
 
 struct RestConfig {
   std::string server;  // "https://host:port" (no trailing slash)
-  std::string ca_pem;  // trusted CA certificates (PEM); "" = the system's
+  std::string ca_pem;  // the only trusted CA certificates (PEM); "" = the system's roots
   std::string client_cert_pem;
   std::string client_key_pem;
   std::shared_ptr<TokenSource> token;  // may be null
   bool insecure_skip_tls_verify = false;
-  std::string tls_server_name;    // overrides the host name checked against the certificate
+  std::string tls_server_name;    // checked against the certificate and sent as SNI instead of
+                                  // the URL's host (kubeconfig tls-server-name)
   std::string default_namespace;  // the context's namespace, or the pod's namespace in-cluster
   std::string description;        // for logs: "kubeconfig /x context dev" or "in-cluster"
 };

@@ -3,16 +3,21 @@
 #include "kube/rest_api_client.h"
 
 #include <atomic>
+#include <cctype>
 #include <mutex>
 
 #include <absl/strings/str_cat.h>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl.hpp>
 #include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
+
+#include "util/logging.h"
 
 namespace mcop::kube {
 
@@ -56,14 +61,89 @@ PkeyPtr parseKey(const std::string& pem) {
   return key;
 }
 
-// Loads the CA and client certificate into a connection's SSL_CTX. Runs for each new
-// connection; the PEM was validated once in create(), so failures here only get logged.
-void configureTls(boost::asio::ssl::context& ctx, const RestConfig& cfg) {
+// The name the server's certificate must carry: tls-server-name when set (client-go's
+// ServerName), otherwise the URL's host without IPv6 brackets.
+std::string verifyName(const RestConfig& cfg, const web::uri& uri) {
+  if (!cfg.tls_server_name.empty()) return cfg.tls_server_name;
+  std::string host = uri.host();
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host;
+}
+
+bool isIpAddress(const std::string& name) {
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(name, ec);
+  return !ec;
+}
+
+// A DNS name a certificate can carry (letters, digits, '-', '.', a leading "*." is not a
+// server's name) or an IP address.
+bool isServerName(const std::string& name) {
+  if (name.empty() || name.size() > 253) return false;
+  if (isIpAddress(name)) return true;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+  }
+  return name.front() != '.' && name.front() != '-';
+}
+
+// Replaces the whole chain verification of a handshake. cpprestsdk installs a per-certificate
+// callback that checks the URL's host (rfc2818_verification), which would reject a certificate
+// verified against tls-server-name; here OpenSSL checks the chain against the connection's
+// store and the name set in the X509_VERIFY_PARAM (see configureTls), and nothing else.
+int verifyChain(X509_STORE_CTX* store_ctx, void* /*arg*/) {
+  X509_STORE_CTX_set_verify_cb(store_ctx, [](int ok, X509_STORE_CTX*) { return ok; });
+  if (X509_verify_cert(store_ctx) == 1) return 1;
+  int err = X509_STORE_CTX_get_error(store_ctx);
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(store_ctx);
+  const char* host = X509_VERIFY_PARAM_get0_host(param, 0);
+  char* ip = X509_VERIFY_PARAM_get1_ip_asc(param);
+  spdlog::warn("tls server certificate rejected reason={} expected_name={}",
+               util::quoted(X509_verify_cert_error_string(err)), host ? host : (ip ? ip : ""));
+  OPENSSL_free(ip);
+  return 0;
+}
+
+// Sends the verified name as SNI (cpprestsdk's own SNI, the URL host, is turned off in
+// create()). Runs as the handshake starts, before the ClientHello is written; an IP address is
+// never sent (RFC 6066), which is what X509_VERIFY_PARAM_get0_host leaves out.
+void sendServerName(const SSL* ssl, int where, int /*ret*/) {
+  if (!(where & SSL_CB_HANDSHAKE_START)) return;
+  SSL* s = const_cast<SSL*>(ssl);
+  if (const char* host = X509_VERIFY_PARAM_get0_host(SSL_get0_param(s), 0)) {
+    SSL_set_tlsext_host_name(s, host);
+  }
+}
+
+// Sets up a new connection's SSL_CTX (cpprestsdk makes one per connection, after
+// set_default_verify_paths). Trust: exactly the configured CA when there is one, in a fresh
+// store that replaces the system roots cpprestsdk loaded; the system roots only when the config
+// names no CA (as client-go). Name: `name` (see verifyName), checked by OpenSSL and sent as SNI.
+// The PEM was validated once in create(), so failures here only get logged.
+void configureTls(boost::asio::ssl::context& ctx, const RestConfig& cfg, const std::string& name) {
   SSL_CTX* native = ctx.native_handle();
   if (!cfg.ca_pem.empty()) {
-    X509_STORE* store = SSL_CTX_get_cert_store(native);
+    X509_STORE* store = X509_STORE_new();
     for (auto& cert : parseCerts(cfg.ca_pem)) X509_STORE_add_cert(store, cert.get());
     ERR_clear_error();  // "cert already in hash table" is harmless
+    SSL_CTX_set_cert_store(native, store);  // takes ownership, frees the default-paths store
+  }
+  // The SSL object cpprestsdk makes next inherits this param (host or IP, for verification and
+  // SNI).
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(native);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  bool name_set = isIpAddress(name) ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) == 1
+                                    : X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0) == 1;
+  SSL_CTX_set_info_callback(native, sendServerName);
+  if (!cfg.insecure_skip_tls_verify) {
+    if (!name_set) {
+      // A param without a name would accept any name: leave nothing that could verify.
+      spdlog::error("tls server name not usable name={}", util::quoted(name));
+      SSL_CTX_set_cert_store(native, X509_STORE_new());
+    }
+    SSL_CTX_set_cert_verify_callback(native, verifyChain, nullptr);
   }
   if (!cfg.client_cert_pem.empty()) {
     auto certs = parseCerts(cfg.client_cert_pem);
@@ -195,13 +275,26 @@ absl::StatusOr<std::shared_ptr<RestApiClient>> RestApiClient::create(RestConfig 
   }
   std::shared_ptr<RestApiClient> client(new RestApiClient(std::move(config), std::move(options)));
   try {
+    web::uri uri(client->config_.server);
+    std::string name = verifyName(client->config_, uri);
+    if (!client->config_.tls_server_name.empty() && !isServerName(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          client->config_.description, ": tls-server-name \"", name,
+          "\" is not a host name or IP address; set it to a name in the server's certificate"));
+    }
+    if (name.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(client->config_.description, ": server URL \"",
+                                                     client->config_.server, "\" has no host"));
+    }
     auto make = [&](std::chrono::seconds timeout) {
       http_client_config cfg;
       cfg.set_timeout(timeout);
       cfg.set_validate_certificates(!client->config_.insecure_skip_tls_verify);
+      cfg.set_tlsext_sni_enabled(false);  // sendServerName sends the verified name instead
       const RestConfig* rc = &client->config_;  // outlives the http_client (same owner)
-      cfg.set_ssl_context_callback([rc](boost::asio::ssl::context& ctx) { configureTls(ctx, *rc); });
-      return std::make_unique<http_client>(web::uri(client->config_.server), cfg);
+      cfg.set_ssl_context_callback(
+          [rc, name](boost::asio::ssl::context& ctx) { configureTls(ctx, *rc, name); });
+      return std::make_unique<http_client>(uri, cfg);
     };
     client->client_ = make(client->options_.request_timeout);
     client->watch_client_ = make(client->options_.watch_idle_timeout);

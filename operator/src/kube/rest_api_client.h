@@ -1,10 +1,11 @@
 // RestApiClient: ApiClient over cpprestsdk's http_client, speaking the Kubernetes REST API
 // (JSON bodies, the four patch content types, server-side apply, chunked watch streams).
-// TLS: the CA and the client certificate/key from RestConfig are loaded into each
-// connection's OpenSSL context; the server certificate is always verified unless the config
-// says insecure (which the loaders refuse unless explicitly allowed). A bearer token is
-// re-read from its TokenSource on every request, so a rotated service-account token is used
-// as soon as the kubelet writes it.
+// TLS: the server certificate is always verified unless the config says insecure (which the
+// loaders refuse unless explicitly allowed): against exactly the configured CA (the system's
+// roots only when no CA is configured), and for tls-server-name when set, else the URL's host,
+// which is also the SNI sent. The client certificate/key go into each connection's OpenSSL
+// context. A bearer token is re-read from its TokenSource on every request, so a rotated
+// service-account token is used as soon as the kubelet writes it.
 // Thread-safety: safe for concurrent calls (cpprestsdk's http_client is; each keeps a pool of
 // keep-alive connections). Calls block the calling thread; never call from a pplx task.
 #pragma once

@@ -42,6 +42,7 @@ TEST(Kubeconfig, InlineDataAndCurrentContext) {
   EXPECT_THAT(cfg->client_cert_pem, HasSubstr("BEGIN CERTIFICATE"));
   EXPECT_THAT(cfg->client_key_pem, HasSubstr("PRIVATE KEY"));
   EXPECT_EQ(cfg->default_namespace, "shop");
+  EXPECT_EQ(cfg->tls_server_name, "");
   EXPECT_FALSE(cfg->token);
   EXPECT_FALSE(cfg->insecure_skip_tls_verify);
 }
@@ -54,6 +55,7 @@ TEST(Kubeconfig, ExplicitContextWithTokenAndCaFile) {
   ASSERT_TRUE(cfg->token);
   EXPECT_EQ(cfg->token->token(), "s3cret");
   EXPECT_TRUE(cfg->client_cert_pem.empty());
+  EXPECT_EQ(cfg->tls_server_name, "kubernetes.internal");
 }
 
 TEST(Kubeconfig, RelativeFilesAndTokenFile) {
