@@ -8,6 +8,9 @@
 namespace clientconfig {
 namespace {
 
+// How a BUSY answer to metadump starts its error message (see isCrawlerBusy).
+constexpr std::string_view kCrawlerBusyPrefix = "metadump: crawler busy: ";
+
 template <class Int> bool parseInt(std::string_view s, Int& out) {
   if (s.empty()) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -274,7 +277,7 @@ Result<void> MemcachedAdmin::metadump(const std::function<bool(const MetadumpIte
     std::string_view v = *l;
     if (v == "END") return {};
     if (auto e = serverError(v)) return *e;
-    if (v.starts_with("BUSY")) return makeError(ErrorCode::Unavailable, "metadump: server: " + *l);
+    if (v.starts_with("BUSY")) return makeError(ErrorCode::Unavailable, std::string(kCrawlerBusyPrefix) + *l);
     auto item = parseMetadumpLine(v);
     if (!item.ok()) return fail(item.error());
     if (!sink(*item)) {
@@ -284,6 +287,10 @@ Result<void> MemcachedAdmin::metadump(const std::function<bool(const MetadumpIte
       return {};
     }
   }
+}
+
+bool MemcachedAdmin::isCrawlerBusy(const Error& error) {
+  return error.code == ErrorCode::Unavailable && std::string_view(error.message).starts_with(kCrawlerBusyPrefix);
 }
 
 Result<std::vector<MetadumpItem>> MemcachedAdmin::metadumpAll() {

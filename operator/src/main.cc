@@ -64,6 +64,7 @@ struct Flags {
   std::string le_id = "memcached-operator-leader";
   milliseconds lease_duration{15000}, renew_deadline{10000}, retry_period{2000};
   std::string cluster_domain = "cluster.local";
+  milliseconds sweep_timeout{120000};
 };
 
 Flags parseFlags(int argc, char** argv) {
@@ -87,6 +88,7 @@ Flags parseFlags(int argc, char** argv) {
     ("renew-deadline", "how long a leader keeps acting without a successful renewal", cxxopts::value<std::string>()->default_value("10s"))
     ("retry-period", "interval between acquire/renew attempts", cxxopts::value<std::string>()->default_value("2s"))
     ("cluster-domain", "cluster DNS domain used in published host names", cxxopts::value<std::string>()->default_value("cluster.local"))
+    ("stale-copy-sweep-timeout", "overall time for a scale-down's sweep of stale copies (members not done by then are reported and the drain goes on)", cxxopts::value<std::string>()->default_value("120s"))
     ("version", "print the version and exit")
     ("h,help", "print this help and exit");
   // clang-format on
@@ -122,6 +124,7 @@ Flags parseFlags(int argc, char** argv) {
     f.lease_duration = dur("lease-duration");
     f.renew_deadline = dur("renew-deadline");
     f.retry_period = dur("retry-period");
+    f.sweep_timeout = dur("stale-copy-sweep-timeout");
   } catch (const std::exception& e) {
     fail(absl::StrCat(e.what(), " (see --help)"), 2);
   }
@@ -238,6 +241,7 @@ int main(int argc, char** argv) {
                                   &config_maps.store(), &pdbs.store(), &pods.store()};
   memcached::ClusterReconcilerOptions reconciler_options;
   reconciler_options.cluster_domain = flags.cluster_domain;
+  reconciler_options.sweeps.deadline = flags.sweep_timeout;
   memcached::ClusterReconciler reconciler(api, stores, events, clock,
                                           memcached::makeMemcachedConnectionCounter(),
                                           memcached::makeMemcachedStaleCopySweeper(),
@@ -352,6 +356,7 @@ int main(int argc, char** argv) {
   }
   controller.stop();  // no new work; running reconciles finish
   if (starter.joinable()) starter.join();
+  reconciler.stopSweeps();  // a sweep in flight stops between two items
   leader_gauge.set(0);
   if (elector) {
     elector->stop();

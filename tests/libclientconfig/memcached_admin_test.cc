@@ -374,5 +374,48 @@ TEST_F(MemcachedAdminTest, PipelinedDeletes) {
   EXPECT_TRUE(admin_->version().ok());
 }
 
+// memcached crawls one thing at a time: a metadump sent while its crawler walks the LRUs for
+// itself (here `lru_crawler crawl`, slowed down so it lasts) is answered BUSY at once.
+// isCrawlerBusy() tells that apart from an I/O failure, the connection stays in step, and
+// the same dump succeeds once the crawl is over.
+TEST_F(MemcachedAdminTest, MetadumpWhileTheCrawlerIsBusy) {
+  std::vector<MemcachedAdmin::MetaSetRequest> items;
+  for (int i = 0; i < 20000; ++i) items.push_back({"busy:" + std::to_string(i), "v", 0, 0});
+  ASSERT_TRUE(admin_->metaSetBatch(items, MetaSetMode::Set).ok());
+  auto other = MemcachedAdmin::connect("127.0.0.1", server_.port(), 2000ms);
+  ASSERT_TRUE(other.ok()) << other.error().toString();
+  // 100 ms asleep every 1000 items: the crawl of 20,000 items takes about 2 s.
+  ASSERT_EQ(*(*other)->command("lru_crawler sleep 100000"), "OK");
+  std::string started;
+  for (int i = 0; i < 100 && started != "OK"; ++i) {
+    started = *(*other)->command("lru_crawler crawl all");  // BUSY while an autocrawl runs
+    if (started != "OK") std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(started, "OK");
+
+  auto busy = admin_->metadumpAll();
+  ASSERT_FALSE(busy.ok());
+  EXPECT_TRUE(MemcachedAdmin::isCrawlerBusy(busy.error())) << busy.error().toString();
+  EXPECT_EQ(busy.error().code, ErrorCode::Unavailable);
+  EXPECT_NE(busy.error().message.find("BUSY"), std::string::npos);
+  EXPECT_FALSE(admin_->broken());
+  EXPECT_TRUE(admin_->version().ok());
+
+  // The crawler's own pace back to the default: the crawl ends, the same call then succeeds.
+  ASSERT_EQ(*(*other)->command("lru_crawler sleep 100"), "OK");
+  Result<std::vector<MetadumpItem>> dumped = busy;
+  for (int i = 0; i < 250 && !dumped.ok(); ++i) {
+    ASSERT_TRUE(MemcachedAdmin::isCrawlerBusy(dumped.error())) << dumped.error().toString();
+    std::this_thread::sleep_for(20ms);
+    dumped = admin_->metadumpAll();
+  }
+  ASSERT_TRUE(dumped.ok()) << dumped.error().toString();
+  EXPECT_EQ(dumped->size(), items.size());
+
+  // Other errors are not "busy".
+  EXPECT_FALSE(MemcachedAdmin::isCrawlerBusy(makeError(ErrorCode::Unavailable, "connect: refused")));
+  EXPECT_FALSE(MemcachedAdmin::isCrawlerBusy(makeError(ErrorCode::Protocol, "metadump: crawler busy: x")));
+}
+
 } // namespace
 } // namespace clientconfig

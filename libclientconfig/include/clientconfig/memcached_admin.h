@@ -84,7 +84,12 @@ public:
   // `lru_crawler metadump all` (or a slab class list such as "1,2"), streaming each
   // item to `sink`; returning false from `sink` stops reading early (the connection
   // is then closed, since the rest of the dump is still in flight).
+  // memcached runs one crawl at a time: while its crawler is busy (its own background
+  // LRU crawl, `lru_crawler crawl`, or another client's dump) it answers `BUSY ...`
+  // at once. That is an Unavailable error for which isCrawlerBusy() is true; the
+  // connection stays usable, and the same call can simply be retried after a pause.
   Result<void> metadump(const std::function<bool(const MetadumpItem&)>& sink, std::string_view classes = "all");
+  static bool isCrawlerBusy(const Error& error);
   Result<std::vector<MetadumpItem>> metadumpAll();
 
   // `mg KEY v t f`: nullopt on a miss.

@@ -38,6 +38,10 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr int kApplyAttempts = 3;
+// A sweep in progress is looked at again after as long as it has run so far, within these
+// bounds: a small cache's sweep is recorded within moments, a big one's costs a pass a second.
+constexpr milliseconds kSweepPollMin{50};
+constexpr milliseconds kSweepPollMax{1000};
 // A cluster whose children collide with objects it does not control looks again this often:
 // objects without our labels are not in the caches, so their removal wakes nobody.
 constexpr milliseconds kChildConflictRecheck{30000};
@@ -126,6 +130,7 @@ class ClusterReconciler::Pass {
   void planDrain();
   void evaluateDrain();
   void sweepStaleCopies();
+  void settleSweep();
   int64_t ringSize() const;
   void planMembership();
   // carry_write_failure: keep an ApplyFailed condition of this generation until the acts of
@@ -183,11 +188,13 @@ ClusterReconciler::ClusterReconciler(kube::ApiClientPtr api, ClusterStores store
       events_(events),
       clock_(clock),
       connections_(std::move(connections)),
-      sweeper_(std::move(sweeper)),
       flusher_(std::move(flusher)),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      sweeps_(std::make_unique<SweepRunner>(std::move(sweeper), clock, options_.sweeps)) {}
 
 ClusterReconciler::~ClusterReconciler() = default;
+
+void ClusterReconciler::stopSweeps() { sweeps_->stop(); }
 
 absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
     const controller::Request& request) {
@@ -196,10 +203,12 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
     // Deleted: the children carry ownerReferences, so the garbage collector removes them.
     spdlog::debug("cluster gone cluster={}", request.key());
     util::publishedConfigVersion().remove({request.key()});
+    sweeps_->drop(request.key(), "the cluster is deleted");
     return controller::Result{};
   }
   if (const Json* ts = findPath(*cluster, {"metadata", "deletionTimestamp"});
       ts && !ts->is_null()) {
+    sweeps_->drop(request.key(), "the cluster is being deleted");
     return controller::Result{};
   }
   const Json involved = *cluster;
@@ -261,6 +270,7 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run() {
 
   // Plan.
   planDrain();
+  settleSweep();
   planMembership();
   EndpointsContent content;
   content.cluster = key_;
@@ -549,8 +559,9 @@ absl::Status ClusterReconciler::Pass::ensurePodDisruptionBudget(const std::optio
 // (current), spec.replicas (wanted), the pods. Steps:
 //   none    -> start:   wanted < current; record {target, members, startedAt,
 //                       staleCopiesSwept: false} in status; the published ring is left as it is.
-//   start   -> swept:   (next pass) sweep the members that stay of copies they do not own under
-//                       that still-published ring (sweepStaleCopies), record
+//   start   -> swept:   (next passes) sweep the members that stay of copies they do not own under
+//                       that still-published ring (sweepStaleCopies: run by the SweepRunner,
+//                       looked at by each pass until done), record
 //                       staleCopiesSwept: true, then publish the endpoints without the outgoing
 //                       pods. A sweep that fails is reported and the drain goes on.
 //   swept   -> waiting: the cached ConfigMap shows them gone; record publishedAt.
@@ -602,7 +613,7 @@ void ClusterReconciler::Pass::planDrain() {
       keepShorter(requeue_, r_.options_.max_poll_interval);
     } else {
       if (!drain->stale_copies_swept) sweepStaleCopies();
-      evaluateDrain();
+      if (drain->stale_copies_swept) evaluateDrain();  // else the sweep is still running
       if (!drain->outcome.empty()) decided_ = drain->target_replicas;
     }
   } else if (drain) {
@@ -757,11 +768,14 @@ int64_t ClusterReconciler::Pass::ringSize() const {
 // libclientconfig, so the hashing and host strings are exactly the clients') routes to another
 // server. No up-to-date client can reach those items, so deleting them costs no hits; left in
 // place, the ones whose keys move back when the outgoing members leave would be served as
-// stale hits. Failures are reported and the drain goes on: memcached is a cache, and a wedged
-// scale-down is worse than a stale value.
+// stale hits. The sweep runs in the SweepRunner, off this worker: the first pass starts it, the
+// next ones look at its progress (requeueing soon while it runs), and the pass that finds it
+// done records staleCopiesSwept with the events. A result whose record is lost (a 409 on the
+// status write) stays in the runner for the next pass; settleSweep() drops it once recorded.
+// Failures are reported and the drain goes on: memcached is a cache, and a wedged scale-down is
+// worse than a stale value.
 void ClusterReconciler::Pass::sweepStaleCopies() {
   auto& drain = *status_.drain;
-  drain.stale_copies_swept = true;
   // The live object, not the cache: a list published moments ago (a scale-up just before this
   // scale-down) may not have reached the informer yet, and its keys are the ones that move back.
   std::optional<Json> live;
@@ -771,7 +785,10 @@ void ClusterReconciler::Pass::sweepStaleCopies() {
   } else if (!kube::IsNotFound(got.status())) {
     live = r_.stores_.config_maps->get(ref_.ns, spec_.config_map_name);
   }
-  if (!live) return;  // nothing published: no client routes by any ring yet
+  if (!live) {  // nothing published: no client routes by any ring yet
+    drain.stale_copies_swept = true;
+    return;
+  }
   auto ring = clientconfig::parseSnapshot(stringAt(*live, {"data", kEndpointsJsonKey}));
   if (!ring.ok()) {
     const std::string reason =
@@ -780,6 +797,7 @@ void ClusterReconciler::Pass::sweepStaleCopies() {
     event(kube::EventSeverity::kWarning, "StaleCopySweepFailed",
           absl::StrCat(reason, "; continuing the drain of ", absl::StrJoin(drain.members, ", ")));
     spdlog::warn("stale copy sweep failed cluster={} error={}", key_, util::quoted(reason));
+    drain.stale_copies_swept = true;
     return;
   }
   const auto& servers = (*ring)->servers();
@@ -795,35 +813,51 @@ void ClusterReconciler::Pass::sweepStaleCopies() {
   }
   // No outgoing member in the published ring (never published, or already unpublished): no key
   // moves back, so there is nothing that could turn stale.
-  if (!moves || staying.empty()) return;
+  if (!moves || staying.empty()) {
+    drain.stale_copies_swept = true;
+    return;
+  }
 
+  // Keyed by the ring read just now: if the published list changed since the sweep started, it
+  // routed by a ring clients no longer use, and start() replaces it.
+  const SweepId id{ref_.uid, drain.target_replicas, drain.members, (*ring)->version()};
+  auto progress = r_.sweeps_->progress(key_, id, r_.options_.sweep_wait);
+  if (!progress && r_.sweeps_->start(key_, id, *ring, staying)) {
+    progress = r_.sweeps_->progress(key_, id, r_.options_.sweep_wait);
+  }
+  if (!progress || !progress->done) {
+    const size_t total = progress ? progress->total() : staying.size();
+    const size_t finished = progress ? progress->finished.size() : 0;
+    std::vector<std::string> pending;
+    if (progress) {
+      pending = progress->pending;
+    } else {
+      for (size_t index : staying) pending.push_back(servers[index].name);
+    }
+    drain_message_ = absl::StrCat("sweeping stale copies from ", absl::StrJoin(pending, ", "),
+                                  " (", finished, " of ", total,
+                                  " done) before publishing the endpoints without ",
+                                  absl::StrJoin(drain.members, ", "));
+    const milliseconds elapsed = progress ? progress->elapsed : milliseconds(0);
+    const milliseconds longest =
+        std::max(kSweepPollMin, std::min(kSweepPollMax, r_.options_.max_poll_interval));
+    keepShorter(requeue_, std::clamp(elapsed, kSweepPollMin, longest));
+    return;
+  }
+
+  drain.stale_copies_swept = true;
   SweepCounts total;
   std::vector<std::string> swept;
   std::vector<std::string> failed;
-  const auto started = std::chrono::steady_clock::now();
-  for (size_t index : staying) {
-    const auto& server = servers[index];
-    const auto member_started = std::chrono::steady_clock::now();
-    auto counts = r_.sweeper_->sweep(**ring, index);
-    const auto took_ms = std::chrono::duration_cast<milliseconds>(
-                             std::chrono::steady_clock::now() - member_started)
-                             .count();
-    if (!counts.ok()) {
-      failed.push_back(absl::StrCat(server.name, " (", counts.status().message(), ")"));
-      spdlog::warn("stale copy sweep failed cluster={} pod={} took_ms={} error={}", key_,
-                   server.name, took_ms, util::quoted(std::string(counts.status().message())));
+  for (const auto& member : progress->finished) {
+    if (!member.counts.ok()) {
+      failed.push_back(absl::StrCat(member.name, " (", member.counts.status().message(), ")"));
       continue;
     }
-    total.scanned += counts->scanned;
-    total.removed += counts->removed;
-    swept.push_back(server.name);
-    spdlog::info("swept stale copies cluster={} pod={} version={} scanned={} removed={} took_ms={}",
-                 key_, server.name, (*ring)->version(), counts->scanned, counts->removed, took_ms);
+    total.scanned += member.counts->scanned;
+    total.removed += member.counts->removed;
+    swept.push_back(member.name);
   }
-  const auto took_ms = std::chrono::duration_cast<milliseconds>(
-                           std::chrono::steady_clock::now() - started)
-                           .count();
-  util::staleCopiesRemoved().inc({key_}, static_cast<double>(total.removed));
   if (!swept.empty()) {
     event(kube::EventSeverity::kNormal, "StaleCopiesRemoved",
           absl::StrCat("removed ", total.removed, " of ", total.scanned, " items from ",
@@ -832,14 +866,35 @@ void ClusterReconciler::Pass::sweepStaleCopies() {
                        "without ", absl::StrJoin(drain.members, ", ")));
   }
   if (!failed.empty()) {
-    util::staleCopySweepFailures().inc({key_}, static_cast<double>(failed.size()));
     event(kube::EventSeverity::kWarning, "StaleCopySweepFailed",
           absl::StrCat("could not sweep ", absl::StrJoin(failed, ", "),
                        ": keys moving back to it may be served stale; continuing the drain of ",
                        absl::StrJoin(drain.members, ", ")));
   }
   spdlog::info("stale copy sweep done cluster={} swept={} failed={} scanned={} removed={} took_ms={}",
-               key_, swept.size(), failed.size(), total.scanned, total.removed, took_ms);
+               key_, swept.size(), failed.size(), total.scanned, total.removed,
+               progress->elapsed.count());
+}
+
+// The runner holds at most one sweep per cluster. Once no pass will record it, it is dropped
+// (and stopped if still running): the drain it served was cancelled, retargeted or is over, the
+// cluster was re-created, or its result is already recorded in the status read back from the
+// API server (not only in this pass's copy, whose write may yet lose a conflict).
+void ClusterReconciler::Pass::settleSweep() {
+  const auto held = r_.sweeps_->held(key_);
+  if (!held) return;
+  const auto& drain = status_.drain;
+  const bool current = drain && held->uid == ref_.uid &&
+                       held->target_replicas == drain->target_replicas &&
+                       held->leaving == drain->members;
+  const auto& recorded = old_status_.drain;
+  const bool done = current && recorded && recorded->stale_copies_swept &&
+                    recorded->target_replicas == drain->target_replicas &&
+                    recorded->members == drain->members;
+  if (current && !done) return;
+  r_.sweeps_->drop(key_, !drain     ? "the drain is over or was cancelled"
+                         : !current ? "the drain changed"
+                                    : "its result is recorded in status");
 }
 
 void ClusterReconciler::Pass::planMembership() {

@@ -4,8 +4,9 @@
 // only what differs (server-side apply), runs the membership and drain state machine, and
 // writes status through the status subresource when it changed.
 // Thread-safety: reconcile() may run on several workers at once for different clusters (the
-// workqueue never runs one key twice at once); the reconciler keeps no per-cluster state in
-// memory: everything that must survive a restart lives in the cluster's status.
+// workqueue never runs one key twice at once); everything that must survive a restart lives in
+// the cluster's status. The one thing held in memory is the stale-copy sweep of a drain, run by
+// a SweepRunner off the workers: a restart loses it and the next pass sweeps again.
 #pragma once
 
 #include <chrono>
@@ -19,6 +20,7 @@
 #include "memcached/connection_counter.h"
 #include "memcached/member_flusher.h"
 #include "memcached/stale_copy_sweeper.h"
+#include "memcached/sweep_runner.h"
 #include "util/clock.h"
 
 namespace mcop::memcached {
@@ -44,6 +46,11 @@ struct ClusterReconcilerOptions {
   std::string cluster_domain = "cluster.local";
   // Longest wait between two looks at a drain or a pod that is not Ready yet.
   std::chrono::milliseconds max_poll_interval{2000};
+  // The stale-copy sweeps of scale-downs: threads, overall deadline, unrecorded result TTL.
+  SweepRunnerOptions sweeps;
+  // How long a pass waits for an unfinished sweep before requeueing. 0 never holds a reconcile
+  // worker; tests use it to record a fake's instant sweep in the pass that started it.
+  std::chrono::milliseconds sweep_wait{0};
 };
 
 class ClusterReconciler : public controller::Reconciler {
@@ -55,6 +62,9 @@ class ClusterReconciler : public controller::Reconciler {
   ~ClusterReconciler() override;
 
   absl::StatusOr<controller::Result> reconcile(const controller::Request& request) override;
+  // Cancels the sweeps in flight and joins their threads; for shutdown, once the workers have
+  // stopped. The destructor does it too.
+  void stopSweeps();
 
  private:
   class Pass;  // the state of one reconcile pass (cluster_reconciler.cc)
@@ -64,9 +74,9 @@ class ClusterReconciler : public controller::Reconciler {
   kube::EventRecorder& events_;
   const util::Clock& clock_;
   ConnectionCounterPtr connections_;
-  StaleCopySweeperPtr sweeper_;
   MemberFlusherPtr flusher_;
   ClusterReconcilerOptions options_;
+  SweepRunnerPtr sweeps_;
 };
 
 }  // namespace mcop::memcached

@@ -4,6 +4,8 @@
 // without counting them as operator writes.
 #include "memcached/cluster_reconciler.h"
 
+#include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -25,6 +27,7 @@ namespace {
 using kube::FakeApiClient;
 using kube::Verb;
 namespace res = kube::resources;
+using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 class FakeConnectionCounter : public ConnectionCounter {
@@ -87,7 +90,8 @@ class FakeMemberFlusher : public MemberFlusher {
 };
 
 // Records each sweep: which member, and the ring it was given (server names, hashing, version),
-// plus what the test's hook saw at that moment (e.g. the published list).
+// plus what the test's hook saw at that moment (e.g. the published list). hold() makes sweeps
+// block until release() or until their SweepControl stops them (recorded in stops()).
 class FakeStaleCopySweeper : public StaleCopySweeper {
  public:
   struct Call {
@@ -97,14 +101,44 @@ class FakeStaleCopySweeper : public StaleCopySweeper {
     uint64_t version = 0;
     std::vector<std::string> published_then;
   };
-  absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member) override {
-    std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member,
+                                    const SweepControl& control) override {
+    std::unique_lock<std::mutex> lock(mu_);
     Call call{ring.servers()[member].name, {}, ring.hashing(), ring.version(), {}};
     for (const auto& s : ring.servers()) call.ring.push_back(s.name);
     if (hook_) call.published_then = hook_();
     calls_.push_back(call);
+    cv_.notify_all();
+    while (held_) {
+      // The control's deadline follows the test's FakeClock, which notifies nobody: poll it.
+      if (auto s = control.check(); !s.ok()) {
+        stops_.push_back(call.member + ": " + std::string(s.message()));
+        cv_.notify_all();
+        return s;
+      }
+      cv_.wait_for(lock, milliseconds(2));
+    }
     if (failing_.count(call.member)) return absl::DeadlineExceededError("sweep budget exceeded");
     return SweepCounts{1000, 10};
+  }
+  void hold() {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_ = true;
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_ = false;
+    cv_.notify_all();
+  }
+  // Waits (bounded) until at least `calls` sweeps have begun and `stops` were stopped.
+  bool waitFor(size_t calls, size_t stops = 0) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, seconds(10),
+                        [&] { return calls_.size() >= calls && stops_.size() >= stops; });
+  }
+  std::vector<std::string> stops() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stops_;
   }
   void fail(const std::string& member) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -121,7 +155,10 @@ class FakeStaleCopySweeper : public StaleCopySweeper {
 
  private:
   mutable std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<Call> calls_;
+  std::vector<std::string> stops_;
+  bool held_ = false;
   std::set<std::string> failing_;
   std::function<std::vector<std::string>()> hook_;
 };
@@ -132,12 +169,29 @@ class ClusterReconcilerTest : public testing::Test {
  protected:
   ClusterReconcilerTest() { newReconciler(); }
 
+  // Sweeps run on the runner's thread, one member at a time (in ring order), and a pass waits
+  // for the sweep it finds unfinished: the fake's instant sweep is recorded in the pass that
+  // started it.
+  static ClusterReconcilerOptions waitingForSweeps() {
+    ClusterReconcilerOptions options;
+    options.sweeps.threads = 1;
+    options.sweep_wait = seconds(30);
+    return options;
+  }
+  // As in production: four members at a time, and a pass never waits for a sweep.
+  static ClusterReconcilerOptions backgroundSweeps() {
+    ClusterReconcilerOptions options;
+    options.sweeps.threads = 4;
+    options.sweeps.deadline = seconds(120);
+    return options;
+  }
+
   // A fresh reconciler on the same API: what an operator restart looks like.
-  void newReconciler() {
+  void newReconciler(ClusterReconcilerOptions options = waitingForSweeps()) {
     ClusterStores stores{&clusters_, &stateful_sets_, &services_, &config_maps_, &pdbs_, &pods_};
-    reconciler_ =
-        std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_, sweeper_,
-                                            flusher_);
+    reconciler_.reset();  // its sweeps stop before the new one starts
+    reconciler_ = std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_,
+                                                      sweeper_, flusher_, options);
   }
 
   void syncStore(kube::MemoryStore& store, const kube::ResourceType& type) {
@@ -917,6 +971,189 @@ TEST_F(ClusterReconcilerTest, SweepRoutesByTheLiveConfigMapNotALaggingCache) {
   auto calls = sweeper_->calls();
   ASSERT_EQ(calls.size(), 2u);
   EXPECT_EQ(calls[0].ring, (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
+}
+
+// A pass records a finished sweep, and its status write loses a 409: the next pass records the
+// same result instead of sweeping every member again.
+TEST_F(ClusterReconcilerTest, AFinishedSweepSurvivesALostStatusWrite) {
+  startCluster(3);
+  const double removed_before = util::staleCopiesRemoved().value({"shop/sessions"});
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  ASSERT_FALSE(status().drain->stale_copies_swept);
+
+  api_->failNext(Verb::kUpdate, res::kMemcachedCluster, absl::AbortedError("conflict"));
+  sync();
+  auto lost = reconciler_->reconcile({"shop", "sessions"});
+  ASSERT_FALSE(lost.ok());
+  EXPECT_TRUE(kube::IsConflict(lost.status())) << lost.status();  // the workqueue retries it
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+  EXPECT_FALSE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published().size(), 3u);
+
+  reconcile();
+  EXPECT_EQ(sweeper_->calls().size(), 2u);  // not swept again
+  EXPECT_TRUE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  auto removed = events_.withReason("StaleCopiesRemoved");
+  ASSERT_EQ(removed.size(), 1u);  // the lost pass's events were never sent
+  EXPECT_NE(removed[0].message.find("removed 20 of 2000 items from sessions-0, sessions-1"),
+            std::string::npos)
+      << removed[0].message;
+  EXPECT_EQ(util::staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
+
+  // Recorded: later passes neither sweep nor record it again.
+  reconcile();
+  clock_.advance(seconds(61));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
+  runPods();
+  reconcile();
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+  EXPECT_EQ(eventCount("StaleCopiesRemoved"), 1);
+}
+
+// The sweep runs off the reconcile worker: a pass that finds it running returns at once with a
+// requeue and says what it is waiting for; the members that stay are swept concurrently.
+TEST_F(ClusterReconcilerTest, ReconcileReturnsWhileTheSweepRuns) {
+  newReconciler(backgroundSweeps());
+  startCluster(3);
+  sweeper_->hold();
+  patchSpec(R"({"replicas":2})");
+  reconcile();  // records the drain
+
+  sync();
+  auto pass = std::async(std::launch::async,
+                         [this] { return reconciler_->reconcile({"shop", "sessions"}); });
+  if (pass.wait_for(seconds(10)) != std::future_status::ready) {
+    sweeper_->release();  // let the blocked pass finish before failing
+    pass.wait();
+    FAIL() << "reconcile waited for the sweep";
+  }
+  auto result = pass.get();
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_TRUE(result->requeue_after.has_value());
+  EXPECT_LE(*result->requeue_after, seconds(1));
+  ASSERT_TRUE(sweeper_->waitFor(2));  // both members that stay, at once
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+
+  ClusterStatus s = status();
+  EXPECT_FALSE(s.drain->stale_copies_swept);
+  EXPECT_EQ(published().size(), 3u);
+  EXPECT_EQ(condition(s, kConditionProgressing)->reason, "Draining");
+  EXPECT_EQ(condition(s, kConditionProgressing)->message,
+            "sweeping stale copies from sessions-0, sessions-1 (0 of 2 done) before publishing "
+            "the endpoints without sessions-2");
+
+  // Passes while it runs only look: no second sweep.
+  reconcile();
+  reconcile();
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+  EXPECT_EQ(published().size(), 3u);
+
+  sweeper_->release();
+  for (int i = 0; i < 1000 && !status().drain->stale_copies_swept; ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+    reconcile();
+  }
+  EXPECT_TRUE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_EQ(sweeper_->calls().size(), 2u);
+  EXPECT_EQ(eventCount("StaleCopiesRemoved"), 1);
+}
+
+TEST_F(ClusterReconcilerTest, CancellingTheDrainCancelsTheSweep) {
+  newReconciler(backgroundSweeps());
+  startCluster(3);
+  sweeper_->hold();
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  ASSERT_TRUE(sweeper_->waitFor(2));
+
+  patchSpec(R"({"replicas":3})");
+  reconcile();
+  EXPECT_EQ(eventCount("DrainCancelled"), 1);
+  ASSERT_TRUE(sweeper_->waitFor(2, 2)) << "the sweep was not stopped";
+  for (const auto& stop : sweeper_->stops()) {
+    EXPECT_NE(stop.find("sweep cancelled: the drain is over or was cancelled"), std::string::npos)
+        << stop;
+  }
+  EXPECT_FALSE(status().drain.has_value());
+  EXPECT_EQ(published().size(), 3u);
+  EXPECT_EQ(eventCount("StaleCopiesRemoved"), 0);
+  EXPECT_EQ(eventCount("StaleCopySweepFailed"), 0);  // cancelled is not failed
+}
+
+TEST_F(ClusterReconcilerTest, ADeeperTargetCancelsTheSweepAndSweepsAgain) {
+  newReconciler(backgroundSweeps());
+  startCluster(4);
+  sweeper_->hold();
+  patchSpec(R"({"replicas":3})");
+  reconcile();
+  reconcile();
+  ASSERT_TRUE(sweeper_->waitFor(3));  // sessions-0..2, against the ring of 4
+
+  patchSpec(R"({"replicas":2})");
+  reconcile();  // retargets: sessions-2 and sessions-3 leave
+  ASSERT_TRUE(sweeper_->waitFor(3, 3));
+  for (const auto& stop : sweeper_->stops()) {
+    EXPECT_NE(stop.find("sweep cancelled: the drain changed"), std::string::npos) << stop;
+  }
+  sweeper_->release();
+  for (int i = 0; i < 1000 && !status().drain->stale_copies_swept; ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+    reconcile();
+  }
+  ASSERT_TRUE(status().drain->stale_copies_swept);
+  auto calls = sweeper_->calls();
+  ASSERT_EQ(calls.size(), 5u);
+  std::set<std::string> second{calls[3].member, calls[4].member};
+  EXPECT_EQ(second, (std::set<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+}
+
+TEST_F(ClusterReconcilerTest, DeletingTheClusterCancelsItsSweep) {
+  newReconciler(backgroundSweeps());
+  startCluster(3);
+  sweeper_->hold();
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  ASSERT_TRUE(sweeper_->waitFor(2));
+  ASSERT_TRUE(api_->remove(res::kMemcachedCluster, "shop", "sessions", {}).ok());
+  reconcile();
+  ASSERT_TRUE(sweeper_->waitFor(2, 2)) << "the sweep was not stopped";
+  for (const auto& stop : sweeper_->stops()) {
+    EXPECT_NE(stop.find("sweep cancelled: the cluster is deleted"), std::string::npos) << stop;
+  }
+}
+
+// A sweep that outlives its overall deadline is reported like any failed sweep, and the drain
+// goes on.
+TEST_F(ClusterReconcilerTest, ASweepPastItsDeadlineWarnsAndTheDrainGoesOn) {
+  newReconciler(backgroundSweeps());
+  startCluster(3, R"({"minSeconds":0,"timeoutSeconds":600})");
+  sweeper_->hold();
+  patchSpec(R"({"replicas":2})");
+  reconcile();
+  reconcile();
+  ASSERT_TRUE(sweeper_->waitFor(2));
+  clock_.advance(seconds(121));
+  ASSERT_TRUE(sweeper_->waitFor(2, 2));
+  for (int i = 0; i < 1000 && !status().drain->stale_copies_swept; ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+    reconcile();
+  }
+  ASSERT_TRUE(status().drain->stale_copies_swept);
+  auto warnings = events_.withReason("StaleCopySweepFailed");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].message.find("sessions-0 (the sweep's overall deadline of 120s passed)"),
+            std::string::npos)
+      << warnings[0].message;
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 2);
 }
 
 TEST_F(ClusterReconcilerTest, NoSweepOnScaleUpOrInSteadyState) {
