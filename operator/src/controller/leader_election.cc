@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <absl/strings/str_cat.h>
@@ -275,7 +276,13 @@ milliseconds LeaderElector::step() {
     spdlog::info("leader observed lease={}/{} holder={}", config_.lease_namespace, config_.lease_name, after);
     if (callbacks_.on_new_leader) callbacks_.on_new_leader(after);
   }
-  if (leading_ || lost_) return config_.retry_period;
+  if (lost_) return config_.retry_period;
+  if (leading_) {
+    // Every retry period, but sooner when the deadline is nearer than that (an acquisition
+    // or renewal that took long leaves little of the renew deadline): two tries before it.
+    auto left = std::chrono::duration_cast<milliseconds>(validUntil() - clock_.steadyNow());
+    return std::clamp(left / 2, milliseconds(1), config_.retry_period);
+  }
   // Candidates wait a jittered retry period (client-go: JitterFactor 1.2), but no longer than
   // until the observed lease expires, so a dead leader is replaced as soon as that is safe.
   auto now = clock_.steadyNow();

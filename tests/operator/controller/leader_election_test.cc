@@ -344,3 +344,29 @@ TEST(LeaderElection, FencedWritesAreRefusedFromTheRenewDeadlineOn) {
 
 }  // namespace
 }  // namespace mcop::controller
+
+namespace mcop::controller {
+namespace {
+
+// An acquisition that took most of the renew deadline (a slow first connection) is followed by
+// a renewal well before that deadline, not a full retry period later.
+TEST(LeaderElection, RenewsSoonerWhenTheDeadlineIsNear) {
+  util::FakeClock clock;
+  auto api = std::make_shared<FakeApiClient>(&clock);
+  Candidate a(api, clock, "a");
+  api->setFailureHook([&](const FakeApiClient::Action& action) {
+    if (action.verb == Verb::kGet) clock.advance(9s);  // the GET of the first attempt is slow
+    return absl::OkStatus();
+  });
+  auto wait = a.elector.step();
+  api->setFailureHook(nullptr);
+  ASSERT_TRUE(a.elector.isLeader());
+  EXPECT_LE(wait, 500ms) << "1 s of the 10 s renew deadline is left";
+  clock.advance(wait);
+  a.elector.step();
+  EXPECT_TRUE(a.elector.isLeader());
+  EXPECT_EQ(a.elector.step(), 2000ms) << "renewed: a full retry period again";
+}
+
+}  // namespace
+}  // namespace mcop::controller
