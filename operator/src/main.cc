@@ -252,7 +252,11 @@ int main(int argc, char** argv) {
   });
   metrics.callback("memcached_operator_writes_refused_total",
                    "Writes refused because this process was no longer the leader.", "counter",
-                   [fenced] { return static_cast<double>(fenced->refused()); });
+                   [weak = std::weak_ptr<kube::FencedApiClient>(fenced)] {
+                     // Weak: the registry outlives main(), the client must not.
+                     auto f = weak.lock();
+                     return f ? static_cast<double>(f->refused()) : 0.0;
+                   });
   kube::ApiEventRecorder events(fenced, clock);
   memcached::ClusterStores stores{&clusters.store(), &stateful_sets.store(), &services.store(),
                                   &config_maps.store(), &pdbs.store(), &pods.store()};
