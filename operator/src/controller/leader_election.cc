@@ -265,7 +265,8 @@ milliseconds LeaderElector::step() {
     } else {
       // Acquired, but too late to act on it; the next round renews and leads.
       spdlog::warn("lease acquired after the renew deadline lease={}/{} took_ms={}",
-                   config_.lease_namespace, config_.lease_name, millisBetween(start, clock_.steadyNow()));
+                   config_.lease_namespace, config_.lease_name,
+                   millisBetween(start, clock_.steadyNow()));
     }
   } else if (!absl::IsFailedPrecondition(s)) {
     spdlog::warn("leader election attempt failed lease={}/{} error={}", config_.lease_namespace,
@@ -354,7 +355,9 @@ absl::Status LeaderElector::release() {
     leading_ = false;
     return absl::OkStatus();
   }
-  if (!isLeader()) return absl::DeadlineExceededError("lease: renew deadline passed during release");
+  if (!isLeader()) {
+    return absl::DeadlineExceededError("lease: renew deadline passed during release");
+  }
   std::string now = util::formatRfc3339Micro(clock_.now());
   Record released{"", 1, now, now, old.transitions};
   kube::Object lease = leaseWith(released);

@@ -214,8 +214,9 @@ class FakeApiClient::StreamHandle : public WatchStream {
       if (!s_->cv.wait_for(lock, *s_->idle_timeout, ready)) {
         // What RestApiClient does: give up on the silent connection and close it.
         s_->cancelled = true;
-        return absl::DeadlineExceededError(absl::StrCat(
-            "watch: nothing received for ", s_->idle_timeout->count(), "ms (no event, no bookmark)"));
+        return absl::DeadlineExceededError(absl::StrCat("watch: nothing received for ",
+                                                        s_->idle_timeout->count(),
+                                                        "ms (no event, no bookmark)"));
       }
     } else {
       s_->cv.wait(lock, ready);
@@ -270,7 +271,8 @@ namespace {
 std::optional<std::chrono::milliseconds> timeLeft() {
   auto deadline = RequestDeadline::current();
   if (!deadline) return std::nullopt;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*deadline -
+                                                               std::chrono::steady_clock::now());
 }
 }  // namespace
 
@@ -535,7 +537,10 @@ absl::StatusOr<Object> FakeApiClient::storeUpdate(const ResourceType& type, Obje
 
 absl::StatusOr<Object> FakeApiClient::update(const ResourceType& type, const Object& object,
                                              const std::string& subresource) {
-  if (auto st = waitIfStalled(Verb::kUpdate, type, namespaceOf(object), nameOf(object)); !st.ok()) return st;
+  if (auto st = waitIfStalled(Verb::kUpdate, type, namespaceOf(object), nameOf(object));
+      !st.ok()) {
+    return st;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   std::string ns = type.namespaced ? namespaceOf(object) : "";
   std::string name = nameOf(object);

@@ -46,7 +46,7 @@ class FakeApiClient : public ApiClient {
     std::string subresource;  // "status" for status writes
     absl::Status result;  // the injected failure; OK when the request reached the store
     // Time left until the caller's RequestDeadline when the request arrived (none: no deadline).
-    std::optional<std::chrono::milliseconds> timeout;
+    std::optional<std::chrono::milliseconds> timeout = std::nullopt;
   };
   // Returns a non-OK status to fail the request, OK to let it through.
   using FailureHook = std::function<absl::Status(const Action&)>;

@@ -200,8 +200,8 @@ void Informer::run() {
       // resourceVersion at once; events missed meanwhile come with the new watch, and a 410
       // there relists.
       ++idle_restarts_;
-      spdlog::warn("watch restarted resource={} reason=idle idle_ms={} resource_version={}", description(),
-                   options_.watch_idle_timeout.count(), lastResourceVersion());
+      spdlog::warn("watch restarted resource={} reason=idle idle_ms={} resource_version={}",
+                   description(), options_.watch_idle_timeout.count(), lastResourceVersion());
       continue;
     }
     if (s.ok()) {

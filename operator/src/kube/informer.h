@@ -4,8 +4,8 @@
 // keeps the resourceVersion of every event and bookmark, relists on 410 Gone (reporting
 // objects that vanished meanwhile as deletions), reconnects after errors with exponential
 // backoff and jitter, and restarts at once a watch that stayed silent (no event, no bookmark)
-// for watch_idle_timeout, since its connection is dead. The cache is updated before handlers run, so a handler (and anything it
-// enqueues) sees at least that state.
+// for watch_idle_timeout, since its connection is dead. The cache is updated before handlers
+// run, so a handler (and anything it enqueues) sees at least that state.
 // InformerFactory shares one informer per (type, namespace, label selector).
 // Thread-safety: handlers run on the informer's own thread, one event at a time, and must not
 // block; store() is safe to read from any thread; start/stop are idempotent.

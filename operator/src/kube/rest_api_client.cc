@@ -152,8 +152,9 @@ class RestApiClient::Watch : public WatchStream {
         if (idle_timeout_ && !waitFor(read, *idle_timeout_)) {
           // Nothing, not even the server's periodic bookmark: the connection is dead or the
           // server frozen. Close it (which also fails the pending read) and say so.
-          idle_ = absl::DeadlineExceededError(absl::StrCat(
-              "watch: nothing received for ", idle_timeout_->count(), "ms (no event, no bookmark)"));
+          idle_ = absl::DeadlineExceededError(absl::StrCat("watch: nothing received for ",
+                                                           idle_timeout_->count(),
+                                                           "ms (no event, no bookmark)"));
           cts_.cancel();
           return idle_;
         }
@@ -298,7 +299,8 @@ absl::StatusOr<Object> RestApiClient::call(const std::string& verb, const Resour
     // abandoned and its connection closed. None left: not sent at all.
     auto deadline = RequestDeadline::current();
     auto past = [&] {
-      return absl::DeadlineExceededError(absl::StrCat(verb, " ", type.plural, ": request deadline passed"));
+      return absl::DeadlineExceededError(
+          absl::StrCat(verb, " ", type.plural, ": request deadline passed"));
     };
     pplx::cancellation_token_source cts;
     if (deadline && *deadline <= std::chrono::steady_clock::now()) {
@@ -443,15 +445,18 @@ absl::StatusOr<WatchStreamPtr> RestApiClient::watch(const ResourceType& type,
     // A server that accepts the connection but never answers is as dead as a silent stream.
     if (options.idle_timeout && !waitFor(sent, *options.idle_timeout)) {
       cts.cancel();
-      if (options_.observer) options_.observer("watch", type.plural, 0, std::chrono::steady_clock::now() - start);
-      return absl::DeadlineExceededError(absl::StrCat("watch ", type.plural, ": no response within ",
-                                                      options.idle_timeout->count(), "ms"));
+      if (options_.observer) {
+        options_.observer("watch", type.plural, 0, std::chrono::steady_clock::now() - start);
+      }
+      return absl::DeadlineExceededError(absl::StrCat(
+          "watch ", type.plural, ": no response within ", options.idle_timeout->count(), "ms"));
     }
     http::http_response resp = sent.get();
     code = resp.status_code();
     if (options_.observer) options_.observer("watch", type.plural, code, std::chrono::steady_clock::now() - start);
     if (code != 200) return StatusFromResponse(code, resp.extract_utf8string(true).get());
-    return WatchStreamPtr(std::make_unique<Watch>(std::move(resp), std::move(cts), options.idle_timeout));
+    return WatchStreamPtr(
+        std::make_unique<Watch>(std::move(resp), std::move(cts), options.idle_timeout));
   } catch (const std::exception& e) {
     if (options_.observer && code == 0) {
       options_.observer("watch", type.plural, 0, std::chrono::steady_clock::now() - start);

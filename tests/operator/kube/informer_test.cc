@@ -288,13 +288,13 @@ TEST(Informer, RestartsASilentWatchWithinTheIdleBound) {
 TEST(Informer, KeepsAQuietWatchThatReceivesBookmarks) {
   auto api = std::make_shared<FakeApiClient>();
   InformerOptions o = fast();
-  o.watch_idle_timeout = 300ms;
+  o.watch_idle_timeout = 500ms;
   Informer inf(api, kConfigMap, o);
   inf.start();
   ASSERT_TRUE(inf.waitForSync(2s));
   ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
   uint64_t watches = inf.watchCount();
-  for (int i = 0; i < 12; ++i) {  // 1.2 s, four idle bounds
+  for (int i = 0; i < 15; ++i) {  // 1.5 s, three idle bounds
     std::this_thread::sleep_for(100ms);
     api->sendBookmarks();
   }
