@@ -170,6 +170,8 @@ TEST(LeaderElection, BackgroundLoopHandsOverOnRelease) {
   EXPECT_TRUE(b.isLeader());
   // Before the 3 s lease could have expired: the release, not the expiry, handed it over.
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
+  // isLeader() turns true just before on_started_leading runs (as client-go's IsLeader does).
+  for (int i = 0; i < 200 && b_started == 0; ++i) std::this_thread::sleep_for(5ms);
   EXPECT_EQ(b_started, 1);
   b.stop();
 }
