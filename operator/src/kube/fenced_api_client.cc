@@ -1,3 +1,4 @@
+// FencedApiClient: the leadership fence in front of the controllers' writes (see the header).
 #include "kube/fenced_api_client.h"
 
 #include <absl/strings/str_cat.h>
