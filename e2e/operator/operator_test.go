@@ -142,12 +142,18 @@ type operatorProc struct {
 // the test's namespace when the binary supports --namespace.
 func (e *env) startOperator(extra ...string) *operatorProc {
 	e.t.Helper()
+	return e.startOperatorWith(os.Getenv("KUBECONFIG"), extra...)
+}
+
+// startOperatorWith is startOperator with another kubeconfig (e.g. one through an apiProxy).
+func (e *env) startOperatorWith(kubeconfig string, extra ...string) *operatorProc {
+	e.t.Helper()
 	bin := operatorBinary(e.t)
 	if _, err := os.Stat(bin); err != nil {
 		e.t.Fatalf("%s is not built (make build)", bin)
 	}
 	help, _ := exec.Command(bin, "--help").CombinedOutput()
-	args := []string{"--kubeconfig", os.Getenv("KUBECONFIG")}
+	args := []string{"--kubeconfig", kubeconfig}
 	if bytes.Contains(help, []byte("--namespace")) {
 		args = append(args, "--namespace", e.ns)
 	}
@@ -184,6 +190,18 @@ func (e *env) startOperator(extra ...string) *operatorProc {
 	})
 	e.t.Logf("operator started: %s %s (log %s)", bin, strings.Join(args, " "), logPath)
 	return p
+}
+
+// exitCode is the process's exit status once it has ended (-1 when killed by a signal).
+func (p *operatorProc) exitCode() int {
+	<-p.done
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// logText is what the operator has logged so far.
+func (p *operatorProc) logText() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
 }
 
 func (p *operatorProc) running() bool {

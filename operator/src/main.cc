@@ -19,6 +19,7 @@
 #include "controller/controller.h"
 #include "controller/leader_election.h"
 #include "kube/event_recorder.h"
+#include "kube/fenced_api_client.h"
 #include "kube/informer.h"
 #include "kube/kubeconfig.h"
 #include "kube/object_meta.h"
@@ -63,6 +64,7 @@ struct Flags {
   std::string le_namespace;
   std::string le_id = "memcached-operator-leader";
   milliseconds lease_duration{15000}, renew_deadline{10000}, retry_period{2000};
+  milliseconds watch_idle_timeout{180000};
   std::string cluster_domain = "cluster.local";
   milliseconds sweep_timeout{120000};
 };
@@ -87,6 +89,7 @@ Flags parseFlags(int argc, char** argv) {
     ("lease-duration", "how long a standby waits before taking a silent leader's Lease", cxxopts::value<std::string>()->default_value("15s"))
     ("renew-deadline", "how long a leader keeps acting without a successful renewal", cxxopts::value<std::string>()->default_value("10s"))
     ("retry-period", "interval between acquire/renew attempts", cxxopts::value<std::string>()->default_value("2s"))
+    ("watch-idle-timeout", "restart a watch that received nothing, not even a bookmark (sent about every minute), for this long", cxxopts::value<std::string>()->default_value("3m"))
     ("cluster-domain", "cluster DNS domain used in published host names", cxxopts::value<std::string>()->default_value("cluster.local"))
     ("stale-copy-sweep-timeout", "overall time for a scale-down's sweep of stale copies (members not done by then are reported and the drain goes on)", cxxopts::value<std::string>()->default_value("120s"))
     ("version", "print the version and exit")
@@ -125,6 +128,7 @@ Flags parseFlags(int argc, char** argv) {
     f.renew_deadline = dur("renew-deadline");
     f.retry_period = dur("retry-period");
     f.sweep_timeout = dur("stale-copy-sweep-timeout");
+    f.watch_idle_timeout = dur("watch-idle-timeout");
   } catch (const std::exception& e) {
     fail(absl::StrCat(e.what(), " (see --help)"), 2);
   }
@@ -227,7 +231,9 @@ int main(int argc, char** argv) {
                flags.leader_elect);
 
   util::RealClock clock;
-  kube::InformerFactory informers(api);
+  kube::InformerOptions informer_options;
+  informer_options.watch_idle_timeout = flags.watch_idle_timeout;
+  kube::InformerFactory informers(api, informer_options);
   namespace res = kube::resources;
   kube::Informer& clusters = informers.informer(res::kMemcachedCluster, flags.ns);
   kube::Informer& stateful_sets = informers.informer(res::kStatefulSet, flags.ns, kManagedBySelector);
@@ -236,13 +242,31 @@ int main(int argc, char** argv) {
   kube::Informer& pdbs = informers.informer(res::kPodDisruptionBudget, flags.ns, kManagedBySelector);
   kube::Informer& pods = informers.informer(res::kPod, flags.ns, kPodSelector);
 
-  kube::ApiEventRecorder events(api, clock);
+  // Every write of the controllers (children, status, events) goes through the fence: with
+  // leader election it refuses writes from the instant this process stops being the leader,
+  // including those of reconciles already running. Informers and the elector read and write
+  // through `api` directly.
+  std::unique_ptr<controller::LeaderElector> elector;
+  std::atomic<controller::LeaderElector*> acting_elector{nullptr};  // set once it runs
+  auto fenced = std::make_shared<kube::FencedApiClient>(api, [&acting_elector, &flags] {
+    if (!flags.leader_elect) return true;
+    controller::LeaderElector* e = acting_elector.load();
+    return e != nullptr && e->isLeader();
+  });
+  metrics.callback("memcached_operator_writes_refused_total",
+                   "Writes refused because this process was no longer the leader.", "counter",
+                   [weak = std::weak_ptr<kube::FencedApiClient>(fenced)] {
+                     // Weak: the registry outlives main(), the client must not.
+                     auto f = weak.lock();
+                     return f ? static_cast<double>(f->refused()) : 0.0;
+                   });
+  kube::ApiEventRecorder events(fenced, clock);
   memcached::ClusterStores stores{&clusters.store(), &stateful_sets.store(), &services.store(),
                                   &config_maps.store(), &pdbs.store(), &pods.store()};
   memcached::ClusterReconcilerOptions reconciler_options;
   reconciler_options.cluster_domain = flags.cluster_domain;
   reconciler_options.sweeps.deadline = flags.sweep_timeout;
-  memcached::ClusterReconciler reconciler(api, stores, events, clock,
+  memcached::ClusterReconciler reconciler(fenced, stores, events, clock,
                                           memcached::makeMemcachedConnectionCounter(),
                                           memcached::makeMemcachedStaleCopySweeper(),
                                           memcached::makeMemcachedMemberFlusher(),
@@ -304,7 +328,6 @@ int main(int argc, char** argv) {
     });
   };
 
-  std::unique_ptr<controller::LeaderElector> elector;
   if (flags.leader_elect) {
     controller::LeaderElectionConfig le;
     le.lease_namespace = !flags.le_namespace.empty() ? flags.le_namespace
@@ -317,8 +340,12 @@ int main(int argc, char** argv) {
     le.renew_deadline = flags.renew_deadline;
     le.retry_period = flags.retry_period;
     if (auto s = controller::LeaderElector::validate(le); !s.ok()) fail(std::string(s.message()), 2);
-    // Lease requests get a short timeout of their own: a hung renewal must not outlast the
-    // renew deadline.
+    // The fence closes at the renew deadline by itself (isLeader() reads the clock); the
+    // callback then stops the workers and exits non-zero, as client-go's OnStoppedLeading
+    // convention has it, so the pod restarts as a clean candidate.
+    // Lease requests have a client of their own with a short timeout, so one hung request is
+    // retried on a fresh connection within the renew deadline; the elector also bounds each
+    // request by the time left until that deadline.
     kube::RestClientOptions lease_options = client_options;
     lease_options.request_timeout = std::chrono::seconds(
         std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(le.retry_period).count()));
@@ -333,6 +360,7 @@ int main(int argc, char** argv) {
                                       shutdown.request(1, "leader election lost");
                                     },
                                     nullptr});
+    acting_elector = elector.get();
     elector->start();
   } else {
     start_workers();
@@ -344,9 +372,9 @@ int main(int argc, char** argv) {
   int exit_code = shutdown.wait(&why);
   spdlog::info("shutting down reason={}", util::quoted(why));
   if (exit_code != 0) {
-    // Lost the Lease (or could not start): stop acting at once. In-flight reconciles get a
-    // moment to finish; the process exits non-zero either way so the pod restarts, as
-    // controller-runtime does.
+    // Lost the Lease (or could not start): stop acting at once. The fence already refuses
+    // every write; in-flight reconciles get a moment to notice and return, and the process
+    // exits non-zero either way so the pod restarts, as controller-runtime does.
     std::thread([] {
       std::this_thread::sleep_for(std::chrono::seconds(2));
       spdlog::error("exiting without waiting for workers");

@@ -1,9 +1,28 @@
-// StatusFromHttp: the one place HTTP status codes become absl::Status codes.
+// StatusFromHttp: the one place HTTP status codes become absl::Status codes; and the
+// per-thread request deadline (RequestDeadline).
 #include "kube/api_client.h"
 
 #include <absl/strings/str_cat.h>
 
 namespace mcop::kube {
+
+namespace {
+// Per thread: a deadline belongs to the code path that set it, never to other threads.
+thread_local std::optional<std::chrono::steady_clock::time_point> g_request_deadline;
+}  // namespace
+
+RequestDeadline::RequestDeadline(std::chrono::steady_clock::duration timeout)
+    : previous_(g_request_deadline) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (previous_ && *previous_ < deadline) deadline = *previous_;
+  g_request_deadline = deadline;
+}
+
+RequestDeadline::~RequestDeadline() { g_request_deadline = previous_; }
+
+std::optional<std::chrono::steady_clock::time_point> RequestDeadline::current() {
+  return g_request_deadline;
+}
 
 absl::Status StatusFromHttp(int http_code, const std::string& reason, const std::string& message) {
   if (http_code >= 200 && http_code < 300) return absl::OkStatus();

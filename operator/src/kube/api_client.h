@@ -4,6 +4,7 @@
 // Thread-safety: every implementation must be safe to call from many threads at once.
 #pragma once
 
+#include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <memory>
@@ -57,6 +58,13 @@ struct ListOptions {
   std::string resource_version;          // "" asks for the most recent state
   std::optional<int> timeout_seconds;    // watch: the server ends the stream after this
   bool allow_watch_bookmarks = true;     // watch only
+  // Watch only: next() fails with DeadlineExceeded when nothing (no event, no bookmark) has
+  // arrived for this long, and the stream is closed. A connection that died without a FIN or
+  // RST (a NAT or load balancer dropped it, the peer froze) otherwise looks like a quiet watch
+  // for as long as TCP keeps it; with bookmarks on, a live server sends something about once
+  // a minute. Also bounds the wait for the watch's response headers. Unset: the client's own
+  // inactivity timeout.
+  std::optional<std::chrono::milliseconds> idle_timeout;
   std::optional<int64_t> limit;          // list paging
   std::string continue_token;            // list paging
 };
@@ -101,6 +109,25 @@ struct DeleteOptions {
   std::optional<std::string> precondition_resource_version;
   std::string propagation_policy;  // "", "Foreground", "Background", "Orphan"
   std::optional<int64_t> grace_period_seconds;
+};
+
+// A deadline for the requests (not watch streams) this thread makes while the scope lives: a
+// request still unanswered at the deadline is abandoned (the connection is closed) and fails
+// with DeadlineExceeded. Scopes nest, and an inner one never extends an outer one. Leader
+// election uses it so that a renewal attempt never outlives the renew deadline, whatever the
+// client's own request timeout is. Deadlines are on std::chrono::steady_clock.
+class RequestDeadline {
+ public:
+  explicit RequestDeadline(std::chrono::steady_clock::duration timeout);
+  ~RequestDeadline();
+  RequestDeadline(const RequestDeadline&) = delete;
+  RequestDeadline& operator=(const RequestDeadline&) = delete;
+
+  // The innermost deadline in force on this thread, if any.
+  static std::optional<std::chrono::steady_clock::time_point> current();
+
+ private:
+  std::optional<std::chrono::steady_clock::time_point> previous_;
 };
 
 // HTTP status to meaning (Abseil's vocabulary):

@@ -180,16 +180,18 @@ struct FakeApiClient::Stream {
   std::string ns;  // "" = all namespaces
   LabelSelector selector;
   bool bookmarks = false;
+  std::optional<std::chrono::milliseconds> idle_timeout;
 
   std::mutex mu;
   std::condition_variable cv;
   std::deque<absl::StatusOr<std::optional<WatchEvent>>> queue;  // guarded by mu
   bool ended = false;      // a terminal item was queued; guarded by mu
   bool cancelled = false;  // guarded by mu
+  bool frozen = false;     // the "connection" went silent: pushes are dropped; guarded by mu
 
   void push(absl::StatusOr<std::optional<WatchEvent>> item, bool terminal) {
     std::lock_guard<std::mutex> lock(mu);
-    if (ended || cancelled) return;
+    if (ended || cancelled || frozen) return;
     queue.push_back(std::move(item));
     ended = terminal;
     cv.notify_all();
@@ -207,7 +209,18 @@ class FakeApiClient::StreamHandle : public WatchStream {
 
   absl::StatusOr<std::optional<WatchEvent>> next() override {
     std::unique_lock<std::mutex> lock(s_->mu);
-    s_->cv.wait(lock, [&] { return s_->cancelled || !s_->queue.empty() || s_->ended; });
+    auto ready = [&] { return s_->cancelled || !s_->queue.empty() || s_->ended; };
+    if (s_->idle_timeout) {
+      if (!s_->cv.wait_for(lock, *s_->idle_timeout, ready)) {
+        // What RestApiClient does: give up on the silent connection and close it.
+        s_->cancelled = true;
+        return absl::DeadlineExceededError(absl::StrCat("watch: nothing received for ",
+                                                        s_->idle_timeout->count(),
+                                                        "ms (no event, no bookmark)"));
+      }
+    } else {
+      s_->cv.wait(lock, ready);
+    }
     if (s_->cancelled) return absl::CancelledError("watch cancelled");
     if (s_->queue.empty()) return absl::FailedPreconditionError("watch stream already ended");
     auto item = std::move(s_->queue.front());
@@ -238,7 +251,10 @@ FakeApiClient::FakeApiClient(const util::Clock* clock) : clock_(clock) {
   }
 }
 
-FakeApiClient::~FakeApiClient() { endWatches(nullptr); }
+FakeApiClient::~FakeApiClient() {
+  unstall();
+  endWatches(nullptr);
+}
 
 std::string FakeApiClient::typeKey(const ResourceType& type) {
   return type.group + "/" + type.plural;
@@ -251,7 +267,49 @@ bool FakeApiClient::hasStatusSubresource(const ResourceType& type) const {
 
 std::string FakeApiClient::nextResourceVersion() { return std::to_string(++resource_version_); }
 
+namespace {
+std::optional<std::chrono::milliseconds> timeLeft() {
+  auto deadline = RequestDeadline::current();
+  if (!deadline) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*deadline -
+                                                               std::chrono::steady_clock::now());
+}
+}  // namespace
+
+absl::Status FakeApiClient::waitIfStalled(Verb verb, const ResourceType& type,
+                                          const std::string& ns, const std::string& name) {
+  std::unique_lock<std::mutex> lock(stall_mu_);
+  auto key = std::make_pair(verb, typeKey(type));
+  if (!stalls_.count(key)) return absl::OkStatus();
+  Action me{verb, key.second, ns, name, "", {}, timeLeft()};
+  stalled_.push_back(me);
+  uint64_t epoch = stall_epoch_;
+  auto released = [&] { return stall_epoch_ != epoch || !stalls_.count(key); };
+  auto deadline = RequestDeadline::current();
+  bool ok = true;
+  if (deadline) {
+    ok = stall_cv_.wait_until(lock, *deadline, released);
+  } else {
+    stall_cv_.wait(lock, released);
+  }
+  for (auto it = stalled_.begin(); it != stalled_.end(); ++it) {
+    if (it->verb == me.verb && it->resource == me.resource && it->name == me.name) {
+      stalled_.erase(it);
+      break;
+    }
+  }
+  lock.unlock();
+  if (ok) return absl::OkStatus();
+  me.result = absl::DeadlineExceededError(
+      absl::StrCat(verbName(verb), " ", me.resource, " ", name, ": request timed out (stalled)"));
+  std::lock_guard<std::mutex> mu_lock(mu_);
+  if (actions_.size() >= kMaxActions) actions_.erase(actions_.begin());
+  actions_.push_back(me);
+  return me.result;
+}
+
 absl::Status FakeApiClient::admit(Action action) {
+  if (!action.timeout) action.timeout = timeLeft();
   std::string tk = action.resource;
   absl::Status result;
   for (auto it = failures_.begin(); it != failures_.end(); ++it) {
@@ -330,6 +388,7 @@ void FakeApiClient::emit(const ResourceType& type, EventType event, const Object
 
 absl::StatusOr<Object> FakeApiClient::get(const ResourceType& type, const std::string& ns,
                                           const std::string& name) {
+  if (auto st = waitIfStalled(Verb::kGet, type, ns, name); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu_);
   absl::Status s = admit({Verb::kGet, typeKey(type), ns, name, "", {}});
   if (!s.ok()) return s;
@@ -340,6 +399,7 @@ absl::StatusOr<Object> FakeApiClient::get(const ResourceType& type, const std::s
 
 absl::StatusOr<ObjectList> FakeApiClient::list(const ResourceType& type, const std::string& ns,
                                                const ListOptions& options) {
+  if (auto st = waitIfStalled(Verb::kList, type, ns, ""); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu_);
   absl::Status s = admit({Verb::kList, typeKey(type), ns, "", "", {}});
   if (!s.ok()) return s;
@@ -376,6 +436,7 @@ absl::StatusOr<ObjectList> FakeApiClient::list(const ResourceType& type, const s
 
 absl::StatusOr<Object> FakeApiClient::create(const ResourceType& type, const std::string& ns,
                                              const Object& object) {
+  if (auto st = waitIfStalled(Verb::kCreate, type, ns, nameOf(object)); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu_);
   std::string name = nameOf(object);
   absl::Status s = admit({Verb::kCreate, typeKey(type), ns, name, "", {}});
@@ -476,6 +537,10 @@ absl::StatusOr<Object> FakeApiClient::storeUpdate(const ResourceType& type, Obje
 
 absl::StatusOr<Object> FakeApiClient::update(const ResourceType& type, const Object& object,
                                              const std::string& subresource) {
+  if (auto st = waitIfStalled(Verb::kUpdate, type, namespaceOf(object), nameOf(object));
+      !st.ok()) {
+    return st;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   std::string ns = type.namespaced ? namespaceOf(object) : "";
   std::string name = nameOf(object);
@@ -489,6 +554,7 @@ absl::StatusOr<Object> FakeApiClient::update(const ResourceType& type, const Obj
 absl::StatusOr<Object> FakeApiClient::patch(const ResourceType& type, const std::string& ns,
                                             const std::string& name, PatchType patch_type,
                                             const Object& body, const PatchOptions& options) {
+  if (auto st = waitIfStalled(Verb::kPatch, type, ns, name); !st.ok()) return st;
   std::unique_lock<std::mutex> lock(mu_);
   absl::Status s = admit({Verb::kPatch, typeKey(type), ns, name, options.subresource, {}});
   if (!s.ok()) return s;
@@ -557,6 +623,7 @@ void FakeApiClient::deleteNow(const ResourceType& type, const std::string& ns,
 
 absl::Status FakeApiClient::remove(const ResourceType& type, const std::string& ns,
                                    const std::string& name, const DeleteOptions& options) {
+  if (auto st = waitIfStalled(Verb::kDelete, type, ns, name); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu_);
   absl::Status s = admit({Verb::kDelete, typeKey(type), ns, name, "", {}});
   if (!s.ok()) return s;
@@ -590,6 +657,7 @@ absl::Status FakeApiClient::remove(const ResourceType& type, const std::string& 
 absl::StatusOr<WatchStreamPtr> FakeApiClient::watch(const ResourceType& type,
                                                     const std::string& ns,
                                                     const ListOptions& options) {
+  if (auto st = waitIfStalled(Verb::kWatch, type, ns, ""); !st.ok()) return st;
   std::lock_guard<std::mutex> lock(mu_);
   absl::Status s = admit({Verb::kWatch, typeKey(type), ns, "", "", {}});
   if (!s.ok()) return s;
@@ -601,6 +669,7 @@ absl::StatusOr<WatchStreamPtr> FakeApiClient::watch(const ResourceType& type,
   stream->ns = type.namespaced ? ns : "";
   stream->selector = *selector;
   stream->bookmarks = options.allow_watch_bookmarks;
+  stream->idle_timeout = options.idle_timeout;
 
   const std::string& rv = options.resource_version;
   if (rv.empty() || rv == "0") {
@@ -718,6 +787,33 @@ void FakeApiClient::endWatches(const ResourceType* type) {
   for (auto& w : streams_) {
     auto s = w.lock();
     if (s && (!type || s->type_key == typeKey(*type))) s->push(std::optional<WatchEvent>(), true);
+  }
+}
+
+void FakeApiClient::stall(Verb verb, const ResourceType& type) {
+  std::lock_guard<std::mutex> lock(stall_mu_);
+  stalls_.insert({verb, typeKey(type)});
+}
+
+void FakeApiClient::unstall() {
+  std::lock_guard<std::mutex> lock(stall_mu_);
+  stalls_.clear();
+  ++stall_epoch_;
+  stall_cv_.notify_all();
+}
+
+std::vector<FakeApiClient::Action> FakeApiClient::stalledRequests() const {
+  std::lock_guard<std::mutex> lock(stall_mu_);
+  return stalled_;
+}
+
+void FakeApiClient::freezeWatches(const ResourceType* type) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& w : streams_) {
+    auto s = w.lock();
+    if (!s || (type && s->type_key != typeKey(*type))) continue;
+    std::lock_guard<std::mutex> stream_lock(s->mu);
+    s->frozen = true;
   }
 }
 

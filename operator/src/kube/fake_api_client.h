@@ -3,13 +3,17 @@
 // (resourceVersion from one counter, uid, generation bumped on spec changes, creationTimestamp,
 // status subresource semantics, finalizers), applies merge/JSON/apply patches, filters by label
 // selector, feeds watch streams from every write (with bookmarks and an injectable 410), and
-// injects errors (409, 410, 5xx, timeouts) by verb and type or through a predicate.
+// injects errors (409, 410, 5xx, timeouts) by verb and type or through a predicate. It can also
+// make requests hang (stall) until released or until their RequestDeadline, and make open
+// watches go silent (freezeWatches), like a server or connection that stopped answering.
 // It also counts requests per verb so tests can assert "no writes in steady state".
 // Approximations: strategic merge patch and server-side apply behave as a JSON merge patch
 // (lists replace; apply has no field ownership and never conflicts); a label-selector watch
 // sends DELETED when an object stops matching. Thread-safety: all methods are thread-safe.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -41,6 +45,8 @@ class FakeApiClient : public ApiClient {
     std::string name;
     std::string subresource;  // "status" for status writes
     absl::Status result;  // the injected failure; OK when the request reached the store
+    // Time left until the caller's RequestDeadline when the request arrived (none: no deadline).
+    std::optional<std::chrono::milliseconds> timeout = std::nullopt;
   };
   // Returns a non-OK status to fail the request, OK to let it through.
   using FailureHook = std::function<absl::Status(const Action&)>;
@@ -87,6 +93,15 @@ class FakeApiClient : public ApiClient {
   // Page size used by list() when the caller sets no limit (0 = unlimited).
   void setDefaultPageSize(int64_t n);
 
+  // From now on requests of `verb` on `type` hang, as on a server that stopped answering: each
+  // blocks until unstall(), or until its RequestDeadline passes and it fails with
+  // DeadlineExceeded without reaching the store (without a deadline it waits for unstall()).
+  void stall(Verb verb, const ResourceType& type);
+  // Ends every stall; blocked requests proceed.
+  void unstall();
+  // The requests blocked in a stall right now (their timeout is the time left at arrival).
+  std::vector<Action> stalledRequests() const;
+
   // Watch control. Events apply to the open watches of `type` (all types when nullptr).
   void sendBookmarks(const ResourceType* type = nullptr);
   // Ends open streams with an error (OutOfRange = a 410 ERROR event; Unavailable = a dropped
@@ -94,6 +109,10 @@ class FakeApiClient : public ApiClient {
   void breakWatches(const ResourceType* type, absl::Status status);
   // Ends open streams cleanly, as the server does after timeoutSeconds.
   void endWatches(const ResourceType* type = nullptr);
+  // Open streams go silent for good, as when a connection dies without a FIN or RST: nothing
+  // more (events, bookmarks, errors, end) is delivered on them, and they stay open until
+  // cancelled or their ListOptions.idle_timeout passes. New watches are not affected.
+  void freezeWatches(const ResourceType* type = nullptr);
   // Forgets the event history: a watch from an older resourceVersion then gets 410 Gone.
   void compact();
   int openWatches(const ResourceType* type = nullptr) const;
@@ -118,6 +137,10 @@ class FakeApiClient : public ApiClient {
 
   static std::string typeKey(const ResourceType& type);
   absl::Status admit(Action action);  // records and applies error injection; mu_ held
+  // Blocks while `verb` on `type` is stalled (mu_ not held); DeadlineExceeded when the caller's
+  // RequestDeadline passes first (the request is then recorded as failed).
+  absl::Status waitIfStalled(Verb verb, const ResourceType& type, const std::string& ns,
+                             const std::string& name);
   std::string nextResourceVersion();  // mu_ held
   Object* find(const ResourceType& type, const std::string& ns, const std::string& name);
   void prepareNew(const ResourceType& type, Object& obj);                     // mu_ held
@@ -152,6 +175,13 @@ class FakeApiClient : public ApiClient {
   bool cascade_delete_ = false;                        // guarded by mu_
   int64_t default_page_size_ = 0;                      // guarded by mu_
   std::vector<Action> actions_;                        // guarded by mu_
+
+  // Stalls have their own lock: a blocked request must not hold mu_.
+  mutable std::mutex stall_mu_;
+  std::condition_variable stall_cv_;
+  std::set<std::pair<Verb, std::string>> stalls_;  // (verb, type key); guarded by stall_mu_
+  std::vector<Action> stalled_;                    // blocked right now; guarded by stall_mu_
+  uint64_t stall_epoch_ = 0;  // bumped by unstall(); guarded by stall_mu_
 };
 
 }  // namespace mcop::kube

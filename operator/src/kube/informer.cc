@@ -137,10 +137,13 @@ void Informer::apply(const WatchEvent& ev) {
   }
 }
 
-absl::Status Informer::watchOnce(bool* made_progress) {
+absl::Status Informer::watchOnce(bool* made_progress, bool* went_silent) {
   ListOptions opts;
   opts.label_selector = options_.label_selector;
+  // Bookmarks are what makes a quiet watch distinguishable from a dead one: the server sends
+  // one about every minute, so silence for a few of those means the connection is gone.
   opts.allow_watch_bookmarks = true;
+  if (options_.watch_idle_timeout.count() > 0) opts.idle_timeout = options_.watch_idle_timeout;
   {
     std::lock_guard<std::mutex> lock(mu_);
     opts.resource_version = resource_version_;
@@ -161,6 +164,7 @@ absl::Status Informer::watchOnce(bool* made_progress) {
     auto ev = (*stream)->next();
     if (!ev.ok()) {
       result = ev.status();
+      *went_silent = absl::IsDeadlineExceeded(result) && opts.idle_timeout.has_value();
       break;
     }
     if (!*ev) break;  // the server ended the watch (timeoutSeconds): reconnect at once
@@ -187,8 +191,19 @@ void Informer::run() {
       backoff_ = std::chrono::milliseconds(0);
     }
     bool progress = false;
-    absl::Status s = watchOnce(&progress);
+    bool silent = false;
+    absl::Status s = watchOnce(&progress, &silent);
     if (stopping()) break;
+    if (silent) {
+      // Nothing, not even a bookmark, for a few bookmark intervals: the connection is dead
+      // (dropped without a FIN, or the server froze). Watch again from the last
+      // resourceVersion at once; events missed meanwhile come with the new watch, and a 410
+      // there relists.
+      ++idle_restarts_;
+      spdlog::warn("watch restarted resource={} reason=idle idle_ms={} resource_version={}",
+                   description(), options_.watch_idle_timeout.count(), lastResourceVersion());
+      continue;
+    }
     if (s.ok()) {
       spdlog::debug("watch restarted resource={} reason=timeout", description());
       backoff_ = std::chrono::milliseconds(0);

@@ -2,9 +2,10 @@
 // selector) in sync with the API server and tells handlers what changed. It lists (paged),
 // then watches from the list's resourceVersion with bookmarks and a randomized timeoutSeconds,
 // keeps the resourceVersion of every event and bookmark, relists on 410 Gone (reporting
-// objects that vanished meanwhile as deletions), and reconnects after errors with exponential
-// backoff and jitter. The cache is updated before handlers run, so a handler (and anything it
-// enqueues) sees at least that state.
+// objects that vanished meanwhile as deletions), reconnects after errors with exponential
+// backoff and jitter, and restarts at once a watch that stayed silent (no event, no bookmark)
+// for watch_idle_timeout, since its connection is dead. The cache is updated before handlers
+// run, so a handler (and anything it enqueues) sees at least that state.
 // InformerFactory shares one informer per (type, namespace, label selector).
 // Thread-safety: handlers run on the informer's own thread, one event at a time, and must not
 // block; store() is safe to read from any thread; start/stop are idempotent.
@@ -35,6 +36,10 @@ struct InformerOptions {
   // 5-10 min), spreading reconnects of many informers.
   std::chrono::seconds min_watch_timeout{300};
   std::chrono::seconds max_watch_timeout{600};
+  // A watch that delivers nothing, not even a bookmark, for this long is treated as dead and
+  // restarted from the last resourceVersion. The API server sends a bookmark about once a
+  // minute on a quiet watch that asked for them, so this is a few bookmark intervals.
+  std::chrono::milliseconds watch_idle_timeout{180000};
   std::chrono::milliseconds initial_backoff{800};
   std::chrono::milliseconds max_backoff{30000};
 };
@@ -70,13 +75,16 @@ class Informer {
   // Counters, for metrics and tests.
   uint64_t listCount() const { return lists_.load(); }
   uint64_t watchCount() const { return watches_.load(); }
+  // Watches given up because nothing arrived within watch_idle_timeout.
+  uint64_t idleRestarts() const { return idle_restarts_.load(); }
   std::string lastResourceVersion() const;
 
  private:
   void run();
   absl::Status listAndReplace();
-  // Watches until the stream ends; returns OutOfRange when a relist is needed.
-  absl::Status watchOnce(bool* made_progress);
+  // Watches until the stream ends; returns OutOfRange when a relist is needed. *went_silent:
+  // the stream was given up after watch_idle_timeout without anything arriving.
+  absl::Status watchOnce(bool* made_progress, bool* went_silent);
   void apply(const WatchEvent& event);
   void sleepBackoff();
   bool stopping() const;
@@ -96,6 +104,7 @@ class Informer {
   std::atomic<bool> synced_{false};
   std::atomic<uint64_t> lists_{0};
   std::atomic<uint64_t> watches_{0};
+  std::atomic<uint64_t> idle_restarts_{0};
   std::chrono::milliseconds backoff_{0};  // informer thread only
   std::mt19937_64 rng_;                   // informer thread only
 };

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <future>
 #include <mutex>
 
 #include <absl/strings/str_cat.h>
@@ -160,6 +161,25 @@ void configureTls(boost::asio::ssl::context& ctx, const RestConfig& cfg, const s
   }
 }
 
+// Waits at most `timeout` for a cpprestsdk task; false when it is still running. The task's
+// exception, if any, is observed by the continuation (pplx terminates the process on an
+// unobserved one, and a task abandoned on timeout is never get()) and rethrown by the
+// caller's get().
+template <typename T>
+bool waitFor(const pplx::task<T>& task, std::chrono::steady_clock::duration timeout) {
+  if (timeout <= std::chrono::steady_clock::duration::zero()) return task.is_done();
+  auto done = std::make_shared<std::promise<void>>();
+  auto ready = done->get_future();
+  task.then([done](pplx::task<T> t) {
+    try {
+      t.wait();
+    } catch (...) {
+    }
+    done->set_value();
+  });
+  return ready.wait_for(timeout) == std::future_status::ready;
+}
+
 EventType eventType(const std::string& t) {
   if (t == "ADDED") return EventType::kAdded;
   if (t == "MODIFIED") return EventType::kModified;
@@ -189,8 +209,10 @@ absl::Status StatusFromResponse(int http_code, const std::string& body) {
 
 class RestApiClient::Watch : public WatchStream {
  public:
-  Watch(http::http_response response, pplx::cancellation_token_source cts)
-      : response_(std::move(response)), body_(response_.body()), cts_(std::move(cts)) {}
+  Watch(http::http_response response, pplx::cancellation_token_source cts,
+        std::optional<std::chrono::milliseconds> idle_timeout)
+      : response_(std::move(response)), body_(response_.body()), cts_(std::move(cts)),
+        idle_timeout_(idle_timeout) {}
   ~Watch() override {
     cancel();
     try {
@@ -202,10 +224,21 @@ class RestApiClient::Watch : public WatchStream {
   absl::StatusOr<std::optional<WatchEvent>> next() override {
     while (true) {
       if (cancelled_) return absl::CancelledError("watch cancelled");
+      if (!idle_.ok()) return idle_;
       std::string line;
       try {
         concurrency::streams::container_buffer<std::string> buf;
-        body_.read_line(buf).get();
+        auto read = body_.read_line(buf);
+        if (idle_timeout_ && !waitFor(read, *idle_timeout_)) {
+          // Nothing, not even the server's periodic bookmark: the connection is dead or the
+          // server frozen. Close it (which also fails the pending read) and say so.
+          idle_ = absl::DeadlineExceededError(absl::StrCat("watch: nothing received for ",
+                                                           idle_timeout_->count(),
+                                                           "ms (no event, no bookmark)"));
+          cts_.cancel();
+          return idle_;
+        }
+        read.get();
         line = std::move(buf.collection());
       } catch (const std::exception& e) {
         if (cancelled_) return absl::CancelledError("watch cancelled");
@@ -250,7 +283,9 @@ class RestApiClient::Watch : public WatchStream {
   http::http_response response_;
   concurrency::streams::istream body_;
   pplx::cancellation_token_source cts_;
+  const std::optional<std::chrono::milliseconds> idle_timeout_;
   std::atomic<bool> cancelled_{false};
+  absl::Status idle_;  // set when the idle timeout closed the stream; next()'s thread only
 };
 
 // --- client ---
@@ -352,9 +387,35 @@ absl::StatusOr<Object> RestApiClient::call(const std::string& verb, const Resour
       if (!tok.empty()) req.headers().add("Authorization", "Bearer " + tok);
     }
     if (body) req.set_body(*body, content_type);
-    http::http_response resp = client_->request(req).get();
-    code = resp.status_code();
-    text = resp.extract_utf8string(true).get();
+    // A RequestDeadline of the calling thread (leader election's renew deadline) bounds the
+    // whole exchange, below the client's own request timeout: at the deadline the request is
+    // abandoned and its connection closed. None left: not sent at all.
+    auto deadline = RequestDeadline::current();
+    auto past = [&] {
+      return absl::DeadlineExceededError(
+          absl::StrCat(verb, " ", type.plural, ": request deadline passed"));
+    };
+    pplx::cancellation_token_source cts;
+    if (deadline && *deadline <= std::chrono::steady_clock::now()) {
+      status = past();
+    } else {
+      auto sent = client_->request(req, cts.get_token());
+      if (deadline && !waitFor(sent, *deadline - std::chrono::steady_clock::now())) {
+        cts.cancel();
+        status = past();
+      } else {
+        http::http_response resp = sent.get();
+        code = resp.status_code();
+        auto read = resp.extract_utf8string(true);
+        if (deadline && !waitFor(read, *deadline - std::chrono::steady_clock::now())) {
+          cts.cancel();
+          code = 0;
+          status = past();
+        } else {
+          text = read.get();
+        }
+      }
+    }
   } catch (const std::exception& e) {
     status = transportError(e);
   }
@@ -473,11 +534,22 @@ absl::StatusOr<WatchStreamPtr> RestApiClient::watch(const ResourceType& type,
       std::string tok = config_.token->token();
       if (!tok.empty()) req.headers().add("Authorization", "Bearer " + tok);
     }
-    http::http_response resp = watch_client_->request(req, cts.get_token()).get();
+    auto sent = watch_client_->request(req, cts.get_token());
+    // A server that accepts the connection but never answers is as dead as a silent stream.
+    if (options.idle_timeout && !waitFor(sent, *options.idle_timeout)) {
+      cts.cancel();
+      if (options_.observer) {
+        options_.observer("watch", type.plural, 0, std::chrono::steady_clock::now() - start);
+      }
+      return absl::DeadlineExceededError(absl::StrCat(
+          "watch ", type.plural, ": no response within ", options.idle_timeout->count(), "ms"));
+    }
+    http::http_response resp = sent.get();
     code = resp.status_code();
     if (options_.observer) options_.observer("watch", type.plural, code, std::chrono::steady_clock::now() - start);
     if (code != 200) return StatusFromResponse(code, resp.extract_utf8string(true).get());
-    return WatchStreamPtr(std::make_unique<Watch>(std::move(resp), std::move(cts)));
+    return WatchStreamPtr(
+        std::make_unique<Watch>(std::move(resp), std::move(cts), options.idle_timeout));
   } catch (const std::exception& e) {
     if (options_.observer && code == 0) {
       options_.observer("watch", type.plural, 0, std::chrono::steady_clock::now() - start);

@@ -25,10 +25,10 @@ class http_client;
 namespace mcop::kube {
 
 struct RestClientOptions {
+  // Upper bound on requests; a RequestDeadline of the calling thread can only shorten it.
   std::chrono::seconds request_timeout{30};
-  // Inactivity timeout for watch connections (cpprestsdk's timeout is an idle timeout, see
-  // DESIGN.md section 8); must exceed the longest quiet gap of a watch, i.e. its
-  // timeoutSeconds, so the server, not the client, ends a quiet watch.
+  // cpprestsdk's timeout on watch connections: a backstop above the server's timeoutSeconds.
+  // Dead watches are detected much sooner by ListOptions.idle_timeout, which informers set.
   std::chrono::seconds watch_idle_timeout{15 * 60};
   std::string user_agent = "memcached-operator";
   // Called after every request: verb ("get", "list", "watch", ...), resource plural, HTTP code

@@ -170,6 +170,8 @@ TEST(LeaderElection, BackgroundLoopHandsOverOnRelease) {
   EXPECT_TRUE(b.isLeader());
   // Before the 3 s lease could have expired: the release, not the expiry, handed it over.
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
+  // isLeader() turns true just before on_started_leading runs (as client-go's IsLeader does).
+  for (int i = 0; i < 200 && b_started == 0; ++i) std::this_thread::sleep_for(5ms);
   EXPECT_EQ(b_started, 1);
   b.stop();
 }
@@ -192,6 +194,181 @@ TEST(LeaderElection, CandidateWakesWhenTheObservedLeaseExpires) {
   clock.advance(wait);
   b.elector.step();
   EXPECT_TRUE(b.elector.isLeader());
+}
+
+}  // namespace
+}  // namespace mcop::controller
+
+namespace mcop::controller {
+namespace {
+
+// The background loop with a real clock and an API server that stops answering the leader: its
+// Lease GET and PUT hang. The leader must stop leading by its renew deadline (1 s here), not
+// when the hung request eventually returns.
+TEST(LeaderElection, HungRenewalLosesLeadershipByTheRenewDeadline) {
+  util::RealClock clock;
+  auto api = std::make_shared<FakeApiClient>(&clock);
+  LeaderElectionConfig c;
+  c.lease_namespace = "ops";
+  c.identity = "a";
+  c.lease_duration = 3s;
+  c.renew_deadline = 1s;
+  c.retry_period = 100ms;
+  std::atomic<int> stopped{0};
+  std::atomic<int64_t> stopped_at{0};
+  LeaderElector a(api, clock, c,
+                  {nullptr,
+                   [&] {
+                     stopped_at = clock.steadyNow().time_since_epoch().count();
+                     ++stopped;
+                   },
+                   nullptr});
+  a.start();
+  for (int i = 0; i < 400 && !a.isLeader(); ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(a.isLeader());
+  api->stall(Verb::kGet, resources::kLease);
+  api->stall(Verb::kUpdate, resources::kLease);
+  // The last successful renewal happened before this instant.
+  auto stalled_at = clock.steadyNow();
+  for (int i = 0; i < 600 && stopped == 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(stopped, 1) << "still leading 3 s after its Lease requests started to hang";
+  EXPECT_FALSE(a.isLeader());
+  auto lost_after = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(stopped_at.load())) - stalled_at;
+  // Scheduling slack on a busy machine; unbounded requests make it never (or, with a client
+  // timeout, the deadline plus that timeout for the GET and again for the PUT).
+  if (stopped == 1) {
+    EXPECT_LT(lost_after, 1s + 900ms)
+        << "lost " << std::chrono::duration_cast<std::chrono::milliseconds>(lost_after).count()
+        << " ms after the last renewal could have happened";
+  }
+  api->unstall();
+  a.stop();
+  EXPECT_EQ(stopped, 1);
+}
+
+}  // namespace
+}  // namespace mcop::controller
+
+#include "kube/fenced_api_client.h"
+
+namespace mcop::controller {
+namespace {
+
+// A renewal whose PUT hangs: every request of the attempt carries the time left until the
+// renew deadline (not a fixed timeout), and the deadline is declared by the timer path
+// (checkDeadline) at the deadline itself while the request is still hanging. isLeader() turns
+// false at that instant, before anyone calls anything. Losing is final.
+TEST(LeaderElection, LossIsDeclaredAtTheDeadlineWhileARenewalHangs) {
+  util::FakeClock clock;
+  auto api = std::make_shared<FakeApiClient>(&clock);
+  Candidate a(api, clock, "a");
+  a.elector.step();
+  clock.advance(2s);
+  a.elector.step();  // renewed at t=2 s: leads until t=12 s
+  ASSERT_TRUE(a.elector.isLeader());
+  clock.advance(7s);  // t=9 s: 3 s left
+  api->stall(Verb::kUpdate, resources::kLease);
+  std::thread renewal([&] { a.elector.step(); });
+  for (int i = 0; i < 2000 && api->stalledRequests().empty(); ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(api->stalledRequests().size(), 1u);
+  auto put = api->stalledRequests()[0];
+  ASSERT_TRUE(put.timeout);
+  EXPECT_LE(*put.timeout, 3000ms) << "the PUT may not outlive the renew deadline";
+  EXPECT_GT(*put.timeout, 2500ms) << "bounded by the time left, not a fixed 2 s";
+  auto gets = api->actions();
+  auto get = std::find_if(gets.rbegin(), gets.rend(), [](const auto& x) { return x.verb == Verb::kGet; });
+  ASSERT_NE(get, gets.rend());
+  ASSERT_TRUE(get->timeout);
+  EXPECT_LE(*get->timeout, 3000ms);
+
+  clock.advance(2999ms);  // t=11.999 s
+  EXPECT_FALSE(a.elector.checkDeadline());
+  EXPECT_TRUE(a.elector.isLeader());
+  clock.advance(1ms);  // t=12 s: the renew deadline
+  EXPECT_FALSE(a.elector.isLeader()) << "false at the deadline itself, before any callback";
+  EXPECT_EQ(a.stopped, 0);
+  EXPECT_TRUE(a.elector.checkDeadline());
+  EXPECT_EQ(a.stopped, 1);
+
+  // The hung PUT completes after all: too late, the loss stands.
+  api->unstall();
+  renewal.join();
+  EXPECT_FALSE(a.elector.isLeader());
+  int requests = static_cast<int>(api->actions().size());
+  clock.advance(2s);
+  a.elector.step();
+  EXPECT_FALSE(a.elector.isLeader());
+  EXPECT_EQ(a.started, 1) << "never leads again";
+  EXPECT_EQ(a.stopped, 1);
+  EXPECT_EQ(static_cast<int>(api->actions().size()), requests) << "a lost elector makes no requests";
+}
+
+// Another holder in the Lease ends leadership at once, long before the renew deadline.
+TEST(LeaderElection, AnotherHolderInTheLeaseEndsLeadershipAtOnce) {
+  util::FakeClock clock;
+  auto api = std::make_shared<FakeApiClient>(&clock);
+  Candidate a(api, clock, "a");
+  a.elector.step();
+  ASSERT_TRUE(a.elector.isLeader());
+  // b took it (say a was paused for longer than the lease).
+  auto l = lease(*api);
+  l["spec"]["holderIdentity"] = kube::Object::string("b");
+  ASSERT_TRUE(api->update(resources::kLease, l, "").ok());
+  clock.advance(2s);
+  a.elector.step();
+  EXPECT_FALSE(a.elector.isLeader());
+  EXPECT_EQ(a.stopped, 1);
+  EXPECT_EQ(a.elector.leader(), "b");
+}
+
+// The fence: a write through FencedApiClient gated on isLeader() passes just before the renew
+// deadline and is refused at it, before the elector's threads have noticed anything.
+TEST(LeaderElection, FencedWritesAreRefusedFromTheRenewDeadlineOn) {
+  util::FakeClock clock;
+  auto api = std::make_shared<FakeApiClient>(&clock);
+  Candidate a(api, clock, "a");
+  a.elector.step();  // leads until t=10 s
+  kube::FencedApiClient fenced(api, [&] { return a.elector.isLeader(); });
+  auto cm = [](const std::string& name) {
+    return kube::Object::parse(R"({"metadata":{"name":")" + name + R"(","namespace":"shop"}})");
+  };
+  clock.advance(9999ms);
+  EXPECT_TRUE(fenced.create(resources::kConfigMap, "shop", cm("before")).ok());
+  int writes = api->writeCount();
+  clock.advance(1ms);
+  auto refused = fenced.create(resources::kConfigMap, "shop", cm("after"));
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_EQ(api->writeCount(), writes) << "the refused write never reached the API";
+  EXPECT_FALSE(api->peek(resources::kConfigMap, "shop", "after"));
+  EXPECT_TRUE(fenced.get(resources::kConfigMap, "shop", "before").ok()) << "reads pass";
+  EXPECT_EQ(a.stopped, 0) << "refused before anything reported the loss";
+  EXPECT_EQ(fenced.refused(), 1u);
+}
+
+}  // namespace
+}  // namespace mcop::controller
+
+namespace mcop::controller {
+namespace {
+
+// An acquisition that took most of the renew deadline (a slow first connection) is followed by
+// a renewal well before that deadline, not a full retry period later.
+TEST(LeaderElection, RenewsSoonerWhenTheDeadlineIsNear) {
+  util::FakeClock clock;
+  auto api = std::make_shared<FakeApiClient>(&clock);
+  Candidate a(api, clock, "a");
+  api->setFailureHook([&](const FakeApiClient::Action& action) {
+    if (action.verb == Verb::kGet) clock.advance(9s);  // the GET of the first attempt is slow
+    return absl::OkStatus();
+  });
+  auto wait = a.elector.step();
+  api->setFailureHook(nullptr);
+  ASSERT_TRUE(a.elector.isLeader());
+  EXPECT_LE(wait, 500ms) << "1 s of the 10 s renew deadline is left";
+  clock.advance(wait);
+  a.elector.step();
+  EXPECT_TRUE(a.elector.isLeader());
+  EXPECT_EQ(a.elector.step(), 2000ms) << "renewed: a full retry period again";
 }
 
 }  // namespace

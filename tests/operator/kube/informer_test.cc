@@ -244,3 +244,66 @@ TEST(InformerIntegration, SyncsAndFollowsRealServer) {
 
 }  // namespace
 }  // namespace mcop::kube
+
+namespace mcop::kube {
+namespace {
+
+// A watch whose connection died silently (no FIN, no RST: a NAT or load balancer dropped it,
+// or the server froze) delivers nothing while the API server goes on. The informer must notice
+// within its idle bound, watch again from the last resourceVersion (no relist), and so see an
+// object created after the watch went dead.
+TEST(Informer, RestartsASilentWatchWithinTheIdleBound) {
+  auto api = std::make_shared<FakeApiClient>();
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("a")).ok());
+  InformerOptions o = fast();
+  o.watch_idle_timeout = 300ms;
+  Informer inf(api, kConfigMap, o);
+  Recorder rec;
+  inf.addHandlers(rec.handlers());
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s));
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+  uint64_t watches = inf.watchCount();
+
+  api->freezeWatches();
+  auto frozen_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("late")).ok());
+  bool seen = false;
+  while (!seen && std::chrono::steady_clock::now() - frozen_at < 5s) {
+    seen = rec.has("add late");
+    std::this_thread::sleep_for(5ms);
+  }
+  auto took = std::chrono::steady_clock::now() - frozen_at;
+  ASSERT_TRUE(seen) << "an object created after the watch went silent was never seen";
+  EXPECT_GE(took, 300ms) << "restarted before the idle bound: a quiet watch is not a dead one";
+  EXPECT_LT(took, 2s) << "the idle bound is 300 ms";
+  EXPECT_GT(inf.watchCount(), watches);
+  EXPECT_EQ(inf.listCount(), 1u) << "resumed from the last resourceVersion, no relist";
+  EXPECT_EQ(inf.idleRestarts(), 1u);
+  inf.stop();
+}
+
+// Bookmarks are what tells a quiet live watch from a dead one: a watch that receives only
+// bookmarks, more often than the idle bound, is kept.
+TEST(Informer, KeepsAQuietWatchThatReceivesBookmarks) {
+  auto api = std::make_shared<FakeApiClient>();
+  InformerOptions o = fast();
+  o.watch_idle_timeout = 500ms;
+  Informer inf(api, kConfigMap, o);
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s));
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+  uint64_t watches = inf.watchCount();
+  for (int i = 0; i < 15; ++i) {  // 1.5 s, three idle bounds
+    std::this_thread::sleep_for(100ms);
+    api->sendBookmarks();
+  }
+  EXPECT_EQ(inf.watchCount(), watches);
+  EXPECT_EQ(inf.idleRestarts(), 0u);
+  // And the watch asked for bookmarks, or the server would send none.
+  EXPECT_TRUE(eventually([&] { return inf.lastResourceVersion() == api->currentResourceVersion(); }));
+  inf.stop();
+}
+
+}  // namespace
+}  // namespace mcop::kube

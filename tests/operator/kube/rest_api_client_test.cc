@@ -306,6 +306,113 @@ TEST(RestApiClient, WatchEndsCleanlyAndCancelUnblocks) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not the inactivity timeout
 }
 
+// A real socket that accepts the watch, sends one event, and then says nothing (a frozen server,
+// or a connection a NAT dropped): with an idle bound, next() gives up within it, with
+// DeadlineExceeded, instead of waiting for the client's inactivity timeout (5 s here, 15 min by
+// default) or for whatever the socket might deliver much later.
+TEST(RestApiClient, SilentWatchFailsWithinTheIdleBound) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  ScriptedServer server([&](const ScriptedServer::Request& r, int fd) {
+    ScriptedServer::send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n");
+    ScriptedServer::chunk(fd, R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})" "\n");
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, 3s, [&] { return done; });  // silent
+    ScriptedServer::chunk(fd, R"({"type":"ADDED","object":{"metadata":{"name":"b","resourceVersion":"6"}}})" "\n");
+  });
+  auto api = clientFor(server);
+  ListOptions o;
+  o.resource_version = "4";
+  o.idle_timeout = 300ms;
+  auto w = api->watch(resources::kConfigMap, "shop", o);
+  ASSERT_TRUE(w.ok()) << w.status();
+  auto first = (*w)->next();
+  ASSERT_TRUE(first.ok() && *first) << first.status();
+  auto start = std::chrono::steady_clock::now();
+  auto silent = (*w)->next();
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(absl::IsDeadlineExceeded(silent.status())) << silent.status();
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 2s) << "the idle bound is 300 ms";
+  // The stream is finished: no event trickles out of it later.
+  EXPECT_FALSE((*w)->next().ok());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  w->reset();
+}
+
+// The same bound covers a server that accepts the connection but never answers the watch.
+TEST(RestApiClient, WatchWithoutResponseFailsWithinTheIdleBound) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  ScriptedServer server([&](const ScriptedServer::Request& r, int fd) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, 3s, [&] { return done; });
+  });
+  auto api = clientFor(server);
+  ListOptions o;
+  o.idle_timeout = 300ms;
+  auto start = std::chrono::steady_clock::now();
+  auto w = api->watch(resources::kConfigMap, "shop", o);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(absl::IsDeadlineExceeded(w.status())) << w.status();
+  EXPECT_LT(took, 2s);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+}
+
+// A RequestDeadline bounds a request below the client's request timeout (5 s here): what leader
+// election relies on so a renewal never outlives the renew deadline.
+TEST(RestApiClient, RequestDeadlineBoundsAHungRequest) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  ScriptedServer server([&](const ScriptedServer::Request& r, int fd) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, 3s, [&] { return done; });
+  });
+  auto api = clientFor(server);
+  auto start = std::chrono::steady_clock::now();
+  absl::Status s;
+  {
+    RequestDeadline deadline(300ms);
+    s = api->get(resources::kLease, "ops", "leader").status();
+  }
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(absl::IsDeadlineExceeded(s)) << s;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 2s) << "bounded by the 300 ms deadline, not the 5 s request timeout";
+  EXPECT_FALSE(RequestDeadline::current()) << "the scope ended";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+}
+
+TEST(RequestDeadline, NestedScopesNeverExtend) {
+  EXPECT_FALSE(RequestDeadline::current());
+  RequestDeadline outer(1s);
+  auto o = *RequestDeadline::current();
+  {
+    RequestDeadline inner(10s);
+    EXPECT_EQ(*RequestDeadline::current(), o);
+    RequestDeadline tighter(100ms);
+    EXPECT_LT(*RequestDeadline::current(), o);
+  }
+  EXPECT_EQ(*RequestDeadline::current(), o);
+  std::thread([] { EXPECT_FALSE(RequestDeadline::current()) << "per thread"; }).join();
+}
+
 TEST(RestApiClient, ConnectionRefusedIsUnavailable) {
   RestConfig cfg;
   cfg.server = "http://127.0.0.1:1";
