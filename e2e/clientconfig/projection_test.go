@@ -2,8 +2,8 @@
 // a ConfigMap is mirrored by `e2e/cluster project-configmap` into a local
 // directory with the kubelet's atomic layout (KEY -> ..data/KEY, ..data
 // swapped by rename, after a delay), and `build/bin/clientconfig watch`
-// follows it, as an application that mounts the ConfigMap would
-// (../shared/DESIGN.md section 4).
+// follows it, as an application that mounts the ConfigMap would (README, "The client
+// contract").
 package clientconfig_test
 
 import (
@@ -439,7 +439,7 @@ func TestWatcherFollowsProjectedConfigMap(t *testing.T) {
 	report(t, "API update -> clientconfig watch line: %s (API update -> ..data swap: %s, ..data swap -> watcher line: %s; project-configmap --delay %s)",
 		total.Round(time.Millisecond), toSwap.Round(time.Millisecond), swapToWatcher.Round(time.Microsecond), projectionDelay)
 	// The watcher runs with its poll fallback at pollInterval, far beyond updateBound, so seeing
-	// version 2 at all means it reacted to the swap itself (inotify), as DESIGN.md section 4 asks.
+	// version 2 at all means it reacted to the swap itself (inotify), as the client contract asks.
 	// How fast is a figure (reported above, and by bench_reload_latency), not an assertion.
 	if swapToWatcher >= pollInterval {
 		t.Errorf("watcher printed version 2 %s after the ..data swap: only the poll fallback saw it", swapToWatcher)

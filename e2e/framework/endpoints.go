@@ -1,6 +1,6 @@
 package framework
 
-// Endpoints is the published endpoints.json as DESIGN.md section 4 defines it (field order as
+// Endpoints is the published endpoints.json as the README's client contract defines it (field order as
 // published), shared by the tests that read it (operator) and the ones that write it
 // (clientconfig).
 type Endpoints struct {

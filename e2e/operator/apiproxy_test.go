@@ -36,10 +36,14 @@ type proxiedRequest struct {
 	Code   int // 0 while no answer has been written
 }
 
-func (r proxiedRequest) watch() bool { return r.Query.Get("watch") == "true" || r.Query.Get("watch") == "1" }
+func (r proxiedRequest) watch() bool {
+	return r.Query.Get("watch") == "true" || r.Query.Get("watch") == "1"
+}
 
 // write: anything but a read (GET, HEAD) is a write attempt.
-func (r proxiedRequest) write() bool { return r.Method != http.MethodGet && r.Method != http.MethodHead }
+func (r proxiedRequest) write() bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead
+}
 
 func (r proxiedRequest) String() string {
 	return fmt.Sprintf("%s %s %s?%s -> %d", r.At.Format("15:04:05.000"), r.Method, r.Path, r.Query.Encode(), r.Code)

@@ -170,7 +170,7 @@ INSTANTIATE_TEST_SUITE_P(Variants, LibmemcachedCompat,
                                            Variant{"unequal_mixedports", true, false, true, true}),
                          [](const auto& info) { return std::string(info.param.name); });
 
-// The facts DESIGN.md section 4 warns about: libmemcached's configuration language
+// What the README's client contract warns about: libmemcached's configuration language
 // alone (--DISTRIBUTION=consistent) does not give ketama.
 TEST(LibmemcachedCompat, ConfigStringAloneIsNotKetama) {
   std::vector<RingNode> nodes = {{"a.example", 11211, 1}, {"b.example", 11211, 1}, {"c.example", 11211, 1}};
