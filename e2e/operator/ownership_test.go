@@ -391,3 +391,46 @@ func TestIntegerQuantitiesDoNotReapply(t *testing.T) {
 		t.Errorf("%v API writes while nothing changed, want 0", after-before)
 	}
 }
+
+// An operator restarted in the middle of a scale-down resumes it from status: the events that
+// describe the decision (ScalingDown, DrainStarted) are recorded once, not again by the new
+// process. Counted over every Event object (a repeat after a restart is a new object, since the
+// old process's aggregation is gone).
+func TestRestartMidDrainRecordsEachEventOnce(t *testing.T) {
+	e := newEnv(t)
+	op := e.startOperator()
+	e.createCluster("again", "  replicas: 2\n  drain:\n    minSeconds: 1\n    timeoutSeconds: 120\n")
+	e.waitAvailable("again", 90*time.Second)
+	e.waitFor(60*time.Second, "two members published", func() (bool, error) {
+		ep, _, _ := e.endpointsOf("again-endpoints")
+		return len(ep.Servers) == 2, fmt.Errorf("published %v", ep.Names())
+	})
+	ep, _, _ := e.endpointsOf("again-endpoints")
+	conns := holdConnections(t, ep.Servers[1].Address+":11211", 2)
+	out, err := kubectl("scale", "mcc", "again", "-n", e.ns, "--replicas=1")
+	if err != nil {
+		t.Fatalf("kubectl scale: %v\n%s", err, out)
+	}
+	e.waitFor(30*time.Second, "waiting for clients", func() (bool, error) {
+		c := statusOf(e.mcc("again")).condition("Progressing")
+		return strings.Contains(c.Message, "waiting for clients to leave again-1"), fmt.Errorf("%+v", c)
+	})
+	for i := 0; i < 2; i++ {
+		op.kill()
+		op = e.startOperator()
+		time.Sleep(3 * time.Second)
+	}
+	closeAll(conns)
+	e.waitFor(60*time.Second, "StatefulSet lowered", func() (bool, error) {
+		return e.stsReplicas("again") == 1, nil
+	})
+	time.Sleep(2 * time.Second)
+	for reason, want := range map[string]int32{"DrainStarted": 1, "ScalingDown": 2, "DrainCompleted": 1} {
+		if n := e.eventCount("again", reason); n != want {
+			for _, ev := range e.eventsWithReason("again", reason) {
+				t.Logf("%s x%d: %s", ev.Reason, ev.Count, ev.Message)
+			}
+			t.Errorf("%d %s events, want %d", n, reason, want)
+		}
+	}
+}
