@@ -1,6 +1,7 @@
 // The one seam between the operator and the Kubernetes API server. Reconcilers, informers and
 // leader election reach the API only through ApiClient; RestApiClient speaks HTTP through
-// cpprestsdk, FakeApiClient keeps objects in memory and can inject errors for unit tests.
+// cpprestsdk; FakeApiClient (operator/testing/, linked only by tests) keeps objects in memory
+// and can inject errors for unit tests.
 // Thread-safety: every implementation must be safe to call from many threads at once.
 #pragma once
 

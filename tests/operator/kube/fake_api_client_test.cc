@@ -1,5 +1,5 @@
 // FakeApiClient behaves like the API server where the operator depends on it.
-#include "kube/fake_api_client.h"
+#include "testing/fake_api_client.h"
 
 #include <gtest/gtest.h>
 

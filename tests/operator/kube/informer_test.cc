@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "kube/fake_api_client.h"
+#include "testing/fake_api_client.h"
 #include "kube/object_meta.h"
 
 namespace mcop::kube {

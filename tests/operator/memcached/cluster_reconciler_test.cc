@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "kube/event_recorder.h"
-#include "kube/fake_api_client.h"
+#include "testing/fake_api_client.h"
 #include "kube/memory_store.h"
 #include "memcached/cluster_status.h"
 #include "memcached/endpoints_config.h"

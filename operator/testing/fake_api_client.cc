@@ -1,6 +1,6 @@
 // In-memory API server for tests. One mutex guards the whole store; watch streams have their
 // own lock, always taken after mu_ (emit) or alone (next/cancel), never the other way round.
-#include "kube/fake_api_client.h"
+#include "testing/fake_api_client.h"
 
 #include <algorithm>
 #include <condition_variable>
