@@ -100,6 +100,9 @@ func TestClusterLifecycle(t *testing.T) {
 	start := time.Now()
 	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 120\n", minSeconds))
 	s := e.waitAvailable(clusterName, 90*time.Second)
+	// Available is minimum availability: the second member may still be joining.
+	e.waitServers(2, 60*time.Second)
+	s = statusOf(e.mcc(clusterName))
 	t.Logf("figure: create -> Available with 2 members in %s", time.Since(start).Round(10*time.Millisecond))
 	ep, cm, ok := e.endpointsOf(cmName)
 	if !ok {

@@ -174,8 +174,14 @@ func TestPublishedVersionIsTheOperators(t *testing.T) {
 	ctx := context.Background()
 	e.startOperator()
 	e.createCluster("ver", "  replicas: 1\n")
-	s := e.waitAvailable("ver", 90*time.Second)
-	v := s.ConfigVersion
+	e.waitAvailable("ver", 90*time.Second)
+	// Status records a version before the ConfigMap carries it: wait until both agree.
+	var v int64
+	e.waitFor(30*time.Second, "one member published at the recorded version", func() (bool, error) {
+		ep, _, _ := e.endpointsOf("ver-endpoints")
+		v = ep.Version
+		return len(ep.Servers) == 1 && v == statusOf(e.mcc("ver")).ConfigVersion, fmt.Errorf("published %v at %d", ep.Names(), v)
+	})
 
 	setVersion := func(to string) {
 		t.Helper()

@@ -416,7 +416,11 @@ func TestOperatorStopsPromptlyDuringALongSweep(t *testing.T) {
 	e.waitFor(30*time.Second, "the drain recorded", func() (bool, error) {
 		return statusOf(e.mcc(clusterName)).Drain != nil, fmt.Errorf("no drain in status")
 	})
-	time.Sleep(2 * time.Second) // the next pass started the sweep: well into the walk of cache-0
+	e.waitFor(30*time.Second, "the sweep running", func() (bool, error) {
+		c := statusOf(e.mcc(clusterName)).condition("Progressing")
+		return strings.Contains(c.Message, "sweeping stale copies"), fmt.Errorf("%+v", c)
+	})
+	time.Sleep(time.Second) // well into the walk of cache-0
 	stopping := time.Now()
 	op.stop() // SIGTERM; fails the test if the operator takes more than 10 s
 	t.Logf("figure: SIGTERM during the sweep -> operator exited in %s", time.Since(stopping).Round(10*time.Millisecond))
