@@ -51,6 +51,15 @@ func (e *env) eventCount(object, reason string) int32 {
 	return n
 }
 
+// waitPublished waits until the endpoints ConfigMap cm lists n servers.
+func (e *env) waitPublished(cm string, n int, what string) {
+	e.t.Helper()
+	e.waitFor(60*time.Second, what, func() (bool, error) {
+		ep, _, _ := e.endpointsOf(cm)
+		return len(ep.Servers) == n, fmt.Errorf("published %v", ep.Names())
+	})
+}
+
 func (e *env) configMapRV(name string) string {
 	e.t.Helper()
 	cm, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(context.Background(), name, metav1.GetOptions{})
@@ -140,6 +149,8 @@ func TestNeverTakesOverObjectsItDoesNotControl(t *testing.T) {
 	// Another cluster's ConfigMap: the first keeps publishing its own list, undisturbed.
 	e.createCluster("first", "  replicas: 1\n")
 	e.waitAvailable("first", 90*time.Second)
+	// Status records a version before the ConfigMap carries it: read the list once published.
+	e.waitPublished("first-endpoints", 1, "first's member published")
 	firstEp, _, _ := e.endpointsOf("first-endpoints")
 	e.createCluster("second", "  replicas: 1\n  clientConfig:\n    configMapName: first-endpoints\n")
 	s = e.waitDegraded("second", "ConfigMapConflict", 60*time.Second)
@@ -270,10 +281,7 @@ func TestCancelledDrainDoesNotServeOldValues(t *testing.T) {
 	e.startOperator()
 	e.createCluster("back", "  replicas: 3\n  drain:\n    minSeconds: 300\n    timeoutSeconds: 600\n")
 	e.waitAvailable("back", 90*time.Second)
-	e.waitFor(60*time.Second, "three members published", func() (bool, error) {
-		ep, _, _ := e.endpointsOf("back-endpoints")
-		return len(ep.Servers) == 3, fmt.Errorf("published %v", ep.Names())
-	})
+	e.waitPublished("back-endpoints", 3, "three members published")
 	ep3, cm3, _ := e.endpointsOf("back-endpoints")
 	// Keys that back-2 owns in the ring of three, written there.
 	var keys []string
@@ -292,10 +300,7 @@ func TestCancelledDrainDoesNotServeOldValues(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl scale: %v\n%s", err, out)
 	}
-	e.waitFor(60*time.Second, "back-2 unpublished", func() (bool, error) {
-		ep, _, _ := e.endpointsOf("back-endpoints")
-		return len(ep.Servers) == 2, fmt.Errorf("published %v", ep.Names())
-	})
+	e.waitPublished("back-endpoints", 2, "back-2 unpublished")
 	// Clients now write those keys to their new owners.
 	_, cm2, _ := e.endpointsOf("back-endpoints")
 	for k, o := range owners(t, bin, cm2.Data["endpoints.json"], keys) {
@@ -305,10 +310,7 @@ func TestCancelledDrainDoesNotServeOldValues(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl scale: %v\n%s", err, out)
 	}
-	e.waitFor(60*time.Second, "back-2 published again", func() (bool, error) {
-		ep, _, _ := e.endpointsOf("back-endpoints")
-		return len(ep.Servers) == 3, fmt.Errorf("published %v", ep.Names())
-	})
+	e.waitPublished("back-endpoints", 3, "back-2 published again")
 	// Routed by the ring of three again, the keys are on back-2: a miss is fine, "old" is not.
 	stale := 0
 	for _, k := range keys {
@@ -407,10 +409,7 @@ func TestRestartMidDrainRecordsEachEventOnce(t *testing.T) {
 	op := e.startOperator()
 	e.createCluster("again", "  replicas: 2\n  drain:\n    minSeconds: 1\n    timeoutSeconds: 120\n")
 	e.waitAvailable("again", 90*time.Second)
-	e.waitFor(60*time.Second, "two members published", func() (bool, error) {
-		ep, _, _ := e.endpointsOf("again-endpoints")
-		return len(ep.Servers) == 2, fmt.Errorf("published %v", ep.Names())
-	})
+	e.waitPublished("again-endpoints", 2, "two members published")
 	ep, _, _ := e.endpointsOf("again-endpoints")
 	conns := holdConnections(t, ep.Servers[1].Address+":11211", 2)
 	out, err := kubectl("scale", "mcc", "again", "-n", e.ns, "--replicas=1")

@@ -121,7 +121,9 @@ class ClusterReconciler::Pass {
   absl::Status apply(const kube::ResourceType& type, const Json& desired, const Json* live);
   absl::StatusOr<bool> writeStatus();  // false: lost a conflict, requeue
   absl::Status act(const Children& children, const EndpointsContent& content);
-  absl::Status publishEndpoints(const EndpointsContent& content);
+  // Degraded=True with this reason and message (and the phase); the Warning event only when
+  // status did not already say exactly that, so a retried failure is one event, not many.
+  void setDegraded(const std::string& reason, const std::string& message);
   // Reports a conflict or a failed child write in status and (once per distinct failure) in
   // events, and returns what run() returns.
   absl::StatusOr<controller::Result> reportConflicts(const Children& children);
@@ -138,7 +140,6 @@ class ClusterReconciler::Pass {
   void planConditions(bool carry_write_failure);
   absl::Status ensureStatefulSet();
   absl::Status ensurePodDisruptionBudget(const std::optional<Json>& live);
-  std::string outgoingMessage() const;
   void event(kube::EventSeverity severity, std::string reason, std::string message) {
     events_.push_back({severity, std::move(reason), std::move(message)});
   }
@@ -232,18 +233,11 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run() {
 
   if (!parsed.errors.empty()) {
     const std::string message = absl::StrJoin(parsed.errors, "; ");
-    const Condition* prev = findCondition(old_status_.conditions, kConditionDegraded);
-    if (!prev || prev->reason != "InvalidSpec" || prev->message != message) {
-      event(kube::EventSeverity::kWarning, "InvalidSpec", message);
-    }
-    setCondition(status_.conditions,
-                 {kConditionDegraded, "True", "InvalidSpec", message, ref_.generation, ""},
-                 now_text_);
+    setDegraded("InvalidSpec", message);
     setCondition(status_.conditions,
                  {kConditionProgressing, "False", "InvalidSpec",
                   "fix the spec; nothing changes until then", ref_.generation, ""},
                  now_text_);
-    status_.phase = "Degraded";
     spdlog::warn("invalid spec cluster={} errors={}", key_, util::quoted(message));
     // No requeue: the next spec change wakes us; retrying an invalid spec cannot help.
     return statusOnly(false);
@@ -313,40 +307,39 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run() {
 // before anything is applied over it. In steady state every child is cached: no extra reads.
 absl::StatusOr<Children> ClusterReconciler::Pass::observeChildren() {
   Children c;
-  const std::string rename = "delete or rename that object, or give this MemcachedCluster another name";
+  const std::string rename =
+      "delete or rename that object, or give this MemcachedCluster another name";
   const auto& stores = r_.stores_;
-  if (auto s = observeChild(kube::resources::kService, *stores.services, ref_.name, rename,
-                            c.headless, c);
-      !s.ok()) {
-    return s;
-  }
-  if (auto s = observeChild(kube::resources::kService, *stores.services,
-                            clientServiceName(ref_.name), rename, c.client, c);
-      !s.ok()) {
-    return s;
-  }
+  struct Child {
+    const kube::ResourceType& type;
+    const kube::ObjectStore& store;
+    std::string name;
+    std::string fix;
+    std::optional<Json>& out;
+  };
+  std::vector<Child> children = {
+      {kube::resources::kService, *stores.services, ref_.name, rename, c.headless},
+      {kube::resources::kService, *stores.services, clientServiceName(ref_.name), rename,
+       c.client},
+      {kube::resources::kConfigMap, *stores.config_maps, spec_.config_map_name,
+       "delete or rename that object, or recreate this MemcachedCluster with another "
+       "spec.clientConfig.configMapName",
+       c.config_map},
+      {kube::resources::kStatefulSet, *stores.stateful_sets, ref_.name, rename, c.stateful_set},
+  };
   if (spec_.pdb_enabled) {
-    if (auto s = observeChild(kube::resources::kPodDisruptionBudget,
-                              *stores.pod_disruption_budgets, ref_.name,
-                              rename + " (or set spec.podDisruptionBudget.enabled: false)", c.pdb, c);
+    children.push_back({kube::resources::kPodDisruptionBudget, *stores.pod_disruption_budgets,
+                        ref_.name, rename + " (or set spec.podDisruptionBudget.enabled: false)",
+                        c.pdb});
+  } else {
+    // Only ever deleted, and only when controlled: the cache (our labels) is enough.
+    c.pdb = stores.pod_disruption_budgets->get(ref_.ns, ref_.name);
+  }
+  for (const auto& child : children) {
+    if (auto s = observeChild(child.type, child.store, child.name, child.fix, child.out, c);
         !s.ok()) {
       return s;
     }
-  } else {
-    c.pdb = stores.pod_disruption_budgets->get(ref_.ns, ref_.name);
-  }
-  if (auto s = observeChild(kube::resources::kConfigMap, *stores.config_maps,
-                            spec_.config_map_name,
-                            "delete or rename that object, or recreate this MemcachedCluster "
-                            "with another spec.clientConfig.configMapName",
-                            c.config_map, c);
-      !s.ok()) {
-    return s;
-  }
-  if (auto s = observeChild(kube::resources::kStatefulSet, *stores.stateful_sets, ref_.name,
-                            rename, c.stateful_set, c);
-      !s.ok()) {
-    return s;
   }
   return c;
 }
@@ -389,19 +382,14 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::reportConflicts(
       "an object it did not create");
   const Condition* prev = findCondition(old_status_.conditions, kConditionDegraded);
   if (!prev || prev->reason != children.conflict_reason || prev->message != message) {
-    event(kube::EventSeverity::kWarning, children.conflict_reason, message);
     spdlog::warn("child name conflict cluster={} detail={}", key_, util::quoted(message));
   }
-  setCondition(status_.conditions,
-               {kConditionDegraded, "True", children.conflict_reason, message, ref_.generation,
-                ""},
-               now_text_);
+  setDegraded(children.conflict_reason, message);
   setCondition(status_.conditions,
                {kConditionProgressing, "False", children.conflict_reason,
                 "blocked by an object this MemcachedCluster does not control", ref_.generation,
                 ""},
                now_text_);
-  status_.phase = "Degraded";
   auto result = statusOnly(false);
   if (!result.ok()) return result;
   return controller::Result{kChildConflictRecheck};
@@ -409,14 +397,7 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::reportConflicts(
 
 absl::Status ClusterReconciler::Pass::reportWriteFailure(absl::Status failure) {
   const std::string message(failure.message());
-  const Condition* prev = findCondition(old_status_.conditions, kConditionDegraded);
-  if (!prev || prev->reason != kReasonApplyFailed || prev->message != message) {
-    event(kube::EventSeverity::kWarning, kReasonApplyFailed, message);
-  }
-  setCondition(status_.conditions,
-               {kConditionDegraded, "True", kReasonApplyFailed, message, ref_.generation, ""},
-               now_text_);
-  status_.phase = "Degraded";
+  setDegraded(kReasonApplyFailed, message);
   spdlog::warn("child write failed cluster={} error={}", key_, util::quoted(message));
   auto written = writeStatus();
   // Reported where users look (events only with the status that records them); the workqueue
@@ -424,6 +405,17 @@ absl::Status ClusterReconciler::Pass::reportWriteFailure(absl::Status failure) {
   reported_ = written.ok() && *written;
   if (reported_) flushEvents();
   return failure;
+}
+
+void ClusterReconciler::Pass::setDegraded(const std::string& reason,
+                                          const std::string& message) {
+  const Condition* prev = findCondition(old_status_.conditions, kConditionDegraded);
+  if (!prev || prev->status != "True" || prev->reason != reason || prev->message != message) {
+    event(kube::EventSeverity::kWarning, reason, message);
+  }
+  setCondition(status_.conditions,
+               {kConditionDegraded, "True", reason, message, ref_.generation, ""}, now_text_);
+  status_.phase = "Degraded";
 }
 
 absl::Status ClusterReconciler::Pass::act(const Children& children,

@@ -1417,7 +1417,9 @@ TEST_F(ClusterReconcilerTest, WaitingDrainDoesNotRewriteStatusEveryPoll) {
   const Condition* progressing = condition(s, kConditionProgressing);
   EXPECT_NE(progressing->message.find("waiting for clients to leave sessions-2"),
             std::string::npos);
-  EXPECT_NE(progressing->message.find("T"), std::string::npos);  // an absolute time
+  // An absolute time (RFC 3339, UTC), not a countdown.
+  EXPECT_NE(progressing->message.find("scaling down anyway at "), std::string::npos);
+  EXPECT_NE(progressing->message.find("Z)"), std::string::npos);
 }
 
 TEST_F(ClusterReconcilerTest, ProgressingSaysWhenTheLiveEndpointsBlockLowering) {
