@@ -202,11 +202,15 @@ func updateConfigMap(t *testing.T, c kubernetes.Interface, ns string, data map[s
 		t.Fatal(err)
 	}
 	cm.Data = data
+	// The time is taken as the request is sent: the projector's watch can deliver the
+	// change before Update returns, so a later time would shorten every figure measured
+	// from it (and could make the projection look faster than its own delay).
+	sent := time.Now()
 	cm, err = c.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return time.Now(), cm.ResourceVersion
+	return sent, cm.ResourceVersion
 }
 
 // run runs the clientconfig CLI and returns stdout, stderr and its error.
