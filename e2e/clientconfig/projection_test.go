@@ -2,8 +2,8 @@
 // a ConfigMap is mirrored by `e2e/cluster project-configmap` into a local
 // directory with the kubelet's atomic layout (KEY -> ..data/KEY, ..data
 // swapped by rename, after a delay), and `build/bin/clientconfig watch`
-// follows it, as an application that mounts the ConfigMap would (README, "The client
-// contract").
+// follows it, as an application that mounts the ConfigMap would (docs/configmap-contract.md,
+// "Reading the mounted ConfigMap").
 package clientconfig_test
 
 import (

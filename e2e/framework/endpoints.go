@@ -1,6 +1,6 @@
 package framework
 
-// Endpoints is the published endpoints.json as the README's client contract defines it (field order as
+// Endpoints is the published endpoints.json as docs/configmap-contract.md defines it (field order as
 // published), shared by the tests that read it (operator) and the ones that write it
 // (clientconfig).
 type Endpoints struct {

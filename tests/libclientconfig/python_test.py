@@ -182,7 +182,7 @@ def main():
         proj.project({"endpoints.json": endpoints(ports[:2], 3)})
         check(wait_version(w, 3), "back to two servers")
 
-        # The pymemcache example: the seed app's keys land on the ring owner.
+        # The pymemcache example: the example app's keys land on the ring owner.
         try:
             import pymemcache_app
             from pymemcache.client.base import Client

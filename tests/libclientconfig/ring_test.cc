@@ -170,8 +170,8 @@ INSTANTIATE_TEST_SUITE_P(Variants, LibmemcachedCompat,
                                            Variant{"unequal_mixedports", true, false, true, true}),
                          [](const auto& info) { return std::string(info.param.name); });
 
-// What the README's client contract warns about: libmemcached's configuration language
-// alone (--DISTRIBUTION=consistent) does not give ketama.
+// What the client contract (docs/configmap-contract.md) warns about: libmemcached's
+// configuration language alone (--DISTRIBUTION=consistent) does not give ketama.
 TEST(LibmemcachedCompat, ConfigStringAloneIsNotKetama) {
   std::vector<RingNode> nodes = {{"a.example", 11211, 1}, {"b.example", 11211, 1}, {"c.example", 11211, 1}};
   std::string conf = "--SERVER=a.example:11211 --SERVER=b.example:11211 --SERVER=c.example:11211 "

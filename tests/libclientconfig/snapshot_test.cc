@@ -11,6 +11,7 @@ namespace {
 
 using testing::endpointsJson;
 
+// The endpoints.json example of docs/configmap-contract.md.
 TEST(Snapshot, ParsesDesignExample) {
   const char* text = R"({
   "schema": "memcached.operator.io/endpoints/v1",

@@ -2,7 +2,7 @@
 // registers the Node "loopback-node", keeps it Ready with a Lease, binds every
 // unscheduled pod to itself (there is no scheduler), and runs each pod's
 // memcached and operator containers as real local processes, each pod on its
-// own 127.x.y.z address. See ../../README.md ("the local cluster") for what
+// own 127.x.y.z address. See e2e/README.md ("The loopback kubelet") for what
 // it does and does not emulate.
 //
 // Threading: informer callbacks only kick per-pod workers; each worker owns

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The seed's Python application, pointed at a mounted endpoints ConfigMap.
+"""An example Python application, pointed at a mounted endpoints ConfigMap.
 
 libclientconfig's Watcher follows the ConfigMap (the kubelet's ..data swap) and
 routes each key with the same ketama ring every other client uses; pymemcache

@@ -1,4 +1,4 @@
-// The client contract (README, "The client contract"): rendering the endpoints ConfigMap and
+// The client contract (docs/configmap-contract.md): rendering the endpoints ConfigMap and
 // deciding its version. Rendering is byte-for-byte deterministic (fixed field order, ordinal
 // server order), so re-rendering the same membership yields the same bytes, a GitOps diff stays
 // quiet, and "did the content change" is a string comparison. The version rises by one on a

@@ -11,6 +11,7 @@
 // cancelled (the drain it serves was cancelled or retargeted, the cluster was deleted, the
 // operator is stopping): cancellation and the deadline reach a member in progress through
 // SweepControl, checked between items.
+// The drain step it serves is described in docs/drain-protocol.md.
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
