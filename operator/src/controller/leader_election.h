@@ -75,8 +75,8 @@ class LeaderElector {
   std::string leader() const;  // last observed holder ("" unknown)
 
   // Declares the loss (on_stopped_leading) if we lead and the renew deadline has passed; true
-  // when leadership is lost. The timer calls it at the deadline; tests call it after moving a
-  // FakeClock.
+  // when leadership is lost. The timer calls it at the deadline; tests call it after moving
+  // their clock (FakeClock, operator/testing/).
   bool checkDeadline();
 
   // One acquire-or-renew attempt whose requests are bounded by `deadline` (on the elector's

@@ -51,7 +51,7 @@ class RateLimiter {
 struct WorkQueueOptions {
   RateLimiterOptions rate_limiter;
   // Longest real-time sleep of the delay thread between looks at the clock. Only matters
-  // with a FakeClock, whose advance() the thread cannot otherwise notice.
+  // with a clock that jumps without notice (the tests' FakeClock, operator/testing/).
   std::chrono::milliseconds delay_poll{1000};
 };
 

@@ -1,13 +1,13 @@
 // Records Kubernetes Events (core/v1 Event) about an object, e.g. "ScaledUp" on a
 // MemcachedCluster. Thread-safety: implementations are safe to call from many threads; a
-// failure to record is logged, never returned: events are best-effort.
+// failure to record is logged, never returned: events are best-effort. The operator records
+// through ApiEventRecorder; tests through RecordingEventRecorder (operator/testing/).
 #pragma once
 
 #include <deque>
 #include <map>
 #include <mutex>
 #include <string>
-#include <vector>
 
 #include "kube/api_client.h"
 #include "util/clock.h"
@@ -26,7 +26,7 @@ class EventRecorder {
 
 }  // namespace mcop::kube
 
-// Real implementation, added by the runtime: writes core/v1 Events through an ApiClient the
+// ApiEventRecorder: writes core/v1 Events through an ApiClient the
 // way client-go's recorder does (involvedObject, source.component, count, first/last
 // timestamps). A repeat of the same (object, type, reason, message) bumps count and
 // lastTimestamp on the existing Event instead of creating a new one.
@@ -54,28 +54,6 @@ class ApiEventRecorder : public EventRecorder {
   std::mutex mu_;
   std::map<std::string, Seen> seen_;  // aggregation key -> event; guarded by mu_
   std::deque<std::string> order_;     // insertion order, to bound seen_; guarded by mu_
-};
-
-// Keeps events in memory, for tests of code that records events.
-class RecordingEventRecorder : public EventRecorder {
- public:
-  struct Recorded {
-    std::string object_key;  // ns/name of the involved object
-    std::string kind;
-    EventSeverity severity;
-    std::string reason;
-    std::string message;
-  };
-  void record(const Object& involved, EventSeverity severity, const std::string& reason,
-              const std::string& message) override;
-  std::vector<Recorded> events() const;
-  // Events with this reason.
-  std::vector<Recorded> withReason(const std::string& reason) const;
-  void clear();
-
- private:
-  mutable std::mutex mu_;
-  std::vector<Recorded> events_;  // guarded by mu_
 };
 
 }  // namespace mcop::kube

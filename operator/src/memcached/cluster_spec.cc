@@ -104,6 +104,155 @@ bool isDnsSubdomain(const std::string& s) {
   return !s.empty() && s.size() <= 253 && std::regex_match(s, re);
 }
 
+// Reads every field the spec sets over the defaults, in the CRD's order, reporting type errors
+// ("must be an integer"). spec.antiAffinity is returned as written, for checkScheduling.
+std::string readFields(SpecReader& r, ClusterSpec& s) {
+  // The pod and its container.
+  r.readInt({"replicas"}, s.replicas);
+  r.readString({"image"}, s.image);
+  r.readString({"imagePullPolicy"}, s.image_pull_policy);
+  r.readInt({"port"}, s.port);
+  r.readRaw({"resources"}, s.resources, false);
+  // memcached's own flags.
+  r.readInt({"memcached", "memoryMB"}, s.memcached.memory_mb);
+  r.readInt({"memcached", "maxConnections"}, s.memcached.max_connections);
+  r.readInt({"memcached", "threads"}, s.memcached.threads);
+  r.readString({"memcached", "maxItemSize"}, s.memcached.max_item_size);
+  r.readStringList({"memcached", "extraArgs"}, s.memcached.extra_args);
+  // Scheduling and pod metadata.
+  r.readStringMap({"nodeSelector"}, s.node_selector);
+  r.readRaw({"tolerations"}, s.tolerations, true);
+  r.readRaw({"affinity"}, s.affinity, false);
+  std::string anti_affinity = "soft";
+  r.readString({"antiAffinity"}, anti_affinity);
+  r.readRaw({"topologySpreadConstraints"}, s.topology_spread_constraints, true);
+  r.readString({"priorityClassName"}, s.priority_class_name);
+  r.readStringMap({"podLabels"}, s.pod_labels);
+  r.readStringMap({"podAnnotations"}, s.pod_annotations);
+  // Disruptions, the published client configuration, the scale-down drain.
+  r.readBool({"podDisruptionBudget", "enabled"}, s.pdb_enabled);
+  r.readInt({"podDisruptionBudget", "maxUnavailable"}, s.pdb_max_unavailable);
+  r.readString({"clientConfig", "configMapName"}, s.config_map_name);
+  r.readString({"clientConfig", "hashing"}, s.hashing);
+  r.readInt({"drain", "minSeconds"}, s.drain.min_seconds);
+  r.readInt({"drain", "timeoutSeconds"}, s.drain.timeout_seconds);
+  r.readInt({"drain", "connectionThreshold"}, s.drain.connection_threshold);
+  r.readBool({"paused"}, s.paused);
+  return anti_affinity;
+}
+
+// The checks below run after every field is read, one spec section each; their messages say
+// what to change and follow the CRD's CEL messages.
+
+void checkName(const std::string& name, std::vector<std::string>& errors) {
+  static const std::regex name_re("^[a-z]([-a-z0-9]*[a-z0-9])?$");
+  if (name.size() > 52 || !std::regex_match(name, name_re)) {
+    errors.push_back(absl::StrCat("metadata.name \"", name,
+                                  "\" must be at most 52 characters, start with a letter and "
+                                  "contain only lowercase letters, digits and '-' (it names the "
+                                  "StatefulSet and its Services)"));
+  }
+}
+
+void checkPod(const ClusterSpec& s, std::vector<std::string>& errors) {
+  if (s.replicas < 0 || s.replicas > 1000) {
+    errors.push_back(absl::StrCat("spec.replicas (", s.replicas, ") must be between 0 and 1000"));
+  }
+  if (s.image.empty()) errors.push_back("spec.image must not be empty");
+  if (!s.image_pull_policy.empty() && s.image_pull_policy != "Always" &&
+      s.image_pull_policy != "IfNotPresent" && s.image_pull_policy != "Never") {
+    errors.push_back("spec.imagePullPolicy must be Always, IfNotPresent or Never");
+  }
+  if (s.port < 1 || s.port > 65535) {
+    errors.push_back(absl::StrCat("spec.port (", s.port, ") must be between 1 and 65535"));
+  }
+}
+
+void checkItemSize(const MemcachedSettings& m, std::vector<std::string>& errors) {
+  auto item = itemSizeBytes(m.max_item_size);
+  if (!item) {
+    errors.push_back(absl::StrCat("spec.memcached.maxItemSize \"", m.max_item_size,
+                                  "\" must be a byte count with an optional k or m suffix, "
+                                  "e.g. 1m or 512k"));
+  } else if (*item < 1024 || *item > 1024LL * 1024 * 1024) {
+    errors.push_back("spec.memcached.maxItemSize must be between 1k and 1024m");
+  } else if (*item * 2 > m.memory_mb * 1024 * 1024) {
+    errors.push_back(absl::StrCat(
+        "spec.memcached.maxItemSize (", m.max_item_size,
+        ") must be at most half of spec.memcached.memoryMB (memcached refuses to start otherwise)"));
+  }
+}
+
+void checkMemcached(const MemcachedSettings& m, std::vector<std::string>& errors) {
+  if (m.memory_mb < 1 || m.memory_mb > 1048576) {
+    errors.push_back(absl::StrCat("spec.memcached.memoryMB (", m.memory_mb,
+                                  ") must be between 1 and 1048576"));
+  }
+  if (m.max_connections < 10 || m.max_connections > 1048576) {
+    errors.push_back(absl::StrCat("spec.memcached.maxConnections (", m.max_connections,
+                                  ") must be between 10 and 1048576"));
+  }
+  if (m.threads < 1 || m.threads > 256) {
+    errors.push_back(
+        absl::StrCat("spec.memcached.threads (", m.threads, ") must be between 1 and 256"));
+  }
+  checkItemSize(m, errors);
+  // Parsed the way memcached's getopt_long reads them: see memcached_options.h.
+  for (auto& problem : checkExtraArgs(m.extra_args)) errors.push_back(std::move(problem));
+}
+
+// Also sets the typed spec.antiAffinity from its text.
+void checkScheduling(const std::string& anti_affinity, ClusterSpec& s,
+                     std::vector<std::string>& errors) {
+  if (anti_affinity == "soft") {
+    s.anti_affinity = AntiAffinity::kSoft;
+  } else if (anti_affinity == "hard") {
+    s.anti_affinity = AntiAffinity::kHard;
+  } else {
+    errors.push_back(
+        absl::StrCat("spec.antiAffinity \"", anti_affinity, "\" must be soft or hard"));
+  }
+}
+
+void checkDisruptionBudget(const ClusterSpec& s, std::vector<std::string>& errors) {
+  if (s.pdb_max_unavailable < 1) {
+    errors.push_back("spec.podDisruptionBudget.maxUnavailable must be at least 1");
+  }
+}
+
+void checkClientConfig(const ClusterSpec& s, std::vector<std::string>& errors) {
+  if (!isDnsSubdomain(s.config_map_name)) {
+    errors.push_back(absl::StrCat("spec.clientConfig.configMapName \"", s.config_map_name,
+                                  "\" must be a DNS subdomain name (lowercase letters, digits, "
+                                  "'-' and '.', at most 253 characters)"));
+  } else if (s.config_map_name == "kube-root-ca.crt") {
+    // Published by Kubernetes in every namespace; the operator would only ever report a
+    // conflict on it, so say so at once.
+    errors.push_back("spec.clientConfig.configMapName kube-root-ca.crt is Kubernetes' own CA "
+                     "bundle in every namespace: choose another name");
+  }
+  if (s.hashing != "ketama-libmemcached" && s.hashing != "ketama-libketama") {
+    errors.push_back(absl::StrCat("spec.clientConfig.hashing \"", s.hashing,
+                                  "\" must be ketama-libmemcached or ketama-libketama"));
+  }
+}
+
+void checkDrain(const DrainSettings& d, std::vector<std::string>& errors) {
+  if (d.min_seconds < 0 || d.min_seconds > 86400) {
+    errors.push_back("spec.drain.minSeconds must be between 0 and 86400");
+  }
+  if (d.timeout_seconds < 0 || d.timeout_seconds > 604800) {
+    errors.push_back("spec.drain.timeoutSeconds must be between 0 and 604800");
+  }
+  if (d.timeout_seconds < d.min_seconds) {
+    errors.push_back(absl::StrCat("spec.drain.timeoutSeconds (", d.timeout_seconds,
+                                  ") must be >= spec.drain.minSeconds (", d.min_seconds, ")"));
+  }
+  if (d.connection_threshold < 0) {
+    errors.push_back("spec.drain.connectionThreshold must be >= 0");
+  }
+}
+
 }  // namespace
 
 std::optional<int64_t> itemSizeBytes(const std::string& value) {
@@ -127,129 +276,25 @@ std::optional<int64_t> itemSizeBytes(const std::string& value) {
   return n * mult;
 }
 
+// Two phases, so the errors (joined into the InvalidSpec status message) list type errors first
+// in field order, then rule violations section by section.
 ParsedSpec parseClusterSpec(const Json& cluster) {
   ParsedSpec out;
   ClusterSpec& s = out.spec;
-  auto& errors = out.errors;
   const std::string name = stringAt(cluster, {"metadata", "name"});
   static const Json kEmpty = Json::object();
   const Json* spec_ptr = findPath(cluster, {"spec"});
-  const Json& spec = spec_ptr && spec_ptr->is_object() ? *spec_ptr : kEmpty;
-  SpecReader r(spec, errors);
-
-  r.readInt({"replicas"}, s.replicas);
-  r.readString({"image"}, s.image);
-  r.readString({"imagePullPolicy"}, s.image_pull_policy);
-  r.readInt({"port"}, s.port);
-  r.readRaw({"resources"}, s.resources, false);
-  r.readInt({"memcached", "memoryMB"}, s.memcached.memory_mb);
-  r.readInt({"memcached", "maxConnections"}, s.memcached.max_connections);
-  r.readInt({"memcached", "threads"}, s.memcached.threads);
-  r.readString({"memcached", "maxItemSize"}, s.memcached.max_item_size);
-  r.readStringList({"memcached", "extraArgs"}, s.memcached.extra_args);
-  r.readStringMap({"nodeSelector"}, s.node_selector);
-  r.readRaw({"tolerations"}, s.tolerations, true);
-  r.readRaw({"affinity"}, s.affinity, false);
-  std::string anti = "soft";
-  r.readString({"antiAffinity"}, anti);
-  r.readRaw({"topologySpreadConstraints"}, s.topology_spread_constraints, true);
-  r.readString({"priorityClassName"}, s.priority_class_name);
-  r.readStringMap({"podLabels"}, s.pod_labels);
-  r.readStringMap({"podAnnotations"}, s.pod_annotations);
-  r.readBool({"podDisruptionBudget", "enabled"}, s.pdb_enabled);
-  r.readInt({"podDisruptionBudget", "maxUnavailable"}, s.pdb_max_unavailable);
-  r.readString({"clientConfig", "configMapName"}, s.config_map_name);
-  r.readString({"clientConfig", "hashing"}, s.hashing);
-  r.readInt({"drain", "minSeconds"}, s.drain.min_seconds);
-  r.readInt({"drain", "timeoutSeconds"}, s.drain.timeout_seconds);
-  r.readInt({"drain", "connectionThreshold"}, s.drain.connection_threshold);
-  r.readBool({"paused"}, s.paused);
-
+  SpecReader reader(spec_ptr && spec_ptr->is_object() ? *spec_ptr : kEmpty, out.errors);
+  const std::string anti_affinity = readFields(reader, s);
   if (s.config_map_name.empty()) s.config_map_name = name + "-endpoints";
 
-  // Every message below says what to change; keep them in step with the CRD's CEL messages.
-  static const std::regex name_re("^[a-z]([-a-z0-9]*[a-z0-9])?$");
-  if (name.size() > 52 || !std::regex_match(name, name_re)) {
-    errors.push_back(absl::StrCat("metadata.name \"", name,
-                                  "\" must be at most 52 characters, start with a letter and "
-                                  "contain only lowercase letters, digits and '-' (it names the "
-                                  "StatefulSet and its Services)"));
-  }
-  if (s.replicas < 0 || s.replicas > 1000) {
-    errors.push_back(absl::StrCat("spec.replicas (", s.replicas, ") must be between 0 and 1000"));
-  }
-  if (s.image.empty()) errors.push_back("spec.image must not be empty");
-  if (!s.image_pull_policy.empty() && s.image_pull_policy != "Always" &&
-      s.image_pull_policy != "IfNotPresent" && s.image_pull_policy != "Never") {
-    errors.push_back("spec.imagePullPolicy must be Always, IfNotPresent or Never");
-  }
-  if (s.port < 1 || s.port > 65535) {
-    errors.push_back(absl::StrCat("spec.port (", s.port, ") must be between 1 and 65535"));
-  }
-  if (s.memcached.memory_mb < 1 || s.memcached.memory_mb > 1048576) {
-    errors.push_back(absl::StrCat("spec.memcached.memoryMB (", s.memcached.memory_mb,
-                                  ") must be between 1 and 1048576"));
-  }
-  if (s.memcached.max_connections < 10 || s.memcached.max_connections > 1048576) {
-    errors.push_back(absl::StrCat("spec.memcached.maxConnections (", s.memcached.max_connections,
-                                  ") must be between 10 and 1048576"));
-  }
-  if (s.memcached.threads < 1 || s.memcached.threads > 256) {
-    errors.push_back(absl::StrCat("spec.memcached.threads (", s.memcached.threads,
-                                  ") must be between 1 and 256"));
-  }
-  auto item = itemSizeBytes(s.memcached.max_item_size);
-  if (!item) {
-    errors.push_back(absl::StrCat("spec.memcached.maxItemSize \"", s.memcached.max_item_size,
-                                  "\" must be a byte count with an optional k or m suffix, "
-                                  "e.g. 1m or 512k"));
-  } else if (*item < 1024 || *item > 1024LL * 1024 * 1024) {
-    errors.push_back("spec.memcached.maxItemSize must be between 1k and 1024m");
-  } else if (*item * 2 > s.memcached.memory_mb * 1024 * 1024) {
-    errors.push_back(absl::StrCat(
-        "spec.memcached.maxItemSize (", s.memcached.max_item_size,
-        ") must be at most half of spec.memcached.memoryMB (memcached refuses to start otherwise)"));
-  }
-  // Parsed the way memcached's getopt_long reads them: see memcached_options.h.
-  for (auto& problem : checkExtraArgs(s.memcached.extra_args)) errors.push_back(std::move(problem));
-  if (anti == "soft") {
-    s.anti_affinity = AntiAffinity::kSoft;
-  } else if (anti == "hard") {
-    s.anti_affinity = AntiAffinity::kHard;
-  } else {
-    errors.push_back(absl::StrCat("spec.antiAffinity \"", anti, "\" must be soft or hard"));
-  }
-  if (s.pdb_max_unavailable < 1) {
-    errors.push_back("spec.podDisruptionBudget.maxUnavailable must be at least 1");
-  }
-  if (!isDnsSubdomain(s.config_map_name)) {
-    errors.push_back(absl::StrCat("spec.clientConfig.configMapName \"", s.config_map_name,
-                                  "\" must be a DNS subdomain name (lowercase letters, digits, "
-                                  "'-' and '.', at most 253 characters)"));
-  } else if (s.config_map_name == "kube-root-ca.crt") {
-    // Published by Kubernetes in every namespace; the operator would only ever report a
-    // conflict on it, so say so at once.
-    errors.push_back("spec.clientConfig.configMapName kube-root-ca.crt is Kubernetes' own CA "
-                     "bundle in every namespace: choose another name");
-  }
-  if (s.hashing != "ketama-libmemcached" && s.hashing != "ketama-libketama") {
-    errors.push_back(absl::StrCat("spec.clientConfig.hashing \"", s.hashing,
-                                  "\" must be ketama-libmemcached or ketama-libketama"));
-  }
-  if (s.drain.min_seconds < 0 || s.drain.min_seconds > 86400) {
-    errors.push_back("spec.drain.minSeconds must be between 0 and 86400");
-  }
-  if (s.drain.timeout_seconds < 0 || s.drain.timeout_seconds > 604800) {
-    errors.push_back("spec.drain.timeoutSeconds must be between 0 and 604800");
-  }
-  if (s.drain.timeout_seconds < s.drain.min_seconds) {
-    errors.push_back(absl::StrCat("spec.drain.timeoutSeconds (", s.drain.timeout_seconds,
-                                  ") must be >= spec.drain.minSeconds (", s.drain.min_seconds,
-                                  ")"));
-  }
-  if (s.drain.connection_threshold < 0) {
-    errors.push_back("spec.drain.connectionThreshold must be >= 0");
-  }
+  checkName(name, out.errors);
+  checkPod(s, out.errors);
+  checkMemcached(s.memcached, out.errors);
+  checkScheduling(anti_affinity, s, out.errors);
+  checkDisruptionBudget(s, out.errors);
+  checkClientConfig(s, out.errors);
+  checkDrain(s.drain, out.errors);
   return out;
 }
 

@@ -1,31 +1,17 @@
-// JSON string escaping: see json_text.h.
+// JSON string escaping through nlohmann-json's serializer: see json_text.h.
 #include "util/json_text.h"
 
-#include <cstdio>
+#include <nlohmann/json.hpp>
 
 namespace mcop::util {
 
 std::string jsonEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 8);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out;
+  // dump() of a JSON string is its literal: quotes around the escape. ensure_ascii off keeps
+  // UTF-8 as is; `replace` turns invalid UTF-8 into U+FFFD instead of throwing, so a log line
+  // carrying bytes from the wire is still one valid JSON object.
+  std::string literal = nlohmann::json(std::string(s)).dump(
+      -1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+  return literal.substr(1, literal.size() - 2);
 }
 
 }  // namespace mcop::util

@@ -1,114 +1,85 @@
-// RFC 3339 formatting and parsing without locale or timezone state (timegm is thread-safe).
+// Kubernetes timestamps and Go-style durations through Abseil time (absl::FormatTime,
+// absl::ParseTime, absl::ParseDuration: no locale, no process time zone, thread-safe). What is
+// ours is only the shape Kubernetes wants: the exact output forms, the strict RFC 3339 layout
+// on input, and the flag rules for durations (bare seconds, no negatives).
 #include "util/time.h"
 
-#include <cstdio>
-#include <ctime>
+#include <cctype>
+#include <limits>
+
+#include <absl/strings/numbers.h>
+#include <absl/time/time.h>
 
 namespace mcop::util {
 
 namespace {
 
-std::tm toUtc(std::chrono::system_clock::time_point t) {
-  std::time_t secs = std::chrono::system_clock::to_time_t(
-      std::chrono::time_point_cast<std::chrono::seconds>(t));
-  // to_time_t may round; recompute from floor to keep sub-second parts non-negative.
-  auto floor_secs = std::chrono::floor<std::chrono::seconds>(t.time_since_epoch());
-  secs = static_cast<std::time_t>(floor_secs.count());
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return tm;
+// metav1.Time and metav1.MicroTime as the API server writes them (Go's RFC3339 and
+// "2006-01-02T15:04:05.000000Z07:00" in UTC).
+constexpr char kTimeFormat[] = "%Y-%m-%d%ET%H:%M:%SZ";
+constexpr char kMicroTimeFormat[] = "%Y-%m-%d%ET%H:%M:%E6SZ";
+// Any fraction, "Z" or "+hh:mm"; absl rejects out-of-range fields (month 13, Feb 30, 24:00).
+constexpr char kParseFormat[] = "%E4Y-%m-%d%ET%H:%M:%E*S%Ez";
+
+bool isDigit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
+
+// RFC 3339's fixed layout, which absl alone is laxer about: two-digit fields ("2026-1-1" is
+// refused), no surrounding whitespace, and a "Z" or "±hh:mm" offset (not "+0100" or "+01").
+bool hasRfc3339Shape(const std::string& s) {
+  constexpr std::string_view kLayout = "dddd-dd-ddTdd:dd:dd";
+  if (s.size() < kLayout.size() + 1) return false;
+  for (size_t i = 0; i < kLayout.size(); ++i) {
+    char want = kLayout[i];
+    if (want == 'd' ? !isDigit(s[i]) : want == 'T' ? (s[i] != 'T' && s[i] != 't') : s[i] != want) {
+      return false;
+    }
+  }
+  char last = s.back();
+  if (last == 'Z' || last == 'z') return true;
+  if (s.size() < kLayout.size() + 6) return false;
+  std::string_view off(s.data() + s.size() - 6, 6);
+  return (off[0] == '+' || off[0] == '-') && isDigit(off[1]) && isDigit(off[2]) &&
+         off[3] == ':' && isDigit(off[4]) && isDigit(off[5]);
 }
 
 }  // namespace
 
 std::string formatRfc3339(std::chrono::system_clock::time_point t) {
-  std::tm tm = toUtc(t);
-  char buf[96];  // room for any int the compiler cannot rule out
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
+  return absl::FormatTime(kTimeFormat, absl::FromChrono(t), absl::UTCTimeZone());
 }
 
 std::string formatRfc3339Micro(std::chrono::system_clock::time_point t) {
-  std::tm tm = toUtc(t);
-  auto since = t.time_since_epoch();
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                    since - std::chrono::floor<std::chrono::seconds>(since))
-                    .count();
-  char buf[96];  // room for any int the compiler cannot rule out
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(micros));
-  return buf;
+  return absl::FormatTime(kMicroTimeFormat, absl::FromChrono(t), absl::UTCTimeZone());
 }
 
 std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& s) {
-  std::tm tm{};
-  int consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
-    return std::nullopt;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  size_t i = static_cast<size_t>(consumed);
-  int64_t nanos = 0;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    int digits = 0;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-      if (digits < 9) {
-        nanos = nanos * 10 + (s[i] - '0');
-        ++digits;
-      }
-      ++i;
-    }
-    for (; digits < 9; ++digits) nanos *= 10;
-  }
-  int64_t offset_secs = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-    int oh = 0, om = 0;
-    if (std::sscanf(s.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
-    offset_secs = (oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size()) return std::nullopt;
-  std::time_t secs = timegm(&tm);
-  if (secs == static_cast<std::time_t>(-1) && tm.tm_year != 69) return std::nullopt;
-  return std::chrono::system_clock::time_point(std::chrono::seconds(secs - offset_secs) +
-                                               std::chrono::nanoseconds(nanos));
+  if (!hasRfc3339Shape(s)) return std::nullopt;
+  absl::Time t;
+  if (!absl::ParseTime(kParseFormat, s, &t, nullptr)) return std::nullopt;
+  // Beyond what a system_clock time_point holds (years before 1678 or after 2262 with
+  // nanoseconds), ToChronoTime would saturate: refuse instead of returning a wrong time.
+  using Tp = std::chrono::system_clock::time_point;
+  if (t < absl::FromChrono(Tp::min()) || t > absl::FromChrono(Tp::max())) return std::nullopt;
+  return absl::ToChronoTime(t);
 }
 
 std::optional<std::chrono::milliseconds> parseDuration(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  bool all_digits = s.find_first_not_of("0123456789") == std::string::npos;
-  if (all_digits) return std::chrono::milliseconds(std::stoll(s) * 1000);
-  double total_ms = 0;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t start = i;
-    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
-    if (i == start) return std::nullopt;
-    double v;
-    try {
-      v = std::stod(s.substr(start, i - start));
-    } catch (const std::exception&) {
+  using std::chrono::milliseconds;
+  if (s.empty() || s[0] == '-') return std::nullopt;
+  if (s.find_first_not_of("0123456789") == std::string::npos) {
+    int64_t secs = 0;
+    if (!absl::SimpleAtoi(s, &secs) || secs > std::numeric_limits<int64_t>::max() / 1000) {
       return std::nullopt;
     }
-    size_t unit_start = i;
-    while (i < s.size() && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z'))) ++i;
-    std::string unit = s.substr(unit_start, i - unit_start);
-    if (unit == "ms") total_ms += v;
-    else if (unit == "s") total_ms += v * 1000;
-    else if (unit == "m") total_ms += v * 60000;
-    else if (unit == "h") total_ms += v * 3600000;
-    else return std::nullopt;
+    return milliseconds(secs * 1000);
   }
-  return std::chrono::milliseconds(static_cast<int64_t>(total_ms));
+  absl::Duration d;
+  // absl also takes "inf" and signs; a flag's duration is finite and not negative.
+  if (!absl::ParseDuration(s, &d) || d < absl::ZeroDuration() ||
+      d > absl::FromChrono(milliseconds::max())) {
+    return std::nullopt;
+  }
+  return absl::ToChronoMilliseconds(d);
 }
 
 }  // namespace mcop::util

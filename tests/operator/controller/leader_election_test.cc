@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "testing/fake_api_client.h"
+#include "testing/fake_clock.h"
 #include "kube/object_meta.h"
 
 namespace mcop::controller {

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "testing/fake_clock.h"
+
 namespace mcop::controller {
 namespace {
 

@@ -6,7 +6,7 @@
 #include "kube/event_recorder.h"
 #include "kube/memory_store.h"
 #include "kube/object_meta.h"
-#include "util/clock.h"
+#include "testing/fake_clock.h"
 
 namespace mcop::kube {
 namespace {

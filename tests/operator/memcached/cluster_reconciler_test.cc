@@ -12,13 +12,13 @@
 
 #include <gtest/gtest.h>
 
-#include "kube/event_recorder.h"
+#include "testing/recording_event_recorder.h"
 #include "testing/fake_api_client.h"
 #include "kube/memory_store.h"
 #include "memcached/cluster_status.h"
 #include "memcached/endpoints_config.h"
 #include "memcached/json_util.h"
-#include "util/clock.h"
+#include "testing/fake_clock.h"
 #include "util/metrics.h"
 
 namespace mcop::memcached {

@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "util/clock.h"
+#include "testing/fake_clock.h"
 
 namespace mcop::memcached {
 namespace {
