@@ -131,6 +131,7 @@ func TestChartDefaultRender(t *testing.T) {
 		"--log-format=json", "--leader-elect", "--leader-election-namespace=memcached-system",
 		"--leader-election-id=mcop-memcached-operator", "--lease-duration=15s", "--renew-deadline=10s",
 		"--retry-period=2s", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+		"--stale-copy-sweep-timeout=120s", "--watch-idle-timeout=3m",
 	} {
 		if !slices.Contains(args, a) {
 			t.Errorf("operator args lack %s: %v", a, args)
@@ -305,6 +306,8 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{[]string{"--set", "leaderElection.leaseDuration=15"}, "at '/leaderElection/leaseDuration': got number, want string"},
 		{[]string{"--set", "leaderElection.retryPeriod=2 seconds"}, "at '/leaderElection/retryPeriod'"},
 		{[]string{"--set", "metrics.port=70000"}, "at '/metrics/port'"},
+		{[]string{"--set", "staleCopySweepTimeout=2 minutes"}, "at '/staleCopySweepTimeout'"},
+		{[]string{"--set", "watchIdleTimeout=-1s"}, "at '/watchIdleTimeout'"},
 		{[]string{"--set", "leaderElection.renewDeadline=20s"}, "leaderElection.leaseDuration (15s) must be longer than leaderElection.renewDeadline (20s)"},
 		{[]string{"--set", "leaderElection.enabled=false"}, "replicaCount is 2 but leaderElection.enabled is false"},
 		{[]string{"--set", "health.port=8080"}, "metrics.port and health.port must differ"},
@@ -383,7 +386,8 @@ func TestChartAllValuesRender(t *testing.T) {
 	wantEq(t, "extraEnv", str(c, "env", 2, "name"), "FOO")
 	args := strList(get(c, "args"))
 	for _, a := range []string{"--cluster-domain=example.internal", "--leader-election-id=mco-lease", "--lease-duration=30s",
-		"--renew-deadline=20s", "--retry-period=5s", "--log-level=debug", "--log-format=text", "--workers=8"} {
+		"--renew-deadline=20s", "--retry-period=5s", "--log-level=debug", "--log-format=text", "--workers=8",
+		"--stale-copy-sweep-timeout=5m", "--watch-idle-timeout=90s"} {
 		if !slices.Contains(args, a) {
 			t.Errorf("args lack %s: %v", a, args)
 		}

@@ -19,6 +19,7 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"extra-attached", `{memcached: {extraArgs: ["-p11212"]}}`, `memcached.extraArgs "-p11212": -p/--port is not allowed`},
 		{"extra-long", `{memcached: {extraArgs: ["--memory-limit=128"]}}`, `memcached.extraArgs "--memory-limit=128": -m/--memory-limit is not allowed`},
 		{"item-half", `{memcached: {memoryMB: 64, maxItemSize: "64m"}}`, "memcached.maxItemSize must be at most half of memcached.memoryMB"},
+		{"conns-threads", `{memcached: {threads: 8, maxConnections: 32}}`, "memcached.maxConnections must be at least 5 × memcached.threads + 10"},
 		{"item-small", `{memcached: {maxItemSize: "512"}}`, "memcached.maxItemSize must be at least 1k"},
 		{"item-unit", `{memcached: {maxItemSize: "1g"}}`, "spec.memcached.maxItemSize in body should match"},
 		{"replicas", `{replicas: -1}`, "spec.replicas in body should be greater than or equal to 0"},
