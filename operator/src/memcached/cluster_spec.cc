@@ -188,13 +188,20 @@ void checkMemcached(const MemcachedSettings& m, std::vector<std::string>& errors
     errors.push_back(absl::StrCat("spec.memcached.memoryMB (", m.memory_mb,
                                   ") must be between 1 and 1048576"));
   }
-  if (m.max_connections < 10 || m.max_connections > 1048576) {
+  if (m.max_connections < 15 || m.max_connections > 1048576) {
     errors.push_back(absl::StrCat("spec.memcached.maxConnections (", m.max_connections,
-                                  ") must be between 10 and 1048576"));
+                                  ") must be between 15 and 1048576"));
   }
   if (m.threads < 1 || m.threads > 256) {
     errors.push_back(
         absl::StrCat("spec.memcached.threads (", m.threads, ") must be between 1 and 256"));
+  } else if (m.max_connections < 5 * m.threads + 10) {
+    // memcached 1.6.18 needs descriptors for each worker thread and exits at start below about
+    // 5 × threads + 4 ("Too many open files"); the margin covers the two listeners we add.
+    errors.push_back(absl::StrCat("spec.memcached.maxConnections (", m.max_connections,
+                                  ") must be at least 5 × memcached.threads + 10 (",
+                                  5 * m.threads + 10, " for ", m.threads,
+                                  " threads): memcached refuses to start with fewer"));
   }
   checkItemSize(m, errors);
   // Parsed the way memcached's getopt_long reads them: see memcached_options.h.

@@ -98,11 +98,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{R"({"replicas":"3"})", "spec.replicas must be an integer"},
         BadSpec{R"({"port":70000})", "spec.port (70000) must be between 1 and 65535"},
         BadSpec{R"({"antiAffinity":"sometimes"})", "must be soft or hard"},
+        BadSpec{R"({"memcached":{"threads":8,"maxConnections":49}})",
+                "must be at least 5 × memcached.threads + 10 (50 for 8 threads)"},
         BadSpec{R"({"clientConfig":{"configMapName":"Not_A_Name"}})",
                 "must be a DNS subdomain name"},
         BadSpec{R"({"clientConfig":{"hashing":"modula"}})",
                 "must be ketama-libmemcached or ketama-libketama"}),
     [](const testing::TestParamInfo<BadSpec>& info) { return "rule" + std::to_string(info.index); });
+
+TEST(ClusterSpecTest, ConnectionsJustEnoughForTheThreadsAreAccepted) {
+  ParsedSpec p = parseClusterSpec(cluster(R"({"memcached":{"threads":8,"maxConnections":50}})"));
+  EXPECT_TRUE(p.errors.empty()) << joined(p.errors);
+}
 
 TEST(ClusterSpecTest, LongNamesAreRejected) {
   ParsedSpec p = parseClusterSpec(cluster("{}", std::string(53, 'a')));
