@@ -109,11 +109,13 @@ struct DirContent {
 // endpoints.json, else (unless endpoints_only) servers, from `base`: the directory
 // itself, or the payload directory ..data points at. Errors name the files under dir.
 Result<DirContent> readKeys(const std::string& base, const std::string& dir, bool endpoints_only) {
-  auto j = readFile(base + "/endpoints.json", dir + "/endpoints.json");
-  if (j.ok()) return DirContent{std::move(*j), true, dir + "/endpoints.json"};
+  const std::string json_name = std::string("/") + kEndpointsJsonKey;
+  const std::string servers_name = std::string("/") + kServersKey;
+  auto j = readFile(base + json_name, dir + json_name);
+  if (j.ok()) return DirContent{std::move(*j), true, dir + json_name};
   if (j.error().code != ErrorCode::NotFound || endpoints_only) return j.error();
-  auto s = readFile(base + "/servers", dir + "/servers");
-  if (s.ok()) return DirContent{std::move(*s), false, dir + "/servers"};
+  auto s = readFile(base + servers_name, dir + servers_name);
+  if (s.ok()) return DirContent{std::move(*s), false, dir + servers_name};
   if (s.error().code != ErrorCode::NotFound) return s.error();
   return makeError(ErrorCode::NotFound, dir + ": neither endpoints.json nor servers present");
 }
@@ -160,7 +162,7 @@ Result<SnapshotPtr> loadPath(const std::string& path, Hashing servers_file_hashi
   std::string_view name = path;
   if (auto slash = name.rfind('/'); slash != std::string_view::npos) name.remove_prefix(slash + 1);
   size_t first = text->find_first_not_of(" \t\r\n");
-  bool json = name != "servers" && first != std::string::npos && (*text)[first] == '{';
+  bool json = name != kServersKey && first != std::string::npos && (*text)[first] == '{';
   return parseContent(DirContent{std::move(*text), json, path}, servers_file_hashing);
 }
 
