@@ -1,325 +1,181 @@
-// Strict recursive-descent JSON parser; see json.h for what "strict" rejects.
+// Strict JSON on nlohmann-json's SAX parser; see json.h for what "strict" adds to nlohmann.
 // Thread-safety: pure functions.
 #include "json.h"
 
-#include <charconv>
-#include <cmath>
-#include <unordered_set>
+#include <algorithm>
+#include <iterator>
+#include <string>
+#include <vector>
 
 namespace clientconfig::json {
 
-const char* kindName(Kind k) {
-  switch (k) {
-  case Kind::Null: return "null";
-  case Kind::Bool: return "boolean";
-  case Kind::Integer: return "integer";
-  case Kind::Number: return "number";
-  case Kind::String: return "string";
-  case Kind::Array: return "array";
-  case Kind::Object: return "object";
+const char* kindName(const Value& v) {
+  switch (v.type()) {
+  case Value::value_t::null: return "null";
+  case Value::value_t::boolean: return "boolean";
+  case Value::value_t::number_integer:
+  case Value::value_t::number_unsigned: return asInt64(v) ? "integer" : "number";
+  case Value::value_t::number_float: return "number";
+  case Value::value_t::string: return "string";
+  case Value::value_t::array: return "array";
+  case Value::value_t::object: return "object";
+  default: return "binary"; // never produced from JSON text
   }
-  return "?";
 }
 
-const Value* Value::find(std::string_view key) const {
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (keys[i] == key) return &values[i];
-  }
-  return nullptr;
+std::optional<int64_t> asInt64(const Value& v) {
+  if (v.is_number_integer() && !v.is_number_unsigned()) return v.get<int64_t>();
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX))
+    return static_cast<int64_t>(v.get<uint64_t>());
+  return std::nullopt;
 }
 
 namespace {
 
-class Parser {
+// An input iterator over the text that publishes how far the lexer has read. nlohmann's SAX
+// interface hands a position only to parse_error; a duplicate key or excessive nesting is found
+// in the handler, which reads the position here to say where.
+class CountingIterator {
 public:
-  explicit Parser(std::string_view text) : s_(text) {}
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
 
-  Result<Value> document() {
-    // A UTF-8 byte order mark is not JSON, but editors write it; refusing it
-    // would only confuse people editing a servers file by hand.
-    if (s_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;
-    Value v;
-    if (!value(v, 0)) return error_;
-    skipWs();
-    if (pos_ != s_.size()) return err("unexpected data after the top-level value");
-    return v;
+  CountingIterator(const char* p, size_t* consumed) : p_(p), consumed_(consumed) {}
+  reference operator*() const { return *p_; }
+  CountingIterator& operator++() {
+    ++p_;
+    ++*consumed_;
+    return *this;
   }
+  CountingIterator operator++(int) {
+    CountingIterator old = *this;
+    ++*this;
+    return old;
+  }
+  bool operator==(const CountingIterator& o) const { return p_ == o.p_; }
 
 private:
-  Error err(const std::string& what) {
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i < pos_ && i < s_.size(); ++i) {
-      if (s_[i] == '\n') {
-        ++line;
-        col = 1;
-      } else {
-        ++col;
-      }
+  const char* p_;
+  size_t* consumed_;
+};
+
+// "line L column C" of the byte before `offset` (the last one read), 1-based.
+std::string where(std::string_view text, size_t offset) {
+  // nlohmann counts the end of input as a character read: clamp to the text.
+  const size_t end = std::min(offset, text.size());
+  const size_t at = end == 0 ? 0 : end - 1;
+  size_t line = 1, line_start = 0;
+  for (size_t i = 0; i < at; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      line_start = i + 1;
     }
-    error_ = makeError(ErrorCode::InvalidArgument,
-                       "line " + std::to_string(line) + " column " + std::to_string(col) + ": " + what);
-    return error_;
   }
-  bool fail(const std::string& what) {
-    err(what);
+  return "line " + std::to_string(line) + " column " + std::to_string(at - line_start + 1);
+}
+
+// nlohmann's message without its "[json.exception.parse_error.101] " tag and "parse error at
+// line 4, column 16: " prefix (the position is restated in this library's form).
+std::string withoutPrefix(const std::string& what) {
+  std::string_view m = what;
+  if (m.substr(0, 1) == "[") {
+    if (size_t close = m.find("] "); close != std::string_view::npos) m.remove_prefix(close + 2);
+  }
+  if (m.substr(0, 11) == "parse error") {
+    if (size_t colon = m.find(": "); colon != std::string_view::npos) m.remove_prefix(colon + 2);
+  }
+  return std::string(m);
+}
+
+// Builds the document as nlohmann's own DOM parser would, refusing duplicate keys and nesting
+// deeper than kMaxDepth.
+class StrictBuilder {
+public:
+  StrictBuilder(std::string_view text, const size_t* consumed) : text_(text), consumed_(consumed) {}
+
+  bool null() { return put(Value(nullptr)); }
+  bool boolean(bool v) { return put(Value(v)); }
+  bool number_integer(Value::number_integer_t v) { return put(Value(v)); }
+  bool number_unsigned(Value::number_unsigned_t v) { return put(Value(v)); }
+  bool number_float(Value::number_float_t v, const std::string&) { return put(Value(v)); }
+  bool string(std::string& v) { return put(Value(std::move(v))); }
+  bool binary(Value::binary_t&) { return fail("binary values are not JSON"); }
+
+  bool start_object(size_t) { return open(Value::object()); }
+  bool start_array(size_t) { return open(Value::array()); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+
+  bool key(std::string& k) {
+    if (stack_.back()->contains(k)) return fail("duplicate key \"" + k + "\"");
+    key_ = std::move(k);
+    return true;
+  }
+
+  bool parse_error(size_t position, const std::string&, const nlohmann::json::exception& ex) {
+    error_ = where(text_, position) + ": " + withoutPrefix(ex.what());
     return false;
   }
 
-  void skipWs() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
+  Result<Value> result(bool ok) {
+    if (!ok) return makeError(ErrorCode::InvalidArgument, error_.empty() ? "invalid JSON" : error_);
+    return std::move(root_);
   }
 
-  bool literal(std::string_view word) {
-    if (s_.substr(pos_, word.size()) != word) return fail("invalid literal");
-    pos_ += word.size();
+private:
+  bool fail(const std::string& what) {
+    error_ = where(text_, *consumed_) + ": " + what;
+    return false;
+  }
+
+  // Places v in the open container (or as the root); returns it, or nullptr after fail().
+  Value* place(Value v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    Value& parent = *stack_.back();
+    if (parent.is_array()) {
+      parent.push_back(std::move(v));
+      return &parent.back();
+    }
+    return &(parent[key_] = std::move(v));
+  }
+
+  bool put(Value v) { return place(std::move(v)) != nullptr; }
+
+  bool open(Value container) {
+    if (stack_.size() >= kMaxDepth) return fail("nesting deeper than " + std::to_string(kMaxDepth));
+    stack_.push_back(place(std::move(container)));
     return true;
   }
 
-  bool value(Value& out, size_t depth) {
-    if (depth > kMaxDepth) return fail("nesting deeper than " + std::to_string(kMaxDepth));
-    skipWs();
-    if (pos_ >= s_.size()) return fail("unexpected end of input, expected a value");
-    char c = s_[pos_];
-    switch (c) {
-    case 'n': out.kind = Kind::Null; return literal("null");
-    case 't': out.kind = Kind::Bool; out.boolean = true; return literal("true");
-    case 'f': out.kind = Kind::Bool; out.boolean = false; return literal("false");
-    case '"': out.kind = Kind::String; return string(out.string);
-    case '[': return array(out, depth);
-    case '{': return object(out, depth);
-    default:
-      if (c == '-' || (c >= '0' && c <= '9')) return number(out);
-      return fail(std::string("unexpected character '") + (c >= 0x20 && c < 0x7f ? std::string(1, c) : "?") + "'");
-    }
-  }
-
-  bool array(Value& out, size_t depth) {
-    out.kind = Kind::Array;
-    ++pos_; // [
-    skipWs();
-    if (pos_ < s_.size() && s_[pos_] == ']') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      out.array.emplace_back();
-      if (!value(out.array.back(), depth + 1)) return false;
-      skipWs();
-      if (pos_ >= s_.size()) return fail("unexpected end of input in array");
-      if (s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (s_[pos_] == ']') {
-        ++pos_;
-        return true;
-      }
-      return fail("expected ',' or ']'");
-    }
-  }
-
-  bool object(Value& out, size_t depth) {
-    out.kind = Kind::Object;
-    std::unordered_set<std::string> seen;
-    ++pos_; // {
-    skipWs();
-    if (pos_ < s_.size() && s_[pos_] == '}') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      skipWs();
-      if (pos_ >= s_.size() || s_[pos_] != '"') return fail("expected a string key");
-      std::string key;
-      size_t key_pos = pos_;
-      if (!string(key)) return false;
-      // A set, not a scan of out.keys: a hostile object with many keys must not
-      // make parsing quadratic.
-      if (!seen.insert(key).second) {
-        pos_ = key_pos;
-        return fail("duplicate key \"" + key + "\"");
-      }
-      skipWs();
-      if (pos_ >= s_.size() || s_[pos_] != ':') return fail("expected ':'");
-      ++pos_;
-      out.keys.push_back(std::move(key));
-      out.values.emplace_back();
-      if (!value(out.values.back(), depth + 1)) return false;
-      skipWs();
-      if (pos_ >= s_.size()) return fail("unexpected end of input in object");
-      if (s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (s_[pos_] == '}') {
-        ++pos_;
-        return true;
-      }
-      return fail("expected ',' or '}'");
-    }
-  }
-
-  static void appendUtf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
-  bool hex4(uint32_t& out) {
-    if (pos_ + 4 > s_.size()) return fail("truncated \\u escape");
-    out = 0;
-    for (int i = 0; i < 4; ++i) {
-      char c = s_[pos_++];
-      uint32_t d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      else return fail("invalid hex digit in \\u escape");
-      out = out * 16 + d;
-    }
+  bool close() {
+    stack_.pop_back();
     return true;
   }
 
-  // Validates one UTF-8 sequence starting at pos_ (first byte >= 0x80) and copies it.
-  bool utf8(std::string& out) {
-    auto b = [&](size_t i) { return static_cast<unsigned char>(s_[i]); };
-    unsigned char c0 = b(pos_);
-    size_t len;
-    uint32_t cp, min;
-    if (c0 >= 0xC2 && c0 <= 0xDF) { len = 2; cp = c0 & 0x1F; min = 0x80; }
-    else if (c0 >= 0xE0 && c0 <= 0xEF) { len = 3; cp = c0 & 0x0F; min = 0x800; }
-    else if (c0 >= 0xF0 && c0 <= 0xF4) { len = 4; cp = c0 & 0x07; min = 0x10000; }
-    else return fail("invalid UTF-8");
-    if (pos_ + len > s_.size()) return fail("truncated UTF-8");
-    for (size_t i = 1; i < len; ++i) {
-      unsigned char c = b(pos_ + i);
-      if ((c & 0xC0) != 0x80) return fail("invalid UTF-8");
-      cp = (cp << 6) | (c & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return fail("invalid UTF-8");
-    out.append(s_.substr(pos_, len));
-    pos_ += len;
-    return true;
-  }
-
-  bool string(std::string& out) {
-    ++pos_; // opening quote
-    for (;;) {
-      if (pos_ >= s_.size()) return fail("unterminated string");
-      unsigned char c = static_cast<unsigned char>(s_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return true;
-      }
-      if (c < 0x20) return fail("control character in string");
-      if (c >= 0x80) {
-        if (!utf8(out)) return false;
-        continue;
-      }
-      if (c != '\\') {
-        out.push_back(static_cast<char>(c));
-        ++pos_;
-        continue;
-      }
-      ++pos_;
-      if (pos_ >= s_.size()) return fail("unterminated escape");
-      char e = s_[pos_++];
-      switch (e) {
-      case '"': out.push_back('"'); break;
-      case '\\': out.push_back('\\'); break;
-      case '/': out.push_back('/'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
-      case 'u': {
-        uint32_t cp;
-        if (!hex4(cp)) return false;
-        if (cp >= 0xDC00 && cp <= 0xDFFF) return fail("unpaired low surrogate");
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-          if (s_.substr(pos_, 2) != "\\u") return fail("unpaired high surrogate");
-          pos_ += 2;
-          uint32_t lo;
-          if (!hex4(lo)) return false;
-          if (lo < 0xDC00 || lo > 0xDFFF) return fail("invalid low surrogate");
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        }
-        appendUtf8(out, cp);
-        break;
-      }
-      default: return fail("invalid escape");
-      }
-    }
-  }
-
-  bool number(Value& out) {
-    size_t start = pos_;
-    auto digit = [&](size_t i) { return i < s_.size() && s_[i] >= '0' && s_[i] <= '9'; };
-    if (s_[pos_] == '-') ++pos_;
-    if (!digit(pos_)) return fail("invalid number");
-    if (s_[pos_] == '0') {
-      ++pos_;
-      if (digit(pos_)) return fail("leading zero in number");
-    } else {
-      while (digit(pos_)) ++pos_;
-    }
-    bool integral = true;
-    if (pos_ < s_.size() && s_[pos_] == '.') {
-      integral = false;
-      ++pos_;
-      if (!digit(pos_)) return fail("invalid number: digit expected after '.'");
-      while (digit(pos_)) ++pos_;
-    }
-    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-      integral = false;
-      ++pos_;
-      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-      if (!digit(pos_)) return fail("invalid number: digit expected in exponent");
-      while (digit(pos_)) ++pos_;
-    }
-    std::string_view text = s_.substr(start, pos_ - start);
-    if (integral) {
-      int64_t v = 0;
-      auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-      if (ec == std::errc() && p == text.data() + text.size()) {
-        out.kind = Kind::Integer;
-        out.integer = v;
-        out.number = static_cast<double>(v);
-        return true;
-      }
-      // Out of int64 range: keep it as a (lossy) number; field checks reject it.
-    }
-    // from_chars, not strtod: an application's locale must not change how we parse.
-    double d = 0;
-    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
-    if (ec == std::errc::result_out_of_range) return fail("number out of range");
-    if (ec != std::errc() || p != text.data() + text.size()) return fail("invalid number");
-    if (!std::isfinite(d)) return fail("number out of range");
-    out.kind = Kind::Number;
-    out.number = d;
-    return true;
-  }
-
-  std::string_view s_;
-  size_t pos_ = 0;
-  Error error_;
+  std::string_view text_;
+  const size_t* consumed_;
+  Value root_;
+  std::vector<Value*> stack_;
+  std::string key_;
+  std::string error_;
 };
 
 } // namespace
 
-Result<Value> parse(std::string_view text) { return Parser(text).document(); }
+Result<Value> parse(std::string_view text) {
+  size_t consumed = 0;
+  StrictBuilder builder(text, &consumed);
+  CountingIterator first(text.data(), &consumed), last(text.data() + text.size(), &consumed);
+  // strict: nothing may follow the value; comments are not JSON.
+  bool ok = Value::sax_parse(first, last, &builder, nlohmann::json::input_format_t::json, /*strict=*/true,
+                             /*ignore_comments=*/false);
+  return builder.result(ok);
+}
 
 } // namespace clientconfig::json

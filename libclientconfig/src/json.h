@@ -1,44 +1,34 @@
-// A small strict JSON parser (RFC 8259) for endpoints.json: no comments, no
-// trailing commas, no NaN/Infinity, no duplicate object keys, UTF-8 validated,
-// bounded depth. Internal to libclientconfig; the public entry is parseSnapshot().
-// Thread-safety: values are immutable after parsing; the parser is a pure function.
+// Strict JSON reading for endpoints.json (RFC 8259: no comments, no trailing commas, no
+// NaN/Infinity, UTF-8 validated) on nlohmann-json's SAX parser, plus what nlohmann accepts and
+// endpoints.json must not: duplicate object keys (two "version"s would let two readers see two
+// versions) and nesting deeper than kMaxDepth. Internal to libclientconfig; the public entry is
+// parseEndpointsJson().
+// Thread-safety: pure functions; a parsed Value is an ordinary nlohmann::json.
 #pragma once
 
 #include <cstdint>
-#include <memory>
-#include <string>
+#include <optional>
 #include <string_view>
-#include <utility>
-#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "clientconfig/result.h"
 
 namespace clientconfig::json {
 
-enum class Kind { Null, Bool, Integer, Number, String, Array, Object };
-
-const char* kindName(Kind k);
-
-class Value {
-public:
-  Kind kind = Kind::Null;
-  bool boolean = false;
-  int64_t integer = 0;  // Kind::Integer: no fraction or exponent, fits int64
-  double number = 0;    // Kind::Number (and Integer, converted)
-  std::string string;
-  std::vector<Value> array;
-  // Object members in document order, keys unique. Two parallel vectors because
-  // std::pair<std::string, Value> needs Value complete here (clang enforces it).
-  std::vector<std::string> keys;
-  std::vector<Value> values;
-
-  // nullptr when absent (or not an object).
-  const Value* find(std::string_view key) const;
-};
+using Value = nlohmann::json;
 
 constexpr size_t kMaxDepth = 64;
 
-// Error messages carry "line L column C: ..." positions (1-based).
+// "null", "boolean", "integer" (no fraction or exponent, fits int64), "number", "string",
+// "array", "object": the words field errors use.
+const char* kindName(const Value& v);
+
+// The value when it is an integer that fits int64 (nlohmann keeps non-negative literals as
+// unsigned); nullopt for anything else, including 1.0.
+std::optional<int64_t> asInt64(const Value& v);
+
+// Errors carry "line L column C: what" (1-based; C counts bytes).
 Result<Value> parse(std::string_view text);
 
 } // namespace clientconfig::json

@@ -3,85 +3,21 @@
 #include "clientconfig/snapshot.h"
 
 #include <charconv>
-#include <set>
 
 #include "clientconfig/md5.h"
-#include "json.h"
+#include "validate.h"
 
 namespace clientconfig {
 namespace {
 
-using json::Kind;
-using json::Value;
-
-constexpr uint32_t kMaxWeight = 1000000;
-constexpr size_t kMaxServers = 10000;
-
-Error fieldError(const std::string& path, const std::string& what) {
-  return makeError(ErrorCode::InvalidArgument, path + ": " + what);
-}
-
-// Host and address are used as DNS names, ring labels and connect targets:
-// whitespace or control bytes in them can only be a mistake.
-bool plainToken(std::string_view s) {
-  if (s.empty() || s.size() > 255) return false;
-  for (unsigned char c : s) {
-    if (c <= ' ' || c == 0x7f) return false;
-  }
-  return true;
-}
-
-Result<const Value*> required(const Value& obj, std::string_view key, const std::string& path) {
-  const Value* v = obj.find(key);
-  if (v == nullptr) return fieldError(path.empty() ? std::string(key) : path + "." + std::string(key), "missing");
-  return v;
-}
-
-std::string join(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : path + "." + std::string(key);
-}
-
-Result<std::string> stringField(const Value& obj, std::string_view key, const std::string& path, bool token) {
-  auto v = required(obj, key, path);
-  if (!v.ok()) return v.error();
-  if ((*v)->kind != Kind::String) return fieldError(join(path, key), std::string("expected string, got ") + json::kindName((*v)->kind));
-  const std::string& s = (*v)->string;
-  if (s.empty()) return fieldError(join(path, key), "must not be empty");
-  if (token && !plainToken(s)) return fieldError(join(path, key), "expected a name without spaces or control characters");
-  return s;
-}
-
-Result<int64_t> intField(const Value& obj, std::string_view key, const std::string& path, int64_t lo, int64_t hi) {
-  auto v = required(obj, key, path);
-  if (!v.ok()) return v.error();
-  std::string range = std::to_string(lo) + ".." + std::to_string(hi);
-  if ((*v)->kind != Kind::Integer || (*v)->integer < lo || (*v)->integer > hi)
-    return fieldError(join(path, key), "expected integer " + range);
-  return (*v)->integer;
-}
-
-Result<Hashing> hashingField(const Value& obj, const std::string& path) {
-  auto s = stringField(obj, "hashing", path, false);
-  if (!s.ok()) return s.error();
-  auto h = parseHashing(*s);
-  if (!h) return fieldError(join(path, "hashing"), "expected \"ketama-libmemcached\" or \"ketama-libketama\", got \"" + *s + "\"");
-  return *h;
-}
-
-Result<void> checkServers(const std::vector<Server>& servers, const std::string& path) {
-  std::set<std::pair<std::string, uint16_t>> seen_endpoints;
-  std::set<std::string> seen_names;
-  for (size_t i = 0; i < servers.size(); ++i) {
-    std::string p = path + "[" + std::to_string(i) + "]";
-    if (!seen_endpoints.insert({servers[i].host, servers[i].port}).second)
-      return fieldError(p, "duplicate host:port " + servers[i].host + ":" + std::to_string(servers[i].port));
-    if (!seen_names.insert(servers[i].name).second) return fieldError(p + ".name", "duplicate name \"" + servers[i].name + "\"");
-  }
-  return {};
-}
+using detail::checkUnique;
+using detail::fieldError;
+using detail::kMaxServers;
+using detail::kMaxWeight;
+using detail::plainToken;
 
 Result<Topology> buildTopology(uint64_t version, Hashing hashing, std::vector<Server> servers, const std::string& path) {
-  if (auto c = checkServers(servers, path); !c.ok()) return c.error();
+  if (auto c = checkUnique(servers, path); !c.ok()) return c.error();
   std::vector<RingNode> nodes;
   nodes.reserve(servers.size());
   for (const auto& s : servers) nodes.push_back({s.host, s.port, s.weight});
@@ -95,97 +31,11 @@ Result<Topology> buildTopology(uint64_t version, Hashing hashing, std::vector<Se
   return t;
 }
 
-Result<Topology> topologyFrom(const Value& obj, const std::string& path) {
-  auto version = intField(obj, "version", path, 0, INT64_MAX);
-  if (!version.ok()) return version.error();
-  auto hashing = hashingField(obj, path);
-  if (!hashing.ok()) return hashing.error();
-  auto list = required(obj, "servers", path);
-  if (!list.ok()) return list.error();
-  std::string spath = join(path, "servers");
-  if ((*list)->kind != Kind::Array) return fieldError(spath, std::string("expected array, got ") + json::kindName((*list)->kind));
-  if ((*list)->array.size() > kMaxServers) return fieldError(spath, "more than " + std::to_string(kMaxServers) + " servers");
-  std::vector<Server> servers;
-  servers.reserve((*list)->array.size());
-  for (size_t i = 0; i < (*list)->array.size(); ++i) {
-    const Value& e = (*list)->array[i];
-    std::string p = spath + "[" + std::to_string(i) + "]";
-    if (e.kind != Kind::Object) return fieldError(p, std::string("expected object, got ") + json::kindName(e.kind));
-    Server s;
-    auto name = stringField(e, "name", p, true);
-    if (!name.ok()) return name.error();
-    auto host = stringField(e, "host", p, true);
-    if (!host.ok()) return host.error();
-    auto address = stringField(e, "address", p, true);
-    if (!address.ok()) return address.error();
-    auto port = intField(e, "port", p, 1, 65535);
-    if (!port.ok()) return port.error();
-    auto weight = intField(e, "weight", p, 1, kMaxWeight);
-    if (!weight.ok()) return weight.error();
-    auto state = stringField(e, "state", p, true);
-    if (!state.ok()) return state.error();
-    s.name = std::move(*name);
-    s.host = std::move(*host);
-    s.address = std::move(*address);
-    s.port = static_cast<uint16_t>(*port);
-    s.weight = static_cast<uint32_t>(*weight);
-    s.state = std::move(*state);
-    servers.push_back(std::move(s));
-  }
-  return buildTopology(static_cast<uint64_t>(*version), *hashing, std::move(servers), spath);
+Result<Topology> topologyFrom(PublishedRing r, const std::string& path) {
+  return buildTopology(r.version, r.hashing, std::move(r.servers), path);
 }
 
-void appendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-    case '"': out += "\\\""; break;
-    case '\\': out += "\\\\"; break;
-    case '\n': out += "\\n"; break;
-    case '\r': out += "\\r"; break;
-    case '\t': out += "\\t"; break;
-    default:
-      if (c < 0x20) {
-        char buf[8];
-        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-        out += buf;
-      } else {
-        out.push_back(static_cast<char>(c));
-      }
-    }
-  }
-  out.push_back('"');
-}
-
-void appendTopology(std::string& out, const Topology& t, const char* indent) {
-  out += indent;
-  out += "\"version\": " + std::to_string(t.version) + ",\n";
-  out += indent;
-  out += "\"hashing\": ";
-  appendJsonString(out, hashingName(t.hashing));
-  out += ",\n";
-  out += indent;
-  out += "\"servers\": [";
-  for (size_t i = 0; i < t.servers.size(); ++i) {
-    const Server& s = t.servers[i];
-    out += i == 0 ? "\n" : ",\n";
-    out += indent;
-    out += "  {\"name\": ";
-    appendJsonString(out, s.name);
-    out += ", \"host\": ";
-    appendJsonString(out, s.host);
-    out += ", \"address\": ";
-    appendJsonString(out, s.address);
-    out += ", \"port\": " + std::to_string(s.port) + ", \"weight\": " + std::to_string(s.weight) + ", \"state\": ";
-    appendJsonString(out, s.state);
-    out += "}";
-  }
-  if (!t.servers.empty()) {
-    out += "\n";
-    out += indent;
-  }
-  out += "]";
-}
+PublishedRing publishedRing(const Topology& t) { return {t.version, t.hashing, t.servers}; }
 
 } // namespace
 
@@ -219,26 +69,16 @@ Route Snapshot::route(std::string_view key) const {
 }
 
 Result<SnapshotPtr> parseSnapshot(std::string_view text) {
-  auto doc = json::parse(text);
+  auto doc = parseEndpointsJson(text);
   if (!doc.ok()) return doc.error();
-  const Value& root = *doc;
-  if (root.kind != Kind::Object) return fieldError("(document)", std::string("expected object, got ") + json::kindName(root.kind));
-  auto schema = stringField(root, "schema", "", false);
-  if (!schema.ok()) return schema.error();
-  if (*schema != kEndpointsSchema)
-    return fieldError("schema", "expected \"" + std::string(kEndpointsSchema) + "\", got \"" + *schema + "\"");
-  auto cluster = stringField(root, "cluster", "", true);
-  if (!cluster.ok()) return cluster.error();
-  auto current = topologyFrom(root, "");
+  auto current = topologyFrom(std::move(doc->current), "servers");
   if (!current.ok()) return current.error();
-
   auto snap = std::make_shared<Snapshot>();
-  snap->schema = std::move(*schema);
-  snap->cluster = std::move(*cluster);
+  snap->schema = std::string(kEndpointsSchema);
+  snap->cluster = std::move(doc->cluster);
   snap->current = std::move(*current);
-  if (const Value* prev = root.find("previous"); prev != nullptr && prev->kind != Kind::Null) {
-    if (prev->kind != Kind::Object) return fieldError("previous", std::string("expected null or object, got ") + json::kindName(prev->kind));
-    auto p = topologyFrom(*prev, "previous");
+  if (doc->previous) {
+    auto p = topologyFrom(std::move(*doc->previous), "previous.servers");
     if (!p.ok()) return p.error();
     snap->previous = std::move(*p);
   }
@@ -340,41 +180,18 @@ double movedFraction(const Snapshot& a, const Snapshot& b, size_t sample_keys) {
   return static_cast<double>(moved) / static_cast<double>(sample_keys);
 }
 
-std::string toJson(const Snapshot& s) {
-  std::string out = "{\n  \"schema\": ";
-  appendJsonString(out, s.schema);
-  out += ",\n  \"cluster\": ";
-  appendJsonString(out, s.cluster);
-  out += ",\n";
-  appendTopology(out, s.current, "  ");
-  out += ",\n  \"previous\": ";
-  if (s.previous) {
-    out += "{\n";
-    appendTopology(out, *s.previous, "    ");
-    out += "\n  }";
-  } else {
-    out += "null";
-  }
-  out += "\n}\n";
-  return out;
+EndpointsDocument toDocument(const Snapshot& s) {
+  EndpointsDocument d;
+  d.cluster = s.cluster;
+  d.current = publishedRing(s.current);
+  if (s.previous) d.previous = publishedRing(*s.previous);
+  return d;
 }
 
-std::string toServersFile(const Snapshot& s) {
-  std::string out;
-  for (const auto& srv : s.servers()) {
-    bool v6 = srv.host.find(':') != std::string::npos;
-    out += (v6 ? "[" + srv.host + "]" : srv.host) + ":" + std::to_string(srv.port) + "\n";
-  }
-  return out;
-}
+std::string toJson(const Snapshot& s) { return renderEndpointsJson(toDocument(s)); }
 
-std::string toLibmemcachedConf(const Snapshot& s) {
-  std::string out;
-  for (const auto& srv : s.servers()) {
-    if (!out.empty()) out += " ";
-    out += "--SERVER=" + srv.host + ":" + std::to_string(srv.port) + "/?" + std::to_string(srv.weight);
-  }
-  return out;
-}
+std::string toServersFile(const Snapshot& s) { return renderServersFile(s.servers()); }
+
+std::string toLibmemcachedConf(const Snapshot& s) { return renderLibmemcachedConf(s.servers()); }
 
 } // namespace clientconfig

@@ -109,11 +109,13 @@ struct DirContent {
 // endpoints.json, else (unless endpoints_only) servers, from `base`: the directory
 // itself, or the payload directory ..data points at. Errors name the files under dir.
 Result<DirContent> readKeys(const std::string& base, const std::string& dir, bool endpoints_only) {
-  auto j = readFile(base + "/endpoints.json", dir + "/endpoints.json");
-  if (j.ok()) return DirContent{std::move(*j), true, dir + "/endpoints.json"};
+  const std::string json_name = std::string("/") + kEndpointsJsonKey;
+  const std::string servers_name = std::string("/") + kServersKey;
+  auto j = readFile(base + json_name, dir + json_name);
+  if (j.ok()) return DirContent{std::move(*j), true, dir + json_name};
   if (j.error().code != ErrorCode::NotFound || endpoints_only) return j.error();
-  auto s = readFile(base + "/servers", dir + "/servers");
-  if (s.ok()) return DirContent{std::move(*s), false, dir + "/servers"};
+  auto s = readFile(base + servers_name, dir + servers_name);
+  if (s.ok()) return DirContent{std::move(*s), false, dir + servers_name};
   if (s.error().code != ErrorCode::NotFound) return s.error();
   return makeError(ErrorCode::NotFound, dir + ": neither endpoints.json nor servers present");
 }
@@ -144,6 +146,50 @@ Result<SnapshotPtr> parseContent(const DirContent& c, Hashing servers_file_hashi
   return s;
 }
 
+// endpoints.json gone for longer than kMissingReportAfter from a directory that had it.
+Error missingEndpointsError(const std::string& dir, const Snapshot& cur) {
+  return makeError(ErrorCode::NotFound, dir + "/" + kEndpointsJsonKey + ": missing (this directory had it); keeping version " +
+                                            std::to_string(cur.version()) +
+                                            " until it is back, never falling back to `servers`");
+}
+
+// A lower version still inside the grace period: not applied.
+Error lowerVersionHeldError(const std::string& file, const Snapshot& next, const Snapshot& cur,
+                            std::chrono::milliseconds grace) {
+  return makeError(ErrorCode::FailedPrecondition,
+                   file + ": version " + std::to_string(next.version()) + " is lower than the current version " +
+                       std::to_string(cur.version()) + " of cluster " + cur.cluster + "; keeping version " +
+                       std::to_string(cur.version()) + " (versions only grow; lower versions that stay for " +
+                       seconds(grace) + " are taken as a re-created cluster)");
+}
+
+// A lower version that outlasted the grace period: applied, with this warning.
+Error lowerVersionAppliedWarning(const std::string& file, const Snapshot& next, const Snapshot& cur,
+                                 std::chrono::milliseconds grace) {
+  return makeError(ErrorCode::FailedPrecondition,
+                   "applying " + file + ": version " + std::to_string(next.version()) + " of cluster " +
+                       next.cluster + " although it is lower than version " + std::to_string(cur.version()) +
+                       ": lower versions have stayed for " + seconds(grace) + ", so the cluster was re-created");
+}
+
+// What applying `next` over `cur` warns about.
+void appendAppliedWarnings(std::vector<Error>& warnings, const Snapshot& next, const Snapshot* cur,
+                           const std::string& file, const std::string& dir) {
+  // An empty list is applied: the operator publishes one for spec.replicas 0, and
+  // its drain waits for clients to let go of the servers that leave. But every
+  // request now fails, so say so.
+  if (next.servers().empty() && cur && !cur->servers().empty())
+    warnings.push_back(makeError(ErrorCode::FailedPrecondition,
+                                 file + ": version " + std::to_string(next.version()) + " lists no servers (version " +
+                                     std::to_string(cur->version()) + " had " + std::to_string(cur->servers().size()) +
+                                     "); applying it: every request fails until servers are listed again"));
+  if (next.source == Snapshot::Source::ServersFile && (!cur || cur->source != Snapshot::Source::ServersFile))
+    warnings.push_back(makeError(ErrorCode::NotFound,
+                                 dir + ": no endpoints.json; following the plain `servers` list (no "
+                                       "versions, weight 1, connecting to the host names, ring " +
+                                     std::string(hashingName(next.hashing())) + ")"));
+}
+
 } // namespace
 
 Result<SnapshotPtr> loadDirectory(const std::string& dir, Hashing servers_file_hashing) {
@@ -160,7 +206,7 @@ Result<SnapshotPtr> loadPath(const std::string& path, Hashing servers_file_hashi
   std::string_view name = path;
   if (auto slash = name.rfind('/'); slash != std::string_view::npos) name.remove_prefix(slash + 1);
   size_t first = text->find_first_not_of(" \t\r\n");
-  bool json = name != "servers" && first != std::string::npos && (*text)[first] == '{';
+  bool json = name != kServersKey && first != std::string::npos && (*text)[first] == '{';
   return parseContent(DirContent{std::move(*text), json, path}, servers_file_hashing);
 }
 
@@ -274,9 +320,7 @@ Result<bool> Watcher::reloadNow() {
         retryByLocked(std::min(t + kMissingRetry, *missing_since_ + kMissingReportAfter));
         return false;
       }
-      content = makeError(ErrorCode::NotFound,
-                          options_.dir + "/endpoints.json: missing (this directory had it); keeping version " +
-                              std::to_string(cur->version()) + " until it is back, never falling back to `servers`");
+      content = missingEndpointsError(options_.dir, *cur);
     }
 
     if (content.ok() && content->text == last_content_ && cur != nullptr &&
@@ -298,39 +342,16 @@ Result<bool> Watcher::reloadNow() {
       if (!lower_since_) lower_since_ = t;
       if (t - *lower_since_ < options_.version_regression_grace) {
         retryByLocked(*lower_since_ + options_.version_regression_grace);
-        parsed = makeError(ErrorCode::FailedPrecondition,
-                           content->file + ": version " + std::to_string(next.version()) +
-                               " is lower than the current version " + std::to_string(cur->version()) + " of cluster " +
-                               cur->cluster + "; keeping version " + std::to_string(cur->version()) +
-                               " (versions only grow; lower versions that stay for " +
-                               seconds(options_.version_regression_grace) + " are taken as a re-created cluster)");
+        parsed = lowerVersionHeldError(content->file, next, *cur, options_.version_regression_grace);
       } else {
-        warnings.push_back(makeError(ErrorCode::FailedPrecondition,
-                                     "applying " + content->file + ": version " + std::to_string(next.version()) +
-                                         " of cluster " + next.cluster + " although it is lower than version " +
-                                         std::to_string(cur->version()) + ": lower versions have stayed for " +
-                                         seconds(options_.version_regression_grace) +
-                                         ", so the cluster was re-created"));
+        warnings.push_back(lowerVersionAppliedWarning(content->file, next, *cur, options_.version_regression_grace));
       }
     }
 
     if (parsed.ok()) {
       const Snapshot& next = **parsed;
       lower_since_.reset();
-      // An empty list is applied: the operator publishes one for spec.replicas 0, and
-      // its drain waits for clients to let go of the servers that leave. But every
-      // request now fails, so say so.
-      if (next.servers().empty() && cur && !cur->servers().empty())
-        warnings.push_back(makeError(ErrorCode::FailedPrecondition,
-                                     content->file + ": version " + std::to_string(next.version()) +
-                                         " lists no servers (version " + std::to_string(cur->version()) + " had " +
-                                         std::to_string(cur->servers().size()) +
-                                         "); applying it: every request fails until servers are listed again"));
-      if (next.source == Snapshot::Source::ServersFile && (!cur || cur->source != Snapshot::Source::ServersFile))
-        warnings.push_back(makeError(ErrorCode::NotFound,
-                                     options_.dir + ": no endpoints.json; following the plain `servers` list (no "
-                                                    "versions, weight 1, connecting to the host names, ring " +
-                                         std::string(hashingName(next.hashing())) + ")"));
+      appendAppliedWarnings(warnings, next, cur.get(), content->file, options_.dir);
       if (next.source == Snapshot::Source::EndpointsJson) seen_endpoints_json_ = true;
       last_content_ = std::move(content->text);
       last_error_.clear();
@@ -356,15 +377,17 @@ Result<bool> Watcher::reloadNow() {
     if (options_.on_error) options_.on_error(failure);
     return failure;
   }
+  notifyInstalled(installed, warnings);
+  return true;
+}
+
+void Watcher::notifyInstalled(const SnapshotPtr& installed, const std::vector<Error>& warnings) {
   if (options_.on_warning) {
     for (const auto& w : warnings) options_.on_warning(w);
   }
   if (options_.on_update) options_.on_update(installed);
-  {
-    std::lock_guard<std::mutex> lock(listeners_mu_);
-    for (auto& [id, fn] : listeners_) fn(installed);
-  }
-  return true;
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  for (auto& [id, fn] : listeners_) fn(installed);
 }
 
 void Watcher::run() {

@@ -1,5 +1,5 @@
-// MD5 (RFC 1321), written for ketama: one digest per call, no heap allocation, with
-// a fast path for the short inputs keys and ring labels are. Not for security.
+// MD5 for ketama (OpenSSL's libcrypto; src/md5.cc has the measurement behind the choice of
+// entry point). Not for security.
 // Thread-safety: pure functions.
 #pragma once
 

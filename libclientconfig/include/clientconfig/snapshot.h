@@ -11,26 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include "clientconfig/contract.h"
 #include "clientconfig/result.h"
 #include "clientconfig/ring.h"
 
 namespace clientconfig {
-
-inline constexpr std::string_view kEndpointsSchema = "memcached.operator.io/endpoints/v1";
-
-struct Server {
-  std::string name;    // "sessions-0"
-  std::string host;    // stable DNS name: what the ring hashes
-  std::string address; // where to connect now (changes on reschedule; the ring does not)
-  uint16_t port = 11211;
-  uint32_t weight = 1;
-  std::string state;   // "active", or another word: the member keeps its ring slot
-
-  bool active() const { return state == "active"; }
-  // "address:port", IPv6 in brackets.
-  std::string endpoint() const;
-  bool operator==(const Server&) const = default;
-};
 
 // One ring: a hashing scheme, the servers in ring order, and its continuum.
 struct Topology {
@@ -72,10 +57,8 @@ public:
   uint32_t serverIndex(std::string_view key) const { return current.ring.serverIndex(key); }
 };
 
-// Parses and validates endpoints.json. Errors name the field:
-// "servers[2].port: expected integer 1..65535". Unknown fields are ignored so that
-// an operator adding a field does not break deployed clients; known fields are
-// checked strictly.
+// Parses and validates endpoints.json (parseEndpointsJson, with its error messages) and
+// builds the rings.
 Result<SnapshotPtr> parseSnapshot(std::string_view json_text);
 
 // Parses the plain `servers` file: one host:port a line ([v6]:port for IPv6),
@@ -103,17 +86,14 @@ Succession succession(const Snapshot* current, const Snapshot& next);
 // differs between two snapshots: how much of the cache a change invalidates.
 double movedFraction(const Snapshot& old_snapshot, const Snapshot& new_snapshot, size_t sample_keys = 100000);
 
-// Serialises back to endpoints.json (canonical form); used by tools and tests.
-std::string toJson(const Snapshot& snapshot);
+// The snapshot as endpoints.json states it (for rendering it back with the contract's renderers).
+EndpointsDocument toDocument(const Snapshot& snapshot);
 
-// The ConfigMap's other keys, generated from the same snapshot so every form
-// names the same ring:
-//  `servers`: "host:port" lines in ring order.
+// The ConfigMap's keys rendered from a snapshot (renderEndpointsJson, renderServersFile,
+// renderLibmemcachedConf of toDocument()), so every form names the same ring; used by tools and
+// tests.
+std::string toJson(const Snapshot& snapshot);
 std::string toServersFile(const Snapshot& snapshot);
-//  `libmemcached.conf`: "--SERVER=host:port/?weight ..." in ring order. libmemcached
-//  hashes the name it is given, so this lists `host` (never `address`). Its
-//  configuration language cannot select weighted ketama: apps must still call
-//  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, 1) after memcached(conf).
 std::string toLibmemcachedConf(const Snapshot& snapshot);
 
 } // namespace clientconfig

@@ -23,6 +23,7 @@
 #include <thread>
 #include <utility>
 #include <vector>
+#include <vector>
 
 #include "clientconfig/result.h"
 #include "clientconfig/snapshot.h"
@@ -127,6 +128,8 @@ private:
   TimePoint now() const; // options_.clock, else steady_clock
   // Requires mu_: makes the watcher thread re-read the directory by `when`.
   void retryByLocked(TimePoint when);
+  // Runs the warning, update and listener callbacks for a snapshot just installed (outside mu_).
+  void notifyInstalled(const SnapshotPtr& installed, const std::vector<Error>& warnings);
 
   WatcherOptions options_;
   std::atomic<std::shared_ptr<const Snapshot>> current_;

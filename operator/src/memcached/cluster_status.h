@@ -33,8 +33,9 @@ struct Member {
   std::string host;
   std::string address;
   MemberState state = MemberState::kJoining;
-  // curr_connections measured before the pod was first published: listeners plus the
-  // measuring connection. The drain compares against it.
+  // curr_connections measured before the pod was first published: the measuring connection
+  // and any non-client ones (memcached 1.6.x does not count listeners). The drain compares
+  // against it.
   std::optional<int64_t> baseline_connections;
   // Left the published list (a drain) and is coming back (the drain was cancelled): it still
   // holds values that clients have since overwritten or deleted on other members, so it is

@@ -17,8 +17,10 @@ namespace mcop::memcached {
 class ConnectionCounter {
  public:
   virtual ~ConnectionCounter() = default;
-  // memcached's `curr_connections` at address:port. The count includes listening sockets and
-  // the asking connection itself, which is why the drain compares it against a baseline
+  // memcached's `curr_connections` at address:port. On memcached 1.6.x it counts open client
+  // connections, the asking one included, and not the listening sockets (a fresh server asked
+  // over one connection says 1). Other connections that are not applications (an exporter
+  // sidecar, a health check) count too, which is why the drain compares it against a baseline
   // measured the same way before the pod joined the ring.
   virtual absl::StatusOr<int64_t> currentConnections(const std::string& address, int port) = 0;
 };

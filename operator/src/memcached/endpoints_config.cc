@@ -1,92 +1,67 @@
 // Endpoints ConfigMap rendering: see endpoints_config.h.
 #include "memcached/endpoints_config.h"
 
-#include <absl/strings/str_cat.h>
-
-#include "util/json_text.h"
-
 namespace mcop::memcached {
 namespace {
 
-// A JSON string literal; names and addresses are DNS/IP text, but escape anyway.
-std::string quote(const std::string& s) { return "\"" + util::jsonEscape(s) + "\""; }
+clientconfig::Server toServer(const PublishedServer& s) {
+  // Ports and weights are validated by the spec (1..65535, 1..); the narrowing is exact.
+  return {s.name, s.host, s.address, static_cast<uint16_t>(s.port),
+          static_cast<uint32_t>(s.weight), s.state};
+}
+
+// The published endpoints.json of a live ConfigMap, read as clients read it.
+std::optional<clientconfig::EndpointsDocument> parsedEndpoints(const Json& config_map) {
+  const Json* text = findPath(config_map, {"data", kEndpointsJsonKey});
+  if (!text || !text->is_string()) return std::nullopt;
+  auto parsed = clientconfig::parseEndpointsJson(text->as_string());
+  if (!parsed.ok()) return std::nullopt;
+  return std::move(*parsed);
+}
 
 }  // namespace
 
+clientconfig::EndpointsDocument endpointsDocument(const EndpointsContent& content,
+                                                  int64_t version) {
+  clientconfig::EndpointsDocument d;
+  d.cluster = content.cluster;
+  d.current.version = static_cast<uint64_t>(version);
+  // Spec validation admits only the two names parseHashing knows.
+  d.current.hashing = clientconfig::parseHashing(content.hashing)
+                          .value_or(clientconfig::Hashing::KetamaLibmemcached);
+  d.current.servers.reserve(content.servers.size());
+  for (const auto& s : content.servers) d.current.servers.push_back(toServer(s));
+  return d;
+}
+
 std::string renderEndpointsJson(const EndpointsContent& content, int64_t version) {
-  std::string out = "{\n";
-  absl::StrAppend(&out, "  \"schema\": ", quote(kEndpointsSchema), ",\n");
-  absl::StrAppend(&out, "  \"cluster\": ", quote(content.cluster), ",\n");
-  absl::StrAppend(&out, "  \"version\": ", version, ",\n");
-  absl::StrAppend(&out, "  \"hashing\": ", quote(content.hashing), ",\n");
-  if (content.servers.empty()) {
-    out += "  \"servers\": [],\n";
-  } else {
-    out += "  \"servers\": [\n";
-    for (size_t i = 0; i < content.servers.size(); ++i) {
-      const auto& s = content.servers[i];
-      absl::StrAppend(&out, "    {\"name\": ", quote(s.name), ", \"host\": ", quote(s.host),
-                      ", \"address\": ", quote(s.address), ", \"port\": ", s.port,
-                      ", \"weight\": ", s.weight, ", \"state\": ", quote(s.state), "}",
-                      i + 1 < content.servers.size() ? ",\n" : "\n");
-    }
-    out += "  ],\n";
-  }
-  out += "  \"previous\": null\n}\n";
-  return out;
+  return clientconfig::renderEndpointsJson(endpointsDocument(content, version));
 }
 
 std::string renderServersList(const EndpointsContent& content) {
-  std::string out;
-  for (const auto& s : content.servers) absl::StrAppend(&out, s.host, ":", s.port, "\n");
-  return out;
+  return clientconfig::renderServersFile(endpointsDocument(content, 0).current.servers);
 }
 
 std::string renderLibmemcachedConf(const EndpointsContent& content) {
-  std::string out =
-      "# libmemcached cannot select weighted ketama here: call "
-      "memcached_behavior_set(m, MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, 1) after memcached(conf).\n";
-  for (const auto& s : content.servers) {
-    absl::StrAppend(&out, " --SERVER=", s.host, ":", s.port, "/?", s.weight, "\n");
-  }
-  return out;
+  return clientconfig::renderLibmemcachedConf(endpointsDocument(content, 0).current.servers);
 }
 
 std::map<std::string, std::string> renderEndpointsData(const EndpointsContent& content,
                                                        int64_t version) {
-  return {{kEndpointsJsonKey, renderEndpointsJson(content, version)},
-          {kServersKey, renderServersList(content)},
-          {kLibmemcachedConfKey, renderLibmemcachedConf(content)}};
+  return clientconfig::renderConfigMapData(endpointsDocument(content, version));
 }
-
-namespace {
-
-std::optional<Json> parsedEndpoints(const Json& config_map) {
-  const Json* text = findPath(config_map, {"data", kEndpointsJsonKey});
-  if (!text || !text->is_string()) return std::nullopt;
-  std::error_code ec;
-  Json parsed = Json::parse(text->as_string(), ec);
-  if (ec || !parsed.is_object()) return std::nullopt;
-  return parsed;
-}
-
-}  // namespace
 
 std::optional<int64_t> publishedVersion(const Json& config_map) {
   auto parsed = parsedEndpoints(config_map);
   if (!parsed) return std::nullopt;
-  return intAt(*parsed, {"version"});
+  return static_cast<int64_t>(parsed->current.version);
 }
 
 std::optional<std::vector<std::string>> publishedServerNames(const Json& config_map) {
   auto parsed = parsedEndpoints(config_map);
   if (!parsed) return std::nullopt;
-  const Json* servers = findPath(*parsed, {"servers"});
-  if (!servers || !servers->is_array()) return std::nullopt;
   std::vector<std::string> names;
-  for (const auto& s : servers->as_array()) {
-    names.push_back(stringAt(s, {"name"}));
-  }
+  for (const auto& s : parsed->current.servers) names.push_back(s.name);
   return names;
 }
 

@@ -1,8 +1,11 @@
-// The client contract (docs/configmap-contract.md): rendering the endpoints ConfigMap and
-// deciding its version. Rendering is byte-for-byte deterministic (fixed field order, ordinal
-// server order), so re-rendering the same membership yields the same bytes, a GitOps diff stays
-// quiet, and "did the content change" is a string comparison. The version rises by one on a
-// content change and never otherwise.
+// The client contract (docs/configmap-contract.md): what the operator publishes in the
+// endpoints ConfigMap and under which version. The operator decides the content (cluster,
+// hashing, the members in ordinal order, their states) and the version; libclientconfig
+// (clientconfig/contract.h) owns the schema, the keys, and the rendering and parsing of all three
+// keys, so the bytes published and the bytes clients accept have one definition. Rendering is
+// byte-for-byte deterministic, so re-rendering the same membership yields the same bytes, a
+// GitOps diff stays quiet, and "did the content change" is a string comparison. The version
+// rises by one on a content change and never otherwise.
 // Thread-safety: pure functions.
 #pragma once
 
@@ -12,15 +15,17 @@
 #include <string>
 #include <vector>
 
+#include <clientconfig/contract.h>
+
 #include "memcached/children.h"
 #include "memcached/json_util.h"
 
 namespace mcop::memcached {
 
-inline constexpr char kEndpointsSchema[] = "memcached.operator.io/endpoints/v1";
-inline constexpr char kEndpointsJsonKey[] = "endpoints.json";
-inline constexpr char kServersKey[] = "servers";
-inline constexpr char kLibmemcachedConfKey[] = "libmemcached.conf";
+using clientconfig::kEndpointsJsonKey;
+using clientconfig::kEndpointsSchema;
+using clientconfig::kLibmemcachedConfKey;
+using clientconfig::kServersKey;
 
 struct PublishedServer {
   std::string name;     // pod name, "sessions-0"
@@ -35,26 +40,26 @@ struct PublishedServer {
 
 struct EndpointsContent {
   std::string cluster;  // "namespace/name"
-  std::string hashing;  // "ketama-libmemcached" or "ketama-libketama"
+  std::string hashing;  // "ketama-libmemcached" or "ketama-libketama" (spec validation)
   std::vector<PublishedServer> servers;  // ordinal order: exactly the ring
 };
 
+// The document libclientconfig renders for `content` at `version`.
+clientconfig::EndpointsDocument endpointsDocument(const EndpointsContent& content,
+                                                  int64_t version);
+// Each key as libclientconfig renders it (clientconfig/contract.h has the layouts).
 std::string renderEndpointsJson(const EndpointsContent& content, int64_t version);
-// One host:port a line, ring order.
 std::string renderServersList(const EndpointsContent& content);
-// --SERVER=host:port/?weight in ring order, after a comment line reminding that weighted ketama
-// must be switched on by the application. The layout (one comment line, then each option on its
-// own line after a space) is what libmemcached 1.1.4's configuration parser accepts: a
-// trailing comment, a second comment line or a bare newline between options are parse errors.
 std::string renderLibmemcachedConf(const EndpointsContent& content);
 // All three data keys.
 std::map<std::string, std::string> renderEndpointsData(const EndpointsContent& content,
                                                        int64_t version);
 
-// The version in a live ConfigMap's endpoints.json; nullopt when missing or unparseable.
+// The version in a live ConfigMap's endpoints.json; nullopt when missing or not a valid
+// endpoints.json (read by libclientconfig's parser, as clients read it).
 std::optional<int64_t> publishedVersion(const Json& config_map);
-// Server names in a live ConfigMap's endpoints.json; nullopt when it cannot be read (callers
-// that guard a deletion must then assume the worst).
+// Server names in a live ConfigMap's endpoints.json; nullopt when it cannot be read, by the
+// parser clients use (callers that guard a deletion must then assume the worst).
 std::optional<std::vector<std::string>> publishedServerNames(const Json& config_map);
 
 struct EndpointsDecision {

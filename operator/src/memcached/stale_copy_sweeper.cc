@@ -6,6 +6,7 @@
 #include "memcached/stale_copy_sweeper.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +47,117 @@ class Unlimited : public SweepControl {
   void pause(milliseconds duration) const override { std::this_thread::sleep_for(duration); }
 };
 
+using AdminPtr = std::unique_ptr<clientconfig::MemcachedAdmin>;
+
+// One sweep of one member: the state that the dump's callback, the delete batches and the
+// retries on a busy crawler share, on the calling thread's stack.
+class SweepRun {
+ public:
+  struct Limits {
+    steady_clock::time_point deadline;
+    milliseconds budget;
+    milliseconds busy_backoff;
+  };
+
+  SweepRun(const clientconfig::Snapshot& ring, size_t member, const SweepControl& control,
+           Limits limits, AdminPtr dump, AdminPtr deleter)
+      : ring_(ring),
+        member_(member),
+        control_(control),
+        limits_(limits),
+        dump_(std::move(dump)),
+        deleter_(std::move(deleter)) {}
+
+  absl::StatusOr<SweepCounts> run() {
+    // The LRU crawler's dump can miss a few items that move between LRUs while it walks
+    // (measured: about 0.05% of 1M items in one pass), so walk again until a pass finds
+    // nothing more to remove.
+    for (int pass = 0; pass < kMaxPasses; ++pass) {
+      const uint64_t removed_before = counts_.removed;
+      uint64_t scanned = 0;
+      if (auto s = walk(scanned); !s.ok()) return s;
+      if (!flush()) return failure_;
+      if (pass == 0) counts_.scanned = scanned;
+      if (counts_.removed == removed_before) break;
+      if (auto s = control_.check(); !s.ok()) return s;
+    }
+    return counts_;
+  }
+
+ private:
+  // Deletes the collected keys; false (with failure_ set) when the deletes failed.
+  bool flush() {
+    if (batch_.empty()) return true;
+    auto deleted = deleter_->metaDeleteBatch(batch_);
+    batch_.clear();
+    if (!deleted.ok()) {
+      failure_ = toStatus(deleted.error(), "delete");
+      return false;
+    }
+    for (bool d : *deleted) counts_.removed += d ? 1 : 0;
+    return true;
+  }
+
+  // The dump's sink: collects keys this member does not own; false stops the dump.
+  bool visit(const clientconfig::MetadumpItem& item, uint64_t& scanned) {
+    ++scanned;
+    if (ring_.serverIndex(item.key) != member_) batch_.push_back(item.key);
+    if (batch_.size() >= kDeleteBatch && !flush()) return false;
+    if (steady_clock::now() > limits_.deadline) {
+      failure_ = absl::DeadlineExceededError(absl::StrCat(
+          "sweep budget of ", limits_.budget.count() / 1000, "s exceeded after ",
+          counts_.scanned + scanned, " items (", counts_.removed, " removed)"));
+      return false;
+    }
+    if (auto s = control_.check(); !s.ok()) {
+      failure_ = absl::Status(s.code(), absl::StrCat(s.message(), " after ",
+                                                     counts_.scanned + scanned, " items (",
+                                                     counts_.removed, " removed)"));
+      return false;
+    }
+    return true;
+  }
+
+  // One walk of the cache. memcached runs one crawl at a time and refuses a dump while its
+  // crawler is busy (its own background LRU crawl, or another client's dump): wait for it,
+  // within the budget.
+  absl::Status walk(uint64_t& scanned) {
+    milliseconds backoff = limits_.busy_backoff;
+    for (;;) {
+      auto walked = dump_->metadump(
+          [&](const clientconfig::MetadumpItem& item) { return visit(item, scanned); });
+      if (!failure_.ok()) return failure_;
+      if (walked.ok()) return absl::OkStatus();
+      if (!clientconfig::MemcachedAdmin::isCrawlerBusy(walked.error())) {
+        return toStatus(walked.error(), "lru_crawler metadump");
+      }
+      ++counts_.busy_waits;
+      const auto left =
+          std::chrono::duration_cast<milliseconds>(limits_.deadline - steady_clock::now());
+      if (left <= milliseconds(0)) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "sweep budget of ", limits_.budget.count() / 1000, "s exceeded: memcached's LRU "
+            "crawler stayed busy (", counts_.busy_waits, " dumps refused)"));
+      }
+      spdlog::debug("lru crawler busy, retrying server={} attempt={} backoff_ms={}",
+                    ring_.servers()[member_].name, counts_.busy_waits, backoff.count());
+      control_.pause(std::min(backoff, left));
+      if (auto s = control_.check(); !s.ok()) return s;
+      backoff = std::min(backoff * 2, kMaxBusyBackoff);
+    }
+  }
+
+  const clientconfig::Snapshot& ring_;
+  const size_t member_;
+  const SweepControl& control_;
+  const Limits limits_;
+  AdminPtr dump_;     // streams the dump
+  AdminPtr deleter_;  // sends the deletes while the dump is in flight
+  SweepCounts counts_;
+  std::vector<std::string> batch_;
+  absl::Status failure_;  // why the dump was stopped, when the sink stopped it
+};
+
 class MemcachedStaleCopySweeper : public StaleCopySweeper {
  public:
   MemcachedStaleCopySweeper(milliseconds timeout, milliseconds budget, milliseconds busy_backoff)
@@ -58,84 +170,14 @@ class MemcachedStaleCopySweeper : public StaleCopySweeper {
     }
     if (auto s = control.check(); !s.ok()) return s;
     const clientconfig::Server& server = ring.servers()[member];
-    const auto started = steady_clock::now();
-    const auto deadline = started + budget_;
+    const auto deadline = steady_clock::now() + budget_;
     auto dump = clientconfig::MemcachedAdmin::connect(server.address, server.port, timeout_);
     if (!dump.ok()) return toStatus(dump.error(), "connect");
     auto deleter = clientconfig::MemcachedAdmin::connect(server.address, server.port, timeout_);
     if (!deleter.ok()) return toStatus(deleter.error(), "connect");
-
-    SweepCounts counts;
-    std::vector<std::string> batch;
-    absl::Status failure;
-    auto flush = [&]() {
-      if (batch.empty()) return true;
-      auto deleted = (*deleter)->metaDeleteBatch(batch);
-      batch.clear();
-      if (!deleted.ok()) {
-        failure = toStatus(deleted.error(), "delete");
-        return false;
-      }
-      for (bool d : *deleted) counts.removed += d ? 1 : 0;
-      return true;
-    };
-    auto overBudget = [&](uint64_t scanned) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("sweep budget of ", budget_.count() / 1000, "s exceeded after ", scanned,
-                       " items (", counts.removed, " removed)"));
-    };
-    // The LRU crawler's dump can miss a few items that move between LRUs while it walks
-    // (measured: about 0.05% of 1M items in one pass), so walk again until a pass finds
-    // nothing more to remove.
-    for (int pass = 0; pass < kMaxPasses; ++pass) {
-      const uint64_t removed_before = counts.removed;
-      uint64_t scanned = 0;
-      auto sink = [&](const clientconfig::MetadumpItem& item) {
-        ++scanned;
-        if (ring.serverIndex(item.key) != member) batch.push_back(item.key);
-        if (batch.size() >= kDeleteBatch && !flush()) return false;
-        if (steady_clock::now() > deadline) {
-          failure = overBudget(counts.scanned + scanned);
-          return false;
-        }
-        if (auto s = control.check(); !s.ok()) {
-          failure = absl::Status(s.code(), absl::StrCat(s.message(), " after ",
-                                                        counts.scanned + scanned, " items (",
-                                                        counts.removed, " removed)"));
-          return false;
-        }
-        return true;
-      };
-      // memcached runs one crawl at a time and refuses a dump while its crawler is busy (its
-      // own background LRU crawl, or another client's dump): wait for it, within the budget.
-      milliseconds backoff = busy_backoff_;
-      for (;;) {
-        auto walked = (*dump)->metadump(sink);
-        if (!failure.ok()) return failure;
-        if (walked.ok()) break;
-        if (!clientconfig::MemcachedAdmin::isCrawlerBusy(walked.error())) {
-          return toStatus(walked.error(), "lru_crawler metadump");
-        }
-        ++counts.busy_waits;
-        const auto left =
-            std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
-        if (left <= milliseconds(0)) {
-          return absl::DeadlineExceededError(absl::StrCat(
-              "sweep budget of ", budget_.count() / 1000, "s exceeded: memcached's LRU crawler "
-              "stayed busy (", counts.busy_waits, " dumps refused)"));
-        }
-        spdlog::debug("lru crawler busy, retrying server={} attempt={} backoff_ms={}",
-                      server.name, counts.busy_waits, backoff.count());
-        control.pause(std::min(backoff, left));
-        if (auto s = control.check(); !s.ok()) return s;
-        backoff = std::min(backoff * 2, kMaxBusyBackoff);
-      }
-      if (!flush()) return failure;
-      if (pass == 0) counts.scanned = scanned;
-      if (counts.removed == removed_before) break;
-      if (auto s = control.check(); !s.ok()) return s;
-    }
-    return counts;
+    SweepRun run(ring, member, control, {deadline, budget_, busy_backoff_}, std::move(*dump),
+                 std::move(*deleter));
+    return run.run();
   }
 
  private:

@@ -1,5 +1,6 @@
-// Endpoints ConfigMap rendering: exact bytes, ordering, version decisions, and that the
-// libmemcached.conf we publish is accepted by libmemcached's own parser.
+// Endpoints ConfigMap: the operator's content rendered by libclientconfig (exact bytes, ordering,
+// the libmemcached.conf accepted by libmemcached's own parser), version decisions, and reading a
+// live ConfigMap back with the parser clients use.
 #include "memcached/endpoints_config.h"
 
 #include <cstring>
@@ -80,6 +81,20 @@ TEST(EndpointsConfigTest, LibmemcachedConfParsesWithLibmemcached) {
 
 TEST(EndpointsConfigTest, RenderingIsDeterministic) {
   EXPECT_EQ(renderEndpointsData(twoServers(), 4), renderEndpointsData(twoServers(), 4));
+}
+
+TEST(EndpointsConfigTest, RenderedByLibclientconfig) {
+  // One renderer: the operator's data is exactly what libclientconfig renders for the document.
+  const auto doc = endpointsDocument(twoServers(), 9);
+  EXPECT_EQ(doc.current.version, 9u);
+  EXPECT_EQ(doc.current.hashing, clientconfig::Hashing::KetamaLibmemcached);
+  ASSERT_EQ(doc.current.servers.size(), 2u);
+  EXPECT_EQ(doc.current.servers[1].state, "unready");
+  EXPECT_EQ(renderEndpointsData(twoServers(), 9), clientconfig::renderConfigMapData(doc));
+  EndpointsContent libketama = twoServers();
+  libketama.hashing = "ketama-libketama";
+  EXPECT_NE(renderEndpointsJson(libketama, 1).find("\"hashing\": \"ketama-libketama\""),
+            std::string::npos);
 }
 
 Json configMap(const std::map<std::string, std::string>& data) {
@@ -178,6 +193,20 @@ TEST(EndpointsDecisionTest, PublishedServerNames) {
   ASSERT_TRUE(names.has_value());
   EXPECT_EQ(*names, (std::vector<std::string>{"sessions-0", "sessions-1"}));
   EXPECT_FALSE(publishedServerNames(configMap({{kEndpointsJsonKey, "{not json"}})).has_value());
+}
+
+TEST(EndpointsDecisionTest, PublishedListIsReadAsClientsReadIt) {
+  // A document a client would refuse is not a list the operator can rely on: a duplicate key
+  // (two readers could see two lists) or a missing field makes it unreadable.
+  const std::string good = renderEndpointsJson(twoServers(), 7);
+  std::string dup = good;
+  dup.insert(dup.find("\"servers\""), "\"servers\": [],\n  ");
+  EXPECT_FALSE(publishedServerNames(configMap({{kEndpointsJsonKey, dup}})).has_value());
+  EXPECT_FALSE(publishedVersion(configMap({{kEndpointsJsonKey, dup}})).has_value());
+  std::string no_host = good;
+  no_host.replace(no_host.find("\"host\""), 6, "\"hast\"");
+  EXPECT_FALSE(publishedServerNames(configMap({{kEndpointsJsonKey, no_host}})).has_value());
+  EXPECT_EQ(publishedVersion(configMap({{kEndpointsJsonKey, good}})), 7);
 }
 
 }  // namespace

@@ -1,0 +1,90 @@
+// The endpoints ConfigMap contract (README, "The client contract"): its schema, its three keys
+// and the one renderer and parser of each. The operator decides the content (version, servers,
+// hashing) and renders it here; clients read it back with parseEndpointsJson / parseSnapshot /
+// parseServersFile. Keeping both halves in this library is what makes "the bytes the operator
+// publishes" and "the bytes a client accepts" one definition.
+//
+// Rendering is byte-for-byte deterministic (fixed field order, ring order, no locale): the
+// operator's drift check compares a live ConfigMap's bytes with a fresh rendering, so any change
+// to the output here re-publishes every cluster's ConfigMap under a new version.
+// Thread-safety: pure functions and plain values.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clientconfig/result.h"
+#include "clientconfig/ring.h"
+
+namespace clientconfig {
+
+// Character arrays rather than string_views so that they convert to std::string, string_view
+// and const char* alike (the operator indexes JSON objects keyed by std::string with them).
+
+// endpoints.json's "schema": a reader refuses any other value.
+inline constexpr char kEndpointsSchema[] = "memcached.operator.io/endpoints/v1";
+
+// The ConfigMap's data keys (also the file names in a mounted directory).
+inline constexpr char kEndpointsJsonKey[] = "endpoints.json";
+inline constexpr char kServersKey[] = "servers";
+inline constexpr char kLibmemcachedConfKey[] = "libmemcached.conf";
+
+struct Server {
+  std::string name;    // "sessions-0"
+  std::string host;    // stable DNS name: what the ring hashes
+  std::string address; // where to connect now (changes on reschedule; the ring does not)
+  uint16_t port = 11211;
+  uint32_t weight = 1;
+  std::string state;   // "active", or another word: the member keeps its ring slot
+
+  bool active() const { return state == "active"; }
+  // "address:port", IPv6 in brackets.
+  std::string endpoint() const;
+  bool operator==(const Server&) const = default;
+};
+
+// One ring as endpoints.json states it: the top level, or "previous".
+struct PublishedRing {
+  uint64_t version = 0;
+  Hashing hashing = Hashing::KetamaLibmemcached;
+  std::vector<Server> servers; // ring order
+
+  bool operator==(const PublishedRing&) const = default;
+};
+
+// The content of endpoints.json, validated but without rings built (parseSnapshot builds them).
+struct EndpointsDocument {
+  std::string cluster;  // "namespace/name"
+  PublishedRing current;
+  std::optional<PublishedRing> previous; // the transition window; null when absent
+
+  bool operator==(const EndpointsDocument&) const = default;
+};
+
+// endpoints.json in its canonical layout (README, "The client contract").
+std::string renderEndpointsJson(const EndpointsDocument& document);
+// `servers`: "host:port" a line in ring order ([v6]:port for an IPv6 host).
+std::string renderServersFile(const std::vector<Server>& servers);
+// `libmemcached.conf`: a comment line reminding that weighted ketama must be switched on by the
+// application (libmemcached's configuration language cannot select it), then one
+// " --SERVER=host:port/?weight" line per server in ring order. libmemcached hashes the name it
+// is given, so this lists `host`, never `address`. The layout is what libmemcached 1.1.4's
+// memcached() parser accepts: a leading comment line only when every following option starts
+// with a space; a trailing comment, a second comment line or a bare newline between options are
+// parse errors there.
+std::string renderLibmemcachedConf(const std::vector<Server>& servers);
+// All three keys, as the ConfigMap's `data`.
+std::map<std::string, std::string> renderConfigMapData(const EndpointsDocument& document);
+
+// Parses and validates endpoints.json. Errors name the field
+// ("servers[2].port: expected integer 1..65535") or, for text that is not strict JSON (RFC 8259:
+// no comments, trailing commas, NaN, duplicate keys; UTF-8; nesting at most 64 deep), the place
+// ("line 4 column 16: ..."). Unknown fields are ignored so that an operator adding a field does
+// not break deployed clients; known fields are checked strictly.
+Result<EndpointsDocument> parseEndpointsJson(std::string_view json_text);
+
+} // namespace clientconfig

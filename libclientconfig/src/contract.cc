@@ -1,0 +1,197 @@
+// The endpoints ConfigMap contract: rendering of its three keys and validation of
+// endpoints.json. See clientconfig/contract.h.
+// Thread-safety: pure functions.
+#include "clientconfig/contract.h"
+
+#include "json.h"
+#include "validate.h"
+
+namespace clientconfig {
+namespace {
+
+using json::Value;
+
+using detail::checkUnique;
+using detail::fieldError;
+using detail::kMaxServers;
+using detail::kMaxWeight;
+using detail::plainToken;
+
+// ---- rendering ----
+
+// A JSON string literal. The names are DNS and IP text; nlohmann escapes anything else, and an
+// invalid UTF-8 byte (no parsed document holds one) becomes U+FFFD rather than an exception.
+std::string jsonString(std::string_view s) {
+  return Value(std::string(s)).dump(-1, ' ', false, Value::error_handler_t::replace);
+}
+
+void appendRing(std::string& out, const PublishedRing& r, const std::string& indent) {
+  out += indent + "\"version\": " + std::to_string(r.version) + ",\n";
+  out += indent + "\"hashing\": " + jsonString(hashingName(r.hashing)) + ",\n";
+  out += indent + "\"servers\": [";
+  for (size_t i = 0; i < r.servers.size(); ++i) {
+    const Server& s = r.servers[i];
+    out += i == 0 ? "\n" : ",\n";
+    out += indent + "  {\"name\": " + jsonString(s.name) + ", \"host\": " + jsonString(s.host) +
+           ", \"address\": " + jsonString(s.address) + ", \"port\": " + std::to_string(s.port) +
+           ", \"weight\": " + std::to_string(s.weight) + ", \"state\": " + jsonString(s.state) + "}";
+  }
+  if (!r.servers.empty()) out += "\n" + indent;
+  out += "]";
+}
+
+// ---- parsing ----
+
+std::string join(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+Result<const Value*> required(const Value& obj, std::string_view key, const std::string& path) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return fieldError(join(path, key), "missing");
+  return &*it;
+}
+
+Result<std::string> stringField(const Value& obj, std::string_view key, const std::string& path, bool token) {
+  auto v = required(obj, key, path);
+  if (!v.ok()) return v.error();
+  if (!(*v)->is_string()) return fieldError(join(path, key), std::string("expected string, got ") + json::kindName(**v));
+  const std::string& s = (*v)->get_ref<const std::string&>();
+  if (s.empty()) return fieldError(join(path, key), "must not be empty");
+  if (token && !plainToken(s)) return fieldError(join(path, key), "expected a name without spaces or control characters");
+  return s;
+}
+
+Result<int64_t> intField(const Value& obj, std::string_view key, const std::string& path, int64_t lo, int64_t hi) {
+  auto v = required(obj, key, path);
+  if (!v.ok()) return v.error();
+  auto i = json::asInt64(**v);
+  if (!i || *i < lo || *i > hi)
+    return fieldError(join(path, key), "expected integer " + std::to_string(lo) + ".." + std::to_string(hi));
+  return *i;
+}
+
+Result<Hashing> hashingField(const Value& obj, const std::string& path) {
+  auto s = stringField(obj, "hashing", path, false);
+  if (!s.ok()) return s.error();
+  auto h = parseHashing(*s);
+  if (!h) return fieldError(join(path, "hashing"), "expected \"ketama-libmemcached\" or \"ketama-libketama\", got \"" + *s + "\"");
+  return *h;
+}
+
+Result<Server> serverFrom(const Value& e, const std::string& p) {
+  if (!e.is_object()) return fieldError(p, std::string("expected object, got ") + json::kindName(e));
+  auto name = stringField(e, "name", p, true);
+  if (!name.ok()) return name.error();
+  auto host = stringField(e, "host", p, true);
+  if (!host.ok()) return host.error();
+  auto address = stringField(e, "address", p, true);
+  if (!address.ok()) return address.error();
+  auto port = intField(e, "port", p, 1, 65535);
+  if (!port.ok()) return port.error();
+  auto weight = intField(e, "weight", p, 1, kMaxWeight);
+  if (!weight.ok()) return weight.error();
+  auto state = stringField(e, "state", p, true);
+  if (!state.ok()) return state.error();
+  Server s;
+  s.name = std::move(*name);
+  s.host = std::move(*host);
+  s.address = std::move(*address);
+  s.port = static_cast<uint16_t>(*port);
+  s.weight = static_cast<uint32_t>(*weight);
+  s.state = std::move(*state);
+  return s;
+}
+
+Result<PublishedRing> ringFrom(const Value& obj, const std::string& path) {
+  auto version = intField(obj, "version", path, 0, INT64_MAX);
+  if (!version.ok()) return version.error();
+  auto hashing = hashingField(obj, path);
+  if (!hashing.ok()) return hashing.error();
+  auto list = required(obj, "servers", path);
+  if (!list.ok()) return list.error();
+  std::string spath = join(path, "servers");
+  if (!(*list)->is_array()) return fieldError(spath, std::string("expected array, got ") + json::kindName(**list));
+  if ((*list)->size() > kMaxServers) return fieldError(spath, "more than " + std::to_string(kMaxServers) + " servers");
+  PublishedRing r;
+  r.version = static_cast<uint64_t>(*version);
+  r.hashing = *hashing;
+  r.servers.reserve((*list)->size());
+  for (size_t i = 0; i < (*list)->size(); ++i) {
+    auto s = serverFrom((**list)[i], spath + "[" + std::to_string(i) + "]");
+    if (!s.ok()) return s.error();
+    r.servers.push_back(std::move(*s));
+  }
+  if (auto u = checkUnique(r.servers, spath); !u.ok()) return u.error();
+  return r;
+}
+
+} // namespace
+
+std::string renderEndpointsJson(const EndpointsDocument& d) {
+  std::string out = "{\n  \"schema\": " + jsonString(kEndpointsSchema) + ",\n";
+  out += "  \"cluster\": " + jsonString(d.cluster) + ",\n";
+  appendRing(out, d.current, "  ");
+  out += ",\n  \"previous\": ";
+  if (d.previous) {
+    out += "{\n";
+    appendRing(out, *d.previous, "    ");
+    out += "\n  }";
+  } else {
+    out += "null";
+  }
+  out += "\n}\n";
+  return out;
+}
+
+std::string renderServersFile(const std::vector<Server>& servers) {
+  std::string out;
+  for (const auto& s : servers) {
+    bool v6 = s.host.find(':') != std::string::npos;
+    out += (v6 ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port) + "\n";
+  }
+  return out;
+}
+
+std::string renderLibmemcachedConf(const std::vector<Server>& servers) {
+  std::string out =
+      "# libmemcached cannot select weighted ketama here: call "
+      "memcached_behavior_set(m, MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, 1) after memcached(conf).\n";
+  for (const auto& s : servers) {
+    out += " --SERVER=" + s.host + ":" + std::to_string(s.port) + "/?" + std::to_string(s.weight) + "\n";
+  }
+  return out;
+}
+
+std::map<std::string, std::string> renderConfigMapData(const EndpointsDocument& d) {
+  return {{kEndpointsJsonKey, renderEndpointsJson(d)},
+          {kServersKey, renderServersFile(d.current.servers)},
+          {kLibmemcachedConfKey, renderLibmemcachedConf(d.current.servers)}};
+}
+
+Result<EndpointsDocument> parseEndpointsJson(std::string_view text) {
+  auto doc = json::parse(text);
+  if (!doc.ok()) return doc.error();
+  const Value& root = *doc;
+  if (!root.is_object()) return fieldError("(document)", std::string("expected object, got ") + json::kindName(root));
+  auto schema = stringField(root, "schema", "", false);
+  if (!schema.ok()) return schema.error();
+  if (*schema != kEndpointsSchema)
+    return fieldError("schema", "expected \"" + std::string(kEndpointsSchema) + "\", got \"" + *schema + "\"");
+  auto cluster = stringField(root, "cluster", "", true);
+  if (!cluster.ok()) return cluster.error();
+  auto current = ringFrom(root, "");
+  if (!current.ok()) return current.error();
+  EndpointsDocument d;
+  d.cluster = std::move(*cluster);
+  d.current = std::move(*current);
+  if (auto prev = root.find("previous"); prev != root.end() && !prev->is_null()) {
+    if (!prev->is_object()) return fieldError("previous", std::string("expected null or object, got ") + json::kindName(*prev));
+    auto p = ringFrom(*prev, "previous");
+    if (!p.ok()) return p.error();
+    d.previous = std::move(*p);
+  }
+  return d;
+}
+
+} // namespace clientconfig

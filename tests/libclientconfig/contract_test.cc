@@ -1,0 +1,153 @@
+// The endpoints ConfigMap contract as libclientconfig renders and parses it: the exact bytes of
+// each key, that the libmemcached.conf is accepted by libmemcached's own parser and names the
+// same ring, and the strict-JSON errors (positions, duplicate keys) of the parser.
+#include "clientconfig/contract.h"
+
+#include <gtest/gtest.h>
+#include <libmemcached/memcached.h>
+
+#include "clientconfig/snapshot.h"
+
+namespace clientconfig {
+namespace {
+
+EndpointsDocument twoServers() {
+  EndpointsDocument d;
+  d.cluster = "shop/sessions";
+  d.current.version = 7;
+  d.current.servers = {
+      {"sessions-0", "sessions-0.sessions.shop.svc.cluster.local", "10.4.1.17", 11211, 1, "active"},
+      {"sessions-1", "sessions-1.sessions.shop.svc.cluster.local", "10.4.2.9", 11211, 1, "unready"},
+  };
+  return d;
+}
+
+TEST(Contract, EndpointsJsonExactBytes) {
+  EXPECT_EQ(renderEndpointsJson(twoServers()), R"({
+  "schema": "memcached.operator.io/endpoints/v1",
+  "cluster": "shop/sessions",
+  "version": 7,
+  "hashing": "ketama-libmemcached",
+  "servers": [
+    {"name": "sessions-0", "host": "sessions-0.sessions.shop.svc.cluster.local", "address": "10.4.1.17", "port": 11211, "weight": 1, "state": "active"},
+    {"name": "sessions-1", "host": "sessions-1.sessions.shop.svc.cluster.local", "address": "10.4.2.9", "port": 11211, "weight": 1, "state": "unready"}
+  ],
+  "previous": null
+}
+)");
+  EndpointsDocument d = twoServers();
+  d.current.servers.clear();
+  d.current.hashing = Hashing::KetamaLibketama;
+  d.previous = PublishedRing{6, Hashing::KetamaLibmemcached, {twoServers().current.servers[0]}};
+  EXPECT_EQ(renderEndpointsJson(d), R"({
+  "schema": "memcached.operator.io/endpoints/v1",
+  "cluster": "shop/sessions",
+  "version": 7,
+  "hashing": "ketama-libketama",
+  "servers": [],
+  "previous": {
+    "version": 6,
+    "hashing": "ketama-libmemcached",
+    "servers": [
+      {"name": "sessions-0", "host": "sessions-0.sessions.shop.svc.cluster.local", "address": "10.4.1.17", "port": 11211, "weight": 1, "state": "active"}
+    ]
+  }
+}
+)");
+}
+
+TEST(Contract, StringsAreEscaped) {
+  EndpointsDocument d = twoServers();
+  d.cluster = "a\"b\\c\nd\x01";
+  auto text = renderEndpointsJson(d);
+  EXPECT_NE(text.find(R"("cluster": "a\"b\\c\nd\u0001")"), std::string::npos) << text;
+}
+
+TEST(Contract, RenderedDocumentParsesBackEqual) {
+  EndpointsDocument d = twoServers();
+  d.previous = PublishedRing{6, Hashing::KetamaLibmemcached, {d.current.servers[1]}};
+  auto parsed = parseEndpointsJson(renderEndpointsJson(d));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().toString();
+  EXPECT_EQ(*parsed, d);
+}
+
+TEST(Contract, ServersFileAndKeys) {
+  auto data = renderConfigMapData(twoServers());
+  ASSERT_EQ(data.size(), 3u);
+  EXPECT_EQ(data.at(kServersKey),
+            "sessions-0.sessions.shop.svc.cluster.local:11211\n"
+            "sessions-1.sessions.shop.svc.cluster.local:11211\n");
+  EXPECT_EQ(data.at(kEndpointsJsonKey), renderEndpointsJson(twoServers()));
+  EXPECT_EQ(data.at(kLibmemcachedConfKey), renderLibmemcachedConf(twoServers().current.servers));
+  EXPECT_EQ(renderServersFile({{"v6", "fd00::1", "fd00::1", 11212, 1, "active"}}), "[fd00::1]:11212\n");
+}
+
+TEST(Contract, LibmemcachedConfExactBytes) {
+  auto servers = twoServers().current.servers;
+  servers[1].port = 12000;
+  servers[1].weight = 3;
+  EXPECT_EQ(renderLibmemcachedConf(servers),
+            "# libmemcached cannot select weighted ketama here: call "
+            "memcached_behavior_set(m, MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, 1) after memcached(conf).\n"
+            " --SERVER=sessions-0.sessions.shop.svc.cluster.local:11211/?1\n"
+            " --SERVER=sessions-1.sessions.shop.svc.cluster.local:12000/?3\n");
+}
+
+// libmemcached's own configuration parser accepts what is published, for every list size
+// including none, and reads back each server's name and port in ring order (libmemcached has no
+// accessor for a server's weight; ring_test's PublishedConfRoutesLikeTheSnapshot shows the
+// weights are read, by routing with them).
+TEST(Contract, LibmemcachedConfParsesWithLibmemcached) {
+  for (size_t n : {0u, 1u, 2u, 5u}) {
+    std::vector<Server> servers;
+    for (size_t i = 0; i < n; ++i)
+      servers.push_back({"m-" + std::to_string(i), "m-" + std::to_string(i) + ".m.ns.svc", "10.0.0.1",
+                         static_cast<uint16_t>(11211 + i), static_cast<uint32_t>(1 + i), "active"});
+    const std::string conf = renderLibmemcachedConf(servers);
+    char err[512] = {0};
+    memcached_return_t rc = libmemcached_check_configuration(conf.data(), conf.size(), err, sizeof err);
+    EXPECT_EQ(rc, MEMCACHED_SUCCESS) << conf << "\n" << err;
+    memcached_st* m = memcached(conf.data(), conf.size());
+    ASSERT_NE(m, nullptr) << conf;
+    ASSERT_EQ(memcached_server_count(m), n);
+    for (size_t i = 0; i < n; ++i) {
+      const memcached_instance_st* s = memcached_server_instance_by_position(m, i);
+      EXPECT_EQ(std::string(memcached_server_name(s)), servers[i].host);
+      EXPECT_EQ(memcached_server_port(s), servers[i].port);
+    }
+    memcached_free(m);
+  }
+}
+
+// The parser's errors say where (the column of the last byte read: a duplicate key's closing
+// quote) and what; a duplicate key is an error (nlohmann alone would keep the last value).
+TEST(Contract, StrictJsonErrorsSayWhereAndWhat) {
+  struct Case {
+    const char* text;
+    const char* want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"{\n  \"a\": 1,\n  \"a\": 2\n}", "line 3 column 5: duplicate key \"a\""},
+           {"{\"a\": {\"b\": 1, \"b\": 1}}", "line 1 column 18: duplicate key \"b\""},
+           {"{\n  \"a\": 1,\n  ,\n}", "line 3 column 3: syntax error while parsing object key"},
+           {"{\"a\": 1} x", "line 1 column 10: syntax error while parsing value"},
+           {"{\"a\": 1e999}", "line 1 column 11: number overflow"},
+       }) {
+    auto r = parseEndpointsJson(c.text);
+    ASSERT_FALSE(r.ok()) << c.text;
+    EXPECT_EQ(r.error().code, ErrorCode::InvalidArgument);
+    EXPECT_EQ(r.error().message.rfind(c.want, 0), 0u) << "got: " << r.error().message << "\nwant: " << c.want;
+  }
+  // Nesting deeper than 64 is refused even when the document is complete.
+  std::string deep = std::string(65, '[') + std::string(65, ']');
+  auto r = parseEndpointsJson(deep);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("nesting deeper than 64"), std::string::npos) << r.error().message;
+  std::string ok_depth = "{\"x\": " + std::string(63, '[') + std::string(63, ']') + "}";
+  auto shallow = parseEndpointsJson(ok_depth);
+  ASSERT_FALSE(shallow.ok());
+  EXPECT_EQ(shallow.error().message.rfind("schema: missing", 0), 0u) << shallow.error().message;
+}
+
+} // namespace
+} // namespace clientconfig
