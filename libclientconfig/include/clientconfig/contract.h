@@ -1,4 +1,4 @@
-// The endpoints ConfigMap contract (README, "The client contract"): its schema, its three keys
+// The endpoints ConfigMap contract (docs/configmap-contract.md): its schema, its three keys
 // and the one renderer and parser of each. The operator decides the content (version, servers,
 // hashing) and renders it here; clients read it back with parseEndpointsJson / parseSnapshot /
 // parseServersFile. Keeping both halves in this library is what makes "the bytes the operator
@@ -65,7 +65,7 @@ struct EndpointsDocument {
   bool operator==(const EndpointsDocument&) const = default;
 };
 
-// endpoints.json in its canonical layout (README, "The client contract").
+// endpoints.json in its canonical layout (docs/configmap-contract.md).
 std::string renderEndpointsJson(const EndpointsDocument& document);
 // `servers`: "host:port" a line in ring order ([v6]:port for an IPv6 host).
 std::string renderServersFile(const std::vector<Server>& servers);
