@@ -19,7 +19,7 @@
 #include "memcached/endpoints_config.h"
 #include "memcached/json_util.h"
 #include "util/clock.h"
-#include "util/metrics.h"
+#include "memcached/metrics.h"
 
 namespace mcop::memcached {
 namespace {
@@ -851,7 +851,7 @@ TEST_F(ClusterReconcilerTest, SweepRunsOnStayingMembersWithThePreShrinkRingBefor
   ASSERT_EQ(published().size(), 3u);
   const int64_t v = version();
   sweeper_->onSweep([this] { return published(); });
-  const double removed_before = util::staleCopiesRemoved().value({"shop/sessions"});
+  const double removed_before = staleCopiesRemoved().value({"shop/sessions"});
 
   patchSpec(R"({"replicas":2})");
   reconcile();
@@ -877,7 +877,7 @@ TEST_F(ClusterReconcilerTest, SweepRunsOnStayingMembersWithThePreShrinkRingBefor
   EXPECT_NE(removed[0].message.find("removed 20 of 2000 items from sessions-0, sessions-1"),
             std::string::npos)
       << removed[0].message;
-  EXPECT_EQ(util::staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
+  EXPECT_EQ(staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
   EXPECT_EQ(eventCount("StaleCopySweepFailed"), 0);
 
   // Later passes of the same drain never sweep again.
@@ -977,7 +977,7 @@ TEST_F(ClusterReconcilerTest, SweepRoutesByTheLiveConfigMapNotALaggingCache) {
 // same result instead of sweeping every member again.
 TEST_F(ClusterReconcilerTest, AFinishedSweepSurvivesALostStatusWrite) {
   startCluster(3);
-  const double removed_before = util::staleCopiesRemoved().value({"shop/sessions"});
+  const double removed_before = staleCopiesRemoved().value({"shop/sessions"});
   patchSpec(R"({"replicas":2})");
   reconcile();
   ASSERT_FALSE(status().drain->stale_copies_swept);
@@ -1000,7 +1000,7 @@ TEST_F(ClusterReconcilerTest, AFinishedSweepSurvivesALostStatusWrite) {
   EXPECT_NE(removed[0].message.find("removed 20 of 2000 items from sessions-0, sessions-1"),
             std::string::npos)
       << removed[0].message;
-  EXPECT_EQ(util::staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
+  EXPECT_EQ(staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
 
   // Recorded: later passes neither sweep nor record it again.
   reconcile();
