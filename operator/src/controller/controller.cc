@@ -46,68 +46,83 @@ MapFunc labelMapper(std::string key) {
   };
 }
 
+// Workqueue metrics, read at scrape time: {name} is the controller's.
+constexpr const char* kQueueMetrics[] = {
+    "memcached_operator_workqueue_depth", "memcached_operator_workqueue_adds_total",
+    "memcached_operator_workqueue_retries_total", "memcached_operator_workqueue_waiting"};
+
 Controller::Controller(std::string name, Reconciler& reconciler, const util::Clock& clock,
                        ControllerOptions options)
     : name_(std::move(name)), reconciler_(reconciler), clock_(clock), options_(options),
       queue_(clock, options.queue) {
-  if (auto* m = options_.metrics) {
-    reconciles_ = &m->counter("memcached_operator_reconcile_total",
-                              "Reconcile passes by cluster and result (success, requeue, error).",
-                              {"cluster", "result"});
-    errors_ = &m->counter("memcached_operator_reconcile_errors_total",
-                          "Reconcile passes that returned an error, by cluster.", {"cluster"});
-    duration_ = &m->histogram("memcached_operator_reconcile_duration_seconds",
-                              "Time spent in one reconcile pass.", {"controller"},
-                              util::MetricsRegistry::exponentialBuckets(0.001, 2, 15));
-    m->callback("memcached_operator_workqueue_depth", "Keys waiting to be reconciled.", "gauge",
-                [this] { return static_cast<double>(queue_.len()); });
-    m->callback("memcached_operator_workqueue_adds_total", "Keys added to the workqueue.", "counter",
-                [this] { return static_cast<double>(queue_.addsTotal()); });
-    m->callback("memcached_operator_workqueue_retries_total",
-                "Keys requeued with backoff after an error.", "counter",
-                [this] { return static_cast<double>(queue_.retriesTotal()); });
-    m->callback("memcached_operator_workqueue_waiting", "Keys parked until a later time.", "gauge",
-                [this] { return static_cast<double>(queue_.waitingLen()); });
-  }
+  if (options_.metrics) registerMetrics(*options_.metrics);
+}
+
+void Controller::registerMetrics(util::MetricsRegistry& m) {
+  reconciles_ = &m.counter("memcached_operator_reconcile_total",
+                           "Reconcile passes by controller and result (success, error, "
+                           "requeue_after).",
+                           {"controller", "result"});
+  errors_ = &m.counter("memcached_operator_reconcile_errors_total",
+                       "Reconcile passes that returned an error, by controller.", {"controller"});
+  duration_ = &m.histogram("memcached_operator_reconcile_duration_seconds",
+                           "Time spent in one reconcile pass, by controller.", {"controller"},
+                           util::MetricsRegistry::exponentialBuckets(0.001, 2, 15));
+  // Every series exists from the start (as in controller-runtime), so a rate over a result
+  // that has not happened yet reads 0, not "no data".
+  for (const char* result : {"success", "error", "requeue_after"}) reconciles_->inc({name_, result}, 0);
+  errors_->inc({name_}, 0);
+  const std::vector<std::string> by_name{"name"};
+  m.callback(kQueueMetrics[0], "Keys waiting to be reconciled.", "gauge", by_name, {name_},
+             [this] { return static_cast<double>(queue_.len()); });
+  m.callback(kQueueMetrics[1], "Keys added to the workqueue.", "counter", by_name, {name_},
+             [this] { return static_cast<double>(queue_.addsTotal()); });
+  m.callback(kQueueMetrics[2], "Keys requeued with backoff after an error.", "counter", by_name,
+             {name_}, [this] { return static_cast<double>(queue_.retriesTotal()); });
+  m.callback(kQueueMetrics[3], "Keys parked until a later time.", "gauge", by_name, {name_},
+             [this] { return static_cast<double>(queue_.waitingLen()); });
 }
 
 Controller::~Controller() {
   stop();
   // The callbacks capture `this`; a registry outliving the controller must not call them.
   if (auto* m = options_.metrics) {
-    for (const char* n : {"memcached_operator_workqueue_depth", "memcached_operator_workqueue_adds_total",
-                          "memcached_operator_workqueue_retries_total", "memcached_operator_workqueue_waiting"}) {
-      m->callback(n, "Controller stopped.", "gauge", [] { return 0.0; });
-    }
+    for (const char* n : kQueueMetrics) m->removeCallback(n, {name_});
   }
 }
 
-void Controller::addSource(kube::Informer& informer, MapFunc map) {
+void Controller::addSource(kube::Informer& informer, MapFunc map, UpdatePredicate update) {
   sources_.push_back(&informer);
   auto enqueue_all = [this, map](const kube::Object& obj) {
     for (const Request& r : map(obj)) enqueue(r);
   };
-  informer.addHandlers({enqueue_all,
-                        [enqueue_all](const kube::Object& old_obj, const kube::Object& new_obj) {
-                          enqueue_all(old_obj);  // a changed owner or label: both sides hear
-                          enqueue_all(new_obj);
-                        },
-                        enqueue_all});
+  auto on_update = [this, enqueue_all, update](const kube::Object& old_obj,
+                                               const kube::Object& new_obj) {
+    if (update && !update(old_obj, new_obj)) {
+      ++filtered_updates_;
+      return;
+    }
+    enqueue_all(old_obj);  // a changed owner or label: both sides hear
+    enqueue_all(new_obj);
+  };
+  informer.addHandlers({enqueue_all, on_update, enqueue_all});
 }
 
-void Controller::watchPrimary(kube::Informer& informer) {
-  addSource(informer, [](const kube::Object& obj) {
-    return std::vector<Request>{Request{kube::namespaceOf(obj), kube::nameOf(obj)}};
-  });
+void Controller::watchPrimary(kube::Informer& informer, UpdatePredicate update) {
+  addSource(informer,
+            [](const kube::Object& obj) {
+              return std::vector<Request>{Request{kube::namespaceOf(obj), kube::nameOf(obj)}};
+            },
+            std::move(update));
 }
 
 void Controller::watchOwned(kube::Informer& informer, const std::string& owner_kind,
-                            const std::string& owner_group) {
-  addSource(informer, ownerMapper(owner_kind, owner_group));
+                            const std::string& owner_group, UpdatePredicate update) {
+  addSource(informer, ownerMapper(owner_kind, owner_group), std::move(update));
 }
 
-void Controller::watchMapped(kube::Informer& informer, MapFunc map) {
-  addSource(informer, std::move(map));
+void Controller::watchMapped(kube::Informer& informer, MapFunc map, UpdatePredicate update) {
+  addSource(informer, std::move(map), std::move(update));
 }
 
 void Controller::enqueue(const Request& request) { queue_.add(request.key()); }
@@ -160,26 +175,32 @@ void Controller::process(const std::string& key) {
     result = absl::InternalError(absl::StrCat("reconcile threw: ", e.what()));
   }
   double secs = std::chrono::duration<double>(clock_.steadyNow() - start).count();
+  recordResult(key, result, secs);
+  g_reconcile_id.clear();
+}
+
+// Metrics, the log line and what the queue does next with the key.
+void Controller::recordResult(const std::string& key, const absl::StatusOr<Result>& result,
+                              double secs) {
   int64_t took_ms = static_cast<int64_t>(secs * 1000);
   if (duration_) duration_->observe({name_}, secs);
   if (!result.ok()) {
-    if (reconciles_) reconciles_->inc({key, "error"});
-    if (errors_) errors_->inc({key});
+    if (reconciles_) reconciles_->inc({name_, "error"});
+    if (errors_) errors_->inc({name_});
     spdlog::warn("reconcile failed cluster={} reconcile_id={} took_ms={} requeues={} error={}", key,
                  g_reconcile_id, took_ms, queue_.numRequeues(key), util::quoted(result.status().ToString()));
     queue_.addRateLimited(key);
   } else if (result->requeue_after && result->requeue_after->count() > 0) {
-    if (reconciles_) reconciles_->inc({key, "requeue"});
+    if (reconciles_) reconciles_->inc({name_, "requeue_after"});
     spdlog::debug("reconciled cluster={} reconcile_id={} took_ms={} requeue_after_ms={}", key,
                   g_reconcile_id, took_ms, result->requeue_after->count());
     queue_.forget(key);
     queue_.addAfter(key, *result->requeue_after);
   } else {
-    if (reconciles_) reconciles_->inc({key, "success"});
+    if (reconciles_) reconciles_->inc({name_, "success"});
     spdlog::debug("reconciled cluster={} reconcile_id={} took_ms={}", key, g_reconcile_id, took_ms);
     queue_.forget(key);
   }
-  g_reconcile_id.clear();
 }
 
 }  // namespace mcop::controller

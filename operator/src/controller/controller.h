@@ -1,10 +1,15 @@
 // Controller: wires informers to a WorkQueue and runs N workers that call a Reconciler.
 // The primary type enqueues its own key; owned children enqueue the owner named by their
 // controller ownerReference; other types (Pods) enqueue through a mapping function (e.g. a
-// label naming the cluster). Workers start only after every watched informer has synced.
-// Per pass: a reconcile id (for logs, see currentReconcileId()), the duration (metrics);
-// an error requeues with per-key backoff, Result.requeue_after requeues after that delay,
-// success forgets the key's backoff.
+// label naming the cluster). Each source may filter its update events with a predicate
+// (predicates.h), so that, e.g., a status write does not wake its own object again. Workers
+// start only after every watched informer has synced.
+// Per pass: a reconcile id (for logs, see currentReconcileId()); an error requeues with
+// per-key backoff, Result.requeue_after requeues after that delay, success forgets the key's
+// backoff. Metrics, labelled by controller name as controller-runtime's are (never by object,
+// so series do not pile up as objects come and go): reconcile_total{controller,result},
+// reconcile_errors_total{controller}, reconcile_duration_seconds{controller} and the
+// workqueue's depth, adds, retries and waiting keys {name}.
 // Thread-safety: watch*() before start(); start() and stop() may be called from different
 // threads (stop() makes a pending start() return); enqueue() from any thread.
 #pragma once
@@ -18,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "controller/predicates.h"
 #include "controller/reconciler.h"
 #include "controller/workqueue.h"
 #include "kube/informer.h"
@@ -50,10 +56,12 @@ class Controller {
              ControllerOptions options = {});
   ~Controller();  // stops
 
-  void watchPrimary(kube::Informer& informer);
+  // Each source enqueues on creation and deletion, and on updates that `update` lets through
+  // (every update when it is empty).
+  void watchPrimary(kube::Informer& informer, UpdatePredicate update = {});
   void watchOwned(kube::Informer& informer, const std::string& owner_kind,
-                  const std::string& owner_group = "");
-  void watchMapped(kube::Informer& informer, MapFunc map);
+                  const std::string& owner_group = "", UpdatePredicate update = {});
+  void watchMapped(kube::Informer& informer, MapFunc map, UpdatePredicate update = {});
 
   // Waits for the watched informers to sync (Unavailable on timeout or stop), then starts the
   // workers.
@@ -65,11 +73,15 @@ class Controller {
   WorkQueue& queue() { return queue_; }
   const std::string& name() const { return name_; }
   bool started() const { return started_.load(); }
+  // Update events dropped by a predicate, for tests and logs.
+  uint64_t filteredUpdates() const { return filtered_updates_.load(); }
 
  private:
-  void addSource(kube::Informer& informer, MapFunc map);
+  void addSource(kube::Informer& informer, MapFunc map, UpdatePredicate update);
   void worker();
   void process(const std::string& key);
+  void recordResult(const std::string& key, const absl::StatusOr<Result>& result, double secs);
+  void registerMetrics(util::MetricsRegistry& m);
 
   const std::string name_;
   Reconciler& reconciler_;
@@ -83,10 +95,11 @@ class Controller {
   std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> pass_counter_{0};
+  std::atomic<uint64_t> filtered_updates_{0};
 
-  // Metrics (null when disabled).
-  util::CounterFamily* reconciles_ = nullptr;  // {cluster, result}
-  util::CounterFamily* errors_ = nullptr;      // {cluster}
+  // Metrics (null when disabled), all {controller} (+ result).
+  util::CounterFamily* reconciles_ = nullptr;  // {controller, result}
+  util::CounterFamily* errors_ = nullptr;      // {controller}
   util::HistogramFamily* duration_ = nullptr;  // {controller}
 };
 

@@ -135,26 +135,62 @@ kube::Object LeaderElector::leaseWith(const Record& r) const {
   return lease;
 }
 
+absl::StatusOr<std::chrono::nanoseconds> LeaderElector::timeLeft(SteadyTime deadline) const {
+  auto left = deadline - clock_.steadyNow();
+  if (left <= std::chrono::nanoseconds(0)) {
+    return absl::DeadlineExceededError("lease: no time left before the renew deadline");
+  }
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(left);
+}
+
+void LeaderElector::recordOurs(const std::string& raw, SteadyTime seen_at) {
+  observed_raw_ = raw;
+  observed_at_ = seen_at;
+  std::lock_guard<std::mutex> lock(mu_);
+  observed_holder_ = config_.identity;
+}
+
+absl::Status LeaderElector::createLease(const Record& mine, SteadyTime deadline, SteadyTime seen_at) {
+  auto left = timeLeft(deadline);
+  if (!left.ok()) return left.status();
+  absl::StatusOr<kube::Object> created;
+  {
+    kube::RequestDeadline bound(*left);
+    created = api_->create(kube::resources::kLease, config_.lease_namespace, leaseWith(mine));
+  }
+  if (!created.ok()) return created.status();
+  recordOurs(kube::resourceVersionOf(*created), seen_at);
+  return absl::OkStatus();
+}
+
+absl::Status LeaderElector::updateLease(const kube::Object& current, const Record& next,
+                                        SteadyTime deadline, SteadyTime seen_at) {
+  kube::Object lease = leaseWith(next);
+  lease["metadata"]["resourceVersion"] = kube::Object::string(kube::resourceVersionOf(current));
+  auto left = timeLeft(deadline);
+  if (!left.ok()) return left.status();
+  absl::StatusOr<kube::Object> updated;
+  {
+    kube::RequestDeadline bound(*left);
+    updated = api_->update(kube::resources::kLease, lease, "");
+  }
+  if (!updated.ok()) return updated.status();
+  recordOurs(absl::StrCat(next.holder, "|", next.renew_time, "|", kube::resourceVersionOf(*updated)),
+             seen_at);
+  return absl::OkStatus();
+}
+
 absl::Status LeaderElector::tryAcquireOrRenew(SteadyTime deadline) {
-  const auto& res = kube::resources::kLease;
-  // Each request gets the time left until `deadline` as its own deadline; none starts after it.
-  auto time_left = [&]() -> absl::StatusOr<std::chrono::nanoseconds> {
-    auto left = deadline - clock_.steadyNow();
-    if (left <= std::chrono::nanoseconds(0)) {
-      return absl::DeadlineExceededError("lease: no time left before the renew deadline");
-    }
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(left);
-  };
   // The Lease holds whole seconds; round up so a sub-second test lease is not 0 (= expired).
   int64_t duration_s = std::max<int64_t>(
       1, std::chrono::ceil<std::chrono::seconds>(config_.lease_duration).count());
-
-  auto left = time_left();
+  // Each request gets the time left until `deadline` as its own deadline; none starts after it.
+  auto left = timeLeft(deadline);
   if (!left.ok()) return left.status();
   absl::StatusOr<kube::Object> current;
   {
     kube::RequestDeadline bound(*left);
-    current = api_->get(res, config_.lease_namespace, config_.lease_name);
+    current = api_->get(kube::resources::kLease, config_.lease_namespace, config_.lease_name);
   }
   // When we saw the record: another holder's lease is measured from here, never from before
   // the request (the record may have changed while it was in flight).
@@ -162,19 +198,7 @@ absl::Status LeaderElector::tryAcquireOrRenew(SteadyTime deadline) {
   std::string now = util::formatRfc3339Micro(clock_.now());
   if (!current.ok()) {
     if (!absl::IsNotFound(current.status())) return current.status();
-    Record mine{config_.identity, duration_s, now, now, 0};
-    if (left = time_left(); !left.ok()) return left.status();
-    absl::StatusOr<kube::Object> created;
-    {
-      kube::RequestDeadline bound(*left);
-      created = api_->create(res, config_.lease_namespace, leaseWith(mine));
-    }
-    if (!created.ok()) return created.status();
-    observed_raw_ = kube::resourceVersionOf(*created);
-    observed_at_ = seen_at;
-    std::lock_guard<std::mutex> lock(mu_);
-    observed_holder_ = config_.identity;
-    return absl::OkStatus();
+    return createLease(Record{config_.identity, duration_s, now, now, 0}, deadline, seen_at);
   }
 
   Record old = recordOf(*current);
@@ -197,24 +221,10 @@ absl::Status LeaderElector::tryAcquireOrRenew(SteadyTime deadline) {
   if (!old.holder.empty() && !mine && observed_at_ + lease_for > seen_at) {
     return absl::FailedPreconditionError(absl::StrCat("lease held by ", old.holder));
   }
-
   Record next{config_.identity, duration_s, mine ? old.acquire_time : now, now,
               mine ? old.transitions : old.transitions + 1};
   if (next.acquire_time.empty()) next.acquire_time = now;
-  kube::Object lease = leaseWith(next);
-  lease["metadata"]["resourceVersion"] = kube::Object::string(kube::resourceVersionOf(*current));
-  if (left = time_left(); !left.ok()) return left.status();
-  absl::StatusOr<kube::Object> updated;
-  {
-    kube::RequestDeadline bound(*left);
-    updated = api_->update(res, lease, "");
-  }
-  if (!updated.ok()) return updated.status();
-  observed_raw_ = absl::StrCat(next.holder, "|", next.renew_time, "|", kube::resourceVersionOf(*updated));
-  observed_at_ = seen_at;
-  std::lock_guard<std::mutex> lock(mu_);
-  observed_holder_ = config_.identity;
-  return absl::OkStatus();
+  return updateLease(*current, next, deadline, seen_at);
 }
 
 milliseconds LeaderElector::step() {

@@ -93,6 +93,15 @@ class LeaderElector {
   };
   static Record recordOf(const kube::Object& lease);
   kube::Object leaseWith(const Record& r) const;
+  // Parts of tryAcquireOrRenew(), on the electing thread.
+  absl::StatusOr<std::chrono::nanoseconds> timeLeft(std::chrono::steady_clock::time_point deadline) const;
+  absl::Status createLease(const Record& mine, std::chrono::steady_clock::time_point deadline,
+                           std::chrono::steady_clock::time_point seen_at);
+  absl::Status updateLease(const kube::Object& current, const Record& next,
+                           std::chrono::steady_clock::time_point deadline,
+                           std::chrono::steady_clock::time_point seen_at);
+  // The Lease as we wrote it (`raw`: holder|renewTime|resourceVersion), seen at `seen_at`.
+  void recordOurs(const std::string& raw, std::chrono::steady_clock::time_point seen_at);
   std::chrono::steady_clock::time_point validUntil() const;
   void loseLeadership(const std::string& reason);
   void runDeadlineTimer();

@@ -146,6 +146,104 @@ std::string TokenSource::token() {
   return token_;
 }
 
+namespace {
+
+// The server, its TLS settings and CA, from the context's cluster entry.
+absl::Status readCluster(const Reader& reader, const YAML::Node& cluster,
+                         const std::string& cluster_name, bool allow_insecure, RestConfig& cfg) {
+  cfg.server = str(cluster, "server");
+  while (!cfg.server.empty() && cfg.server.back() == '/') cfg.server.pop_back();
+  if (cfg.server.empty()) {
+    return reader.error(absl::StrCat("cluster \"", cluster_name, "\" has no server"));
+  }
+  std::string owner = absl::StrCat("cluster \"", cluster_name, "\"");
+  bool https = cfg.server.rfind("https://", 0) == 0;
+  if (!https && cfg.server.rfind("http://", 0) != 0) {
+    return reader.error(absl::StrCat(owner, ": server \"", cfg.server, "\" is not an http(s) URL"));
+  }
+  if (!https && !allow_insecure) {
+    return reader.error(absl::StrCat(owner, ": server ", cfg.server,
+                                     " is plain http; refusing without TLS (allow insecure to override)"));
+  }
+  cfg.insecure_skip_tls_verify = cluster["insecure-skip-tls-verify"] &&
+                                 cluster["insecure-skip-tls-verify"].as<bool>();
+  if (cfg.insecure_skip_tls_verify && !allow_insecure) {
+    return reader.error(absl::StrCat(owner, " sets insecure-skip-tls-verify; refusing to connect "
+                                     "without verifying the server's certificate"));
+  }
+  cfg.tls_server_name = str(cluster, "tls-server-name");
+  auto ca = reader.pem(cluster, "certificate-authority", owner, "-----BEGIN CERTIFICATE-----");
+  if (!ca.ok()) return ca.status();
+  cfg.ca_pem = *ca;
+  return absl::OkStatus();
+}
+
+// The credentials of the context's user entry: a client certificate and key, a token or a
+// token file. Plugins, auth providers and basic auth are refused by name.
+absl::Status readUser(const Reader& reader, const YAML::Node& user, const std::string& user_name,
+                      RestConfig& cfg) {
+  std::string uowner = absl::StrCat("user \"", user_name, "\"");
+  if (user["exec"]) {
+    return reader.error(absl::StrCat(uowner, " uses an exec credential plugin, which is not "
+                                     "supported; use a token or client certificate"));
+  }
+  if (user["auth-provider"]) {
+    return reader.error(absl::StrCat(uowner, " uses an auth-provider, which is not supported"));
+  }
+  if (user["username"] || user["password"]) {
+    return reader.error(absl::StrCat(uowner, " uses basic auth, which is not supported"));
+  }
+  auto cert = reader.pem(user, "client-certificate", uowner, "-----BEGIN CERTIFICATE-----");
+  if (!cert.ok()) return cert.status();
+  auto key = reader.pem(user, "client-key", uowner, "PRIVATE KEY-----");
+  if (!key.ok()) return key.status();
+  if (cert->empty() != key->empty()) {
+    return reader.error(absl::StrCat(uowner, ": client-certificate and client-key must be given together"));
+  }
+  cfg.client_cert_pem = *cert;
+  cfg.client_key_pem = *key;
+  if (!str(user, "token").empty()) {
+    cfg.token = TokenSource::fixed(str(user, "token"));
+  } else if (!str(user, "tokenFile").empty()) {
+    std::string tf = reader.path(str(user, "tokenFile"));
+    if (!fileExists(tf)) return reader.error(absl::StrCat(uowner, ": tokenFile ", tf, " cannot be read"));
+    cfg.token = TokenSource::fromFile(tf);
+  }
+  return absl::OkStatus();
+}
+
+// The context, then its cluster and user entries.
+absl::StatusOr<RestConfig> readContext(const Reader& reader, const YAML::Node& root,
+                                       const std::string& path, const std::string& context,
+                                       bool allow_insecure) {
+  std::string ctx_name = context.empty() ? str(root, "current-context") : context;
+  if (ctx_name.empty()) return reader.error("no current-context set and no --context given");
+  auto ctx_node = findNamed(root["contexts"], ctx_name, "context");
+  if (!ctx_node) return reader.error(absl::StrCat("context \"", ctx_name, "\" not found"));
+  const YAML::Node& ctx = *ctx_node;
+  std::string cluster_name = str(ctx, "cluster");
+  std::string user_name = str(ctx, "user");
+  auto cluster = findNamed(root["clusters"], cluster_name, "cluster");
+  if (!cluster) {
+    return reader.error(absl::StrCat("cluster \"", cluster_name, "\" (of context \"", ctx_name,
+                                     "\") not found"));
+  }
+  RestConfig cfg;
+  cfg.description = absl::StrCat("kubeconfig ", path, " context ", ctx_name);
+  cfg.default_namespace = str(ctx, "namespace");
+  if (auto s = readCluster(reader, *cluster, cluster_name, allow_insecure, cfg); !s.ok()) return s;
+  if (user_name.empty()) return cfg;
+  auto user = findNamed(root["users"], user_name, "user");
+  if (!user) {
+    return reader.error(absl::StrCat("user \"", user_name, "\" (of context \"", ctx_name,
+                                     "\") not found"));
+  }
+  if (auto s = readUser(reader, *user, user_name, cfg); !s.ok()) return s;
+  return cfg;
+}
+
+}  // namespace
+
 absl::StatusOr<RestConfig> loadKubeconfig(const std::string& path, const std::string& context,
                                           bool allow_insecure) {
   std::string file = expandHome(path);
@@ -155,83 +253,7 @@ absl::StatusOr<RestConfig> loadKubeconfig(const std::string& path, const std::st
   try {
     YAML::Node root = YAML::Load(*text);
     if (!root.IsMap()) return reader.error("not a kubeconfig (expected a YAML mapping)");
-    std::string ctx_name = context.empty() ? str(root, "current-context") : context;
-    if (ctx_name.empty()) return reader.error("no current-context set and no --context given");
-    auto ctx_node = findNamed(root["contexts"], ctx_name, "context");
-    if (!ctx_node) return reader.error(absl::StrCat("context \"", ctx_name, "\" not found"));
-    const YAML::Node& ctx = *ctx_node;
-    std::string cluster_name = str(ctx, "cluster");
-    std::string user_name = str(ctx, "user");
-    auto cluster_node = findNamed(root["clusters"], cluster_name, "cluster");
-    if (!cluster_node) {
-      return reader.error(absl::StrCat("cluster \"", cluster_name, "\" (of context \"", ctx_name,
-                                       "\") not found"));
-    }
-    const YAML::Node& cluster = *cluster_node;
-    RestConfig cfg;
-    cfg.description = absl::StrCat("kubeconfig ", path, " context ", ctx_name);
-    cfg.default_namespace = str(ctx, "namespace");
-    cfg.server = str(cluster, "server");
-    while (!cfg.server.empty() && cfg.server.back() == '/') cfg.server.pop_back();
-    if (cfg.server.empty()) {
-      return reader.error(absl::StrCat("cluster \"", cluster_name, "\" has no server"));
-    }
-    std::string owner = absl::StrCat("cluster \"", cluster_name, "\"");
-    bool https = cfg.server.rfind("https://", 0) == 0;
-    if (!https && cfg.server.rfind("http://", 0) != 0) {
-      return reader.error(absl::StrCat(owner, ": server \"", cfg.server, "\" is not an http(s) URL"));
-    }
-    if (!https && !allow_insecure) {
-      return reader.error(absl::StrCat(owner, ": server ", cfg.server,
-                                       " is plain http; refusing without TLS (allow insecure to override)"));
-    }
-    cfg.insecure_skip_tls_verify = cluster["insecure-skip-tls-verify"] &&
-                                   cluster["insecure-skip-tls-verify"].as<bool>();
-    if (cfg.insecure_skip_tls_verify && !allow_insecure) {
-      return reader.error(absl::StrCat(owner, " sets insecure-skip-tls-verify; refusing to connect "
-                                       "without verifying the server's certificate"));
-    }
-    cfg.tls_server_name = str(cluster, "tls-server-name");
-    auto ca = reader.pem(cluster, "certificate-authority", owner, "-----BEGIN CERTIFICATE-----");
-    if (!ca.ok()) return ca.status();
-    cfg.ca_pem = *ca;
-
-    if (!user_name.empty()) {
-      auto user_node = findNamed(root["users"], user_name, "user");
-      if (!user_node) {
-        return reader.error(absl::StrCat("user \"", user_name, "\" (of context \"", ctx_name,
-                                         "\") not found"));
-      }
-      const YAML::Node& user = *user_node;
-      std::string uowner = absl::StrCat("user \"", user_name, "\"");
-      if (user["exec"]) {
-        return reader.error(absl::StrCat(uowner, " uses an exec credential plugin, which is not "
-                                         "supported; use a token or client certificate"));
-      }
-      if (user["auth-provider"]) {
-        return reader.error(absl::StrCat(uowner, " uses an auth-provider, which is not supported"));
-      }
-      if (user["username"] || user["password"]) {
-        return reader.error(absl::StrCat(uowner, " uses basic auth, which is not supported"));
-      }
-      auto cert = reader.pem(user, "client-certificate", uowner, "-----BEGIN CERTIFICATE-----");
-      if (!cert.ok()) return cert.status();
-      auto key = reader.pem(user, "client-key", uowner, "PRIVATE KEY-----");
-      if (!key.ok()) return key.status();
-      if (cert->empty() != key->empty()) {
-        return reader.error(absl::StrCat(uowner, ": client-certificate and client-key must be given together"));
-      }
-      cfg.client_cert_pem = *cert;
-      cfg.client_key_pem = *key;
-      if (!str(user, "token").empty()) {
-        cfg.token = TokenSource::fixed(str(user, "token"));
-      } else if (!str(user, "tokenFile").empty()) {
-        std::string tf = reader.path(str(user, "tokenFile"));
-        if (!fileExists(tf)) return reader.error(absl::StrCat(uowner, ": tokenFile ", tf, " cannot be read"));
-        cfg.token = TokenSource::fromFile(tf);
-      }
-    }
-    return cfg;
+    return readContext(reader, root, path, context, allow_insecure);
   } catch (const YAML::Exception& e) {
     return reader.error(absl::StrCat("invalid YAML: ", e.what()));
   }

@@ -27,7 +27,7 @@
 #include "memcached/membership.h"
 #include "memcached/stale_copy_sweeper.h"
 #include "memcached/subset.h"
-#include "util/metrics.h"
+#include "memcached/metrics.h"
 #include "util/time.h"
 
 namespace mcop::memcached {
@@ -203,7 +203,7 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
   if (!cluster) {
     // Deleted: the children carry ownerReferences, so the garbage collector removes them.
     spdlog::debug("cluster gone cluster={}", request.key());
-    util::publishedConfigVersion().remove({request.key()});
+    forgetCluster(request.key());
     sweeps_->drop(request.key(), "the cluster is deleted");
     return controller::Result{};
   }
@@ -449,7 +449,7 @@ absl::Status ClusterReconciler::Pass::act(const Children& children,
                          spec_.config_map_name, ": [", absl::StrJoin(names, ", "), "]"));
     }
   }
-  util::publishedConfigVersion().set({key_}, static_cast<double>(endpoints_.version));
+  publishedConfigVersion().set({key_}, static_cast<double>(endpoints_.version));
   return ensureStatefulSet();
 }
 
@@ -711,7 +711,7 @@ void ClusterReconciler::Pass::evaluateDrain() {
   const int64_t took = elapsed.count() / 1000;
   const double took_seconds = static_cast<double>(elapsed.count()) / 1000.0;
   if (busy.empty()) {
-    util::drainDuration().observe({key_}, took_seconds);
+    drainDuration().observe({key_}, took_seconds);
     drain.outcome = kDrainOutcomeDrained;
     event(kube::EventSeverity::kNormal, "DrainCompleted",
           absl::StrCat(absl::StrJoin(drain.members, ", "), " drained after ", took,
@@ -722,8 +722,8 @@ void ClusterReconciler::Pass::evaluateDrain() {
   }
   if (elapsed >= timeout) {
     drain.outcome = kDrainOutcomeTimedOut;
-    util::drainDuration().observe({key_}, took_seconds);
-    util::drainTimeouts().inc({key_});
+    drainDuration().observe({key_}, took_seconds);
+    drainTimeouts().inc({key_});
     event(kube::EventSeverity::kWarning, "DrainTimeout",
           absl::StrCat("drain timed out after ", spec_.drain.timeout_seconds,
                        "s with clients still connected to ", absl::StrJoin(busy, ", "),
@@ -785,7 +785,7 @@ void ClusterReconciler::Pass::sweepStaleCopies() {
   if (!ring.ok()) {
     const std::string reason =
         absl::StrCat("cannot read the published endpoints: ", ring.error().toString());
-    util::staleCopySweepFailures().inc({key_});
+    staleCopySweepFailures().inc({key_});
     event(kube::EventSeverity::kWarning, "StaleCopySweepFailed",
           absl::StrCat(reason, "; continuing the drain of ", absl::StrJoin(drain.members, ", ")));
     spdlog::warn("stale copy sweep failed cluster={} error={}", key_, util::quoted(reason));

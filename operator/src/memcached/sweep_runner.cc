@@ -12,7 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "util/logging.h"
-#include "util/metrics.h"
+#include "memcached/metrics.h"
 
 namespace mcop::memcached {
 
@@ -253,7 +253,7 @@ void SweepRunner::finishLocked(Job& job, size_t member, absl::StatusOr<SweepCoun
   if (m.result.counts.ok()) {
     const SweepCounts& c = *m.result.counts;
     // Counted as the work happens, whether or not status ever records it.
-    util::staleCopiesRemoved().inc({job.cluster}, static_cast<double>(c.removed));
+    staleCopiesRemoved().inc({job.cluster}, static_cast<double>(c.removed));
     spdlog::info("swept stale copies cluster={} pod={} version={} scanned={} removed={} "
                  "busy_waits={} took_ms={}",
                  job.cluster, name, job.id.ring_version, c.scanned, c.removed, c.busy_waits,
@@ -262,7 +262,7 @@ void SweepRunner::finishLocked(Job& job, size_t member, absl::StatusOr<SweepCoun
     spdlog::info("stale copy sweep cancelled cluster={} pod={} took_ms={} reason={}", job.cluster,
                  name, took.count(), util::quoted(std::string(m.result.counts.status().message())));
   } else {
-    util::staleCopySweepFailures().inc({job.cluster});
+    staleCopySweepFailures().inc({job.cluster});
     spdlog::warn("stale copy sweep failed cluster={} pod={} took_ms={} error={}", job.cluster,
                  name, took.count(), util::quoted(std::string(m.result.counts.status().message())));
   }

@@ -106,12 +106,17 @@ double HistogramFamily::sum(const LabelValues& labels) const {
   return it == series_.end() ? 0 : it->second.sum;
 }
 
+void HistogramFamily::remove(const LabelValues& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  series_.erase(labels);
+}
+
 CounterFamily& MetricsRegistry::counter(const std::string& name, const std::string& help,
                                         std::vector<std::string> label_names) {
   std::lock_guard<std::mutex> lock(mu_);
   Entry& e = entries_[name];
   if (!e.counter) {
-    e = Entry{help, "counter", std::move(label_names), std::make_unique<CounterFamily>(), nullptr, nullptr, nullptr};
+    e = Entry{help, "counter", std::move(label_names), std::make_unique<CounterFamily>(), nullptr, nullptr, {}};
   }
   return *e.counter;
 }
@@ -121,7 +126,7 @@ GaugeFamily& MetricsRegistry::gauge(const std::string& name, const std::string& 
   std::lock_guard<std::mutex> lock(mu_);
   Entry& e = entries_[name];
   if (!e.gauge) {
-    e = Entry{help, "gauge", std::move(label_names), nullptr, std::make_unique<GaugeFamily>(), nullptr, nullptr};
+    e = Entry{help, "gauge", std::move(label_names), nullptr, std::make_unique<GaugeFamily>(), nullptr, {}};
   }
   return *e.gauge;
 }
@@ -133,7 +138,7 @@ HistogramFamily& MetricsRegistry::histogram(const std::string& name, const std::
   Entry& e = entries_[name];
   if (!e.histogram) {
     e = Entry{help, "histogram", std::move(label_names), nullptr, nullptr,
-              std::make_unique<HistogramFamily>(std::move(buckets)), nullptr};
+              std::make_unique<HistogramFamily>(std::move(buckets)), {}};
   }
   return *e.histogram;
 }
@@ -142,7 +147,29 @@ void MetricsRegistry::callback(const std::string& name, const std::string& help,
                                const std::string& type, std::function<double()> fn) {
   std::lock_guard<std::mutex> lock(mu_);
   Entry& e = entries_[name];
-  e = Entry{help, type, {}, nullptr, nullptr, nullptr, std::move(fn)};
+  e = Entry{help, type, {}, nullptr, nullptr, nullptr, {}};
+  e.fns[{}] = std::move(fn);
+}
+
+void MetricsRegistry::callback(const std::string& name, const std::string& help,
+                               const std::string& type, std::vector<std::string> label_names,
+                               LabelValues label_values, std::function<double()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& e = entries_[name];
+  if (e.counter || e.gauge || e.histogram || e.label_names != label_names || e.type != type) {
+    e = Entry{help, type, std::move(label_names), nullptr, nullptr, nullptr, {}};
+  }
+  e.fns[std::move(label_values)] = std::move(fn);
+}
+
+void MetricsRegistry::removeCallback(const std::string& name, const LabelValues& label_values) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return;
+  it->second.fns.erase(label_values);
+  if (it->second.fns.empty() && !it->second.counter && !it->second.gauge && !it->second.histogram) {
+    entries_.erase(it);
+  }
 }
 
 std::vector<double> MetricsRegistry::exponentialBuckets(double start, double factor, int count) {
@@ -156,8 +183,10 @@ std::string MetricsRegistry::render() const {
   std::string out;
   for (const auto& [name, e] : entries_) {
     out += "# HELP " + name + " " + e.help + "\n# TYPE " + name + " " + e.type + "\n";
-    if (e.fn) {
-      out += name + " " + formatValue(e.fn()) + "\n";
+    if (!e.fns.empty()) {
+      for (const auto& [labels, fn] : e.fns) {
+        out += name + labelString(e.label_names, labels) + " " + formatValue(fn()) + "\n";
+      }
     } else if (e.counter || e.gauge) {
       std::mutex& mu = e.counter ? e.counter->mu_ : e.gauge->mu_;
       std::lock_guard<std::mutex> l(mu);
@@ -188,44 +217,6 @@ std::string MetricsRegistry::render() const {
 MetricsRegistry& defaultRegistry() {
   static MetricsRegistry* registry = new MetricsRegistry();  // never destroyed: used at exit
   return *registry;
-}
-
-GaugeFamily& publishedConfigVersion() {
-  static GaugeFamily& g = defaultRegistry().gauge(
-      "memcached_operator_config_version", "Version of the endpoints list last published, by cluster.",
-      {"cluster"});
-  return g;
-}
-
-HistogramFamily& drainDuration() {
-  static HistogramFamily& h = defaultRegistry().histogram(
-      "memcached_operator_drain_duration_seconds",
-      "Time from publishing a list without a member to deleting it, by cluster.", {"cluster"},
-      {1, 5, 10, 30, 60, 90, 120, 180, 300, 600, 1800});
-  return h;
-}
-
-CounterFamily& drainTimeouts() {
-  static CounterFamily& c = defaultRegistry().counter(
-      "memcached_operator_drain_timeouts_total",
-      "Drains that hit drain.timeoutSeconds before connections fell away, by cluster.", {"cluster"});
-  return c;
-}
-
-CounterFamily& staleCopiesRemoved() {
-  static CounterFamily& c = defaultRegistry().counter(
-      "memcached_operator_stale_copies_removed_total",
-      "Items deleted by scale-down sweeps from members that do not own their keys, by cluster.",
-      {"cluster"});
-  return c;
-}
-
-CounterFamily& staleCopySweepFailures() {
-  static CounterFamily& c = defaultRegistry().counter(
-      "memcached_operator_stale_copy_sweep_failures_total",
-      "Members a scale-down sweep could not finish (unreachable, error or over budget), by cluster.",
-      {"cluster"});
-  return c;
 }
 
 }  // namespace mcop::util

@@ -1,11 +1,12 @@
-// Metrics in the Prometheus text exposition format (version 0.0.4), without a client library:
-// counter, gauge and histogram families with labels, plus callback metrics read at scrape time
-// (workqueue depth, leader status). One process-wide registry, defaultRegistry(), is what the
-// /metrics endpoint renders; any part (the domain's reconciler included) registers its own
-// families there, e.g.
+// Metrics in the Prometheus text exposition format (version 0.0.4), hand-written because
+// Debian packages no Prometheus C++ client: counter, gauge and histogram families with
+// labels, plus callback metrics read at scrape time (workqueue depth, refused writes). One
+// process-wide registry, defaultRegistry(), is what the /metrics endpoint renders; any part
+// registers its own families there (the domain's are in memcached/metrics.h), e.g.
 //   static auto& drains = util::defaultRegistry().counter(
 //       "memcached_operator_drain_timeouts_total", "Drains that hit their timeout.", {"cluster"});
 //   drains.inc({"shop/sessions"});
+// A series labelled by an object (a cluster) must be removed when the object is deleted.
 // Thread-safety: everything is thread-safe. Registering the same name twice returns the
 // first family (its help and labels win).
 #pragma once
@@ -54,6 +55,7 @@ class HistogramFamily {
   void observe(double v) { observe({}, v); }
   uint64_t count(const LabelValues& labels = {}) const;
   double sum(const LabelValues& labels = {}) const;
+  void remove(const LabelValues& labels);
 
  private:
   friend class MetricsRegistry;
@@ -75,9 +77,18 @@ class MetricsRegistry {
                      std::vector<std::string> label_names = {});
   HistogramFamily& histogram(const std::string& name, const std::string& help,
                              std::vector<std::string> label_names, std::vector<double> buckets);
-  // A metric whose value is read at scrape time. type is "gauge" or "counter".
+  // A metric whose value is read at scrape time. type is "gauge" or "counter". Replaces
+  // whatever the name had.
   void callback(const std::string& name, const std::string& help, const std::string& type,
                 std::function<double()> fn);
+  // One labelled series of a callback family (e.g. a workqueue's depth {name}); adds it to the
+  // family or replaces the series with the same label values.
+  void callback(const std::string& name, const std::string& help, const std::string& type,
+                std::vector<std::string> label_names, LabelValues label_values,
+                std::function<double()> fn);
+  // Removes one series of a callback family: its function is never called again once this
+  // returns (a scrape in progress finishes first).
+  void removeCallback(const std::string& name, const LabelValues& label_values);
   // Prometheus text format, families sorted by name.
   std::string render() const;
 
@@ -91,20 +102,12 @@ class MetricsRegistry {
     std::unique_ptr<CounterFamily> counter;
     std::unique_ptr<GaugeFamily> gauge;
     std::unique_ptr<HistogramFamily> histogram;
-    std::function<double()> fn;
+    std::map<LabelValues, std::function<double()>> fns;  // callback series
   };
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;  // guarded by mu_
 };
 
 MetricsRegistry& defaultRegistry();
-
-// The domain's metrics, registered on defaultRegistry() under the names the chart and the
-// dashboards expect. Label: cluster = "namespace/name".
-GaugeFamily& publishedConfigVersion();  // memcached_operator_config_version{cluster}
-HistogramFamily& drainDuration();       // memcached_operator_drain_duration_seconds{cluster}
-CounterFamily& drainTimeouts();         // memcached_operator_drain_timeouts_total{cluster}
-CounterFamily& staleCopiesRemoved();    // memcached_operator_stale_copies_removed_total{cluster}
-CounterFamily& staleCopySweepFailures();  // memcached_operator_stale_copy_sweep_failures_total{cluster}
 
 }  // namespace mcop::util

@@ -219,16 +219,53 @@ TEST(Controller, RecordsMetrics) {
     // Metrics are recorded after reconcile() returns: wait for them, not for the calls.
     auto& total = registry.counter("memcached_operator_reconcile_total", "", {});
     ASSERT_TRUE(eventually([&] {
-      return total.value({"shop/ok", "success"}) == 1 && total.value({"shop/bad", "error"}) >= 1;
+      return total.value({"mcc", "success"}) == 1 && total.value({"mcc", "error"}) >= 1;
     }));
     std::string text = registry.render();
-    EXPECT_NE(text.find(R"(memcached_operator_reconcile_total{cluster="shop/ok",result="success"} 1)"), std::string::npos) << text;
-    EXPECT_NE(text.find(R"(memcached_operator_reconcile_errors_total{cluster="shop/bad"})"), std::string::npos);
+    EXPECT_NE(text.find(R"(memcached_operator_reconcile_total{controller="mcc",result="success"} 1)"), std::string::npos) << text;
+    EXPECT_NE(text.find(R"(memcached_operator_reconcile_total{controller="mcc",result="requeue_after"} 0)"), std::string::npos)
+        << "every result exists from the start: " << text;
+    EXPECT_NE(text.find(R"(memcached_operator_reconcile_errors_total{controller="mcc"})"), std::string::npos);
+    EXPECT_EQ(text.find("shop/"), std::string::npos) << "no series per object: " << text;
     EXPECT_NE(text.find("memcached_operator_reconcile_duration_seconds_count{controller=\"mcc\"}"), std::string::npos);
-    EXPECT_NE(text.find("memcached_operator_workqueue_depth"), std::string::npos);
+    EXPECT_NE(text.find(R"(memcached_operator_workqueue_depth{name="mcc"})"), std::string::npos) << text;
     c.stop();
   }
-  registry.render();  // callbacks no longer reach the destroyed controller
+  // Callbacks no longer reach the destroyed controller: its series are gone.
+  EXPECT_EQ(registry.render().find("memcached_operator_workqueue_depth"), std::string::npos);
+}
+
+TEST(Controller, PredicatesFilterUpdatesNotCreationsOrDeletions) {
+  auto api = std::make_shared<FakeApiClient>();
+  util::RealClock clock;
+  kube::Informer clusters(api, resources::kMemcachedCluster, fast());
+  ScriptedReconciler rec;
+  Controller c("memcachedcluster", rec, clock, opts());
+  c.watchPrimary(clusters, ownerIntentChanged);
+  clusters.start();
+  ASSERT_TRUE(c.start(2s).ok());
+  auto created = api->create(resources::kMemcachedCluster, "shop", mcc("a"));
+  ASSERT_TRUE(created.ok());
+  ASSERT_TRUE(eventually([&] { return rec.calls("shop/a") == 1; })) << "creation wakes";
+
+  Object with_status = *created;
+  with_status["status"] = Object::parse(R"({"phase":"Available"})");
+  ASSERT_TRUE(api->update(resources::kMemcachedCluster, with_status, "status").ok());
+  ASSERT_TRUE(eventually([&] { return c.filteredUpdates() == 1; }));
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(rec.calls("shop/a"), 1) << "a status write does not wake its own object";
+
+  auto current = api->get(resources::kMemcachedCluster, "shop", "a");
+  ASSERT_TRUE(current.ok());
+  Object labelled = *current;
+  labelled["metadata"]["labels"] = Object::parse(R"({"team":"web"})");
+  ASSERT_TRUE(api->update(resources::kMemcachedCluster, labelled, "").ok());
+  ASSERT_TRUE(eventually([&] { return rec.calls("shop/a") == 2; })) << "a label change wakes";
+
+  ASSERT_TRUE(api->remove(resources::kMemcachedCluster, "shop", "a", {}).ok());
+  ASSERT_TRUE(eventually([&] { return rec.calls("shop/a") == 3; })) << "deletion wakes";
+  EXPECT_EQ(c.filteredUpdates(), 1u);
+  c.stop();
 }
 
 }  // namespace

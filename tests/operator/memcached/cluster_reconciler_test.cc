@@ -18,8 +18,8 @@
 #include "memcached/cluster_status.h"
 #include "memcached/endpoints_config.h"
 #include "memcached/json_util.h"
+#include "memcached/metrics.h"
 #include "testing/fake_clock.h"
-#include "util/metrics.h"
 
 namespace mcop::memcached {
 namespace {
@@ -853,7 +853,7 @@ TEST_F(ClusterReconcilerTest, SweepRunsOnStayingMembersWithThePreShrinkRingBefor
   ASSERT_EQ(published().size(), 3u);
   const int64_t v = version();
   sweeper_->onSweep([this] { return published(); });
-  const double removed_before = util::staleCopiesRemoved().value({"shop/sessions"});
+  const double removed_before = staleCopiesRemoved().value({"shop/sessions"});
 
   patchSpec(R"({"replicas":2})");
   reconcile();
@@ -879,7 +879,7 @@ TEST_F(ClusterReconcilerTest, SweepRunsOnStayingMembersWithThePreShrinkRingBefor
   EXPECT_NE(removed[0].message.find("removed 20 of 2000 items from sessions-0, sessions-1"),
             std::string::npos)
       << removed[0].message;
-  EXPECT_EQ(util::staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
+  EXPECT_EQ(staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
   EXPECT_EQ(eventCount("StaleCopySweepFailed"), 0);
 
   // Later passes of the same drain never sweep again.
@@ -979,7 +979,7 @@ TEST_F(ClusterReconcilerTest, SweepRoutesByTheLiveConfigMapNotALaggingCache) {
 // same result instead of sweeping every member again.
 TEST_F(ClusterReconcilerTest, AFinishedSweepSurvivesALostStatusWrite) {
   startCluster(3);
-  const double removed_before = util::staleCopiesRemoved().value({"shop/sessions"});
+  const double removed_before = staleCopiesRemoved().value({"shop/sessions"});
   patchSpec(R"({"replicas":2})");
   reconcile();
   ASSERT_FALSE(status().drain->stale_copies_swept);
@@ -1002,7 +1002,7 @@ TEST_F(ClusterReconcilerTest, AFinishedSweepSurvivesALostStatusWrite) {
   EXPECT_NE(removed[0].message.find("removed 20 of 2000 items from sessions-0, sessions-1"),
             std::string::npos)
       << removed[0].message;
-  EXPECT_EQ(util::staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
+  EXPECT_EQ(staleCopiesRemoved().value({"shop/sessions"}) - removed_before, 20);
 
   // Recorded: later passes neither sweep nor record it again.
   reconcile();

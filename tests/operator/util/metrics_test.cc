@@ -36,3 +36,33 @@ TEST(Metrics, EscapesLabelValues) {
 
 }  // namespace
 }  // namespace mcop::util
+
+namespace mcop::util {
+namespace {
+
+TEST(Metrics, LabelledCallbacksAddAndRemoveSeries) {
+  MetricsRegistry r;
+  double a = 1, b = 2;
+  r.callback("depth", "Depth.", "gauge", {"name"}, {"a"}, [&] { return a; });
+  r.callback("depth", "Depth.", "gauge", {"name"}, {"b"}, [&] { return b; });
+  EXPECT_EQ(r.render(), "# HELP depth Depth.\n# TYPE depth gauge\ndepth{name=\"a\"} 1\ndepth{name=\"b\"} 2\n");
+  r.removeCallback("depth", {"a"});
+  a = 100;
+  EXPECT_EQ(r.render(), "# HELP depth Depth.\n# TYPE depth gauge\ndepth{name=\"b\"} 2\n");
+  r.removeCallback("depth", {"b"});
+  EXPECT_EQ(r.render(), "") << "a family without series is not rendered";
+}
+
+TEST(Metrics, SeriesOfAnObjectCanBeRemoved) {
+  MetricsRegistry r;
+  auto& h = r.histogram("drain_seconds", "D.", {"cluster"}, {1});
+  h.observe({"shop/a"}, 0.5);
+  h.observe({"shop/b"}, 0.5);
+  h.remove({"shop/a"});
+  EXPECT_EQ(h.count({"shop/a"}), 0u);
+  EXPECT_EQ(h.count({"shop/b"}), 1u);
+  EXPECT_EQ(r.render().find("shop/a"), std::string::npos) << r.render();
+}
+
+}  // namespace
+}  // namespace mcop::util

@@ -1,0 +1,82 @@
+// The MemcachedCluster controller's wiring: see cluster_controller.h.
+#include "memcached/cluster_controller.h"
+
+#include <absl/strings/str_cat.h>
+
+#include "controller/predicates.h"
+#include "memcached/connection_counter.h"
+#include "memcached/labels.h"
+#include "memcached/member_flusher.h"
+#include "memcached/stale_copy_sweeper.h"
+
+namespace mcop::memcached {
+
+namespace {
+
+namespace res = kube::resources;
+
+// Children map to their owner by the controller ownerReference, or by the cluster label.
+controller::MapFunc childMapper() {
+  auto by_owner = controller::ownerMapper("MemcachedCluster", "memcached.operator.io");
+  auto by_label = controller::labelMapper(kClusterLabel);
+  return [by_owner, by_label](const kube::Object& obj) {
+    auto r = by_owner(obj);
+    return r.empty() ? by_label(obj) : r;
+  };
+}
+
+}  // namespace
+
+absl::Status checkClusterApi(kube::ApiClient& api, const std::string& ns, const std::string& server) {
+  kube::ListOptions one;
+  one.limit = 1;
+  auto probe = api.list(res::kMemcachedCluster, ns, one);
+  if (probe.ok()) return absl::OkStatus();
+  const absl::Status& s = probe.status();
+  if (absl::IsNotFound(s)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the MemcachedCluster CRD is not installed on ", server, " (kubectl apply -f crds/)"));
+  }
+  if (absl::IsPermissionDenied(s) || absl::IsUnauthenticated(s)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("not allowed to list memcachedclusters on ", server, ": ", s.message()));
+  }
+  return absl::UnavailableError(absl::StrCat("cannot reach the API server ", server, ": ", s.message()));
+}
+
+void addClusterController(manager::Manager& manager, const ClusterControllerOptions& options) {
+  kube::InformerFactory& informers = manager.informers();
+  const std::string managed_by = selectorString({{kManagedByLabel, kDefaultManager}});
+  const std::string pods_of_clusters = selectorString({{kNameLabel, kAppName}});
+  kube::Informer& clusters = informers.informer(res::kMemcachedCluster, options.ns);
+  kube::Informer& stateful_sets = informers.informer(res::kStatefulSet, options.ns, managed_by);
+  kube::Informer& services = informers.informer(res::kService, options.ns, managed_by);
+  kube::Informer& config_maps = informers.informer(res::kConfigMap, options.ns, managed_by);
+  kube::Informer& pdbs = informers.informer(res::kPodDisruptionBudget, options.ns, managed_by);
+  kube::Informer& pods = informers.informer(res::kPod, options.ns, pods_of_clusters);
+
+  ClusterStores stores{&clusters.store(), &stateful_sets.store(), &services.store(),
+                       &config_maps.store(), &pdbs.store(), &pods.store()};
+  auto reconciler = std::make_unique<ClusterReconciler>(
+      manager.writer(), stores, manager.events(), manager.clock(),
+      makeMemcachedConnectionCounter(), makeMemcachedStaleCopySweeper(),
+      makeMemcachedMemberFlusher(), options.reconciler);
+  ClusterReconciler* sweeps = reconciler.get();
+
+  controller::ControllerOptions controller_options;
+  controller_options.workers = options.workers;
+  controller::Controller& c =
+      manager.addController("memcachedcluster", std::move(reconciler), controller_options);
+  // A cluster wakes for what its owner changed, not for its own status writes; children and
+  // pods wake it for any change but the API server's bookkeeping (a StatefulSet's
+  // readyReplicas and a pod's readiness are what the reconcile acts on).
+  c.watchPrimary(clusters, controller::ownerIntentChanged);
+  for (kube::Informer* child : {&stateful_sets, &services, &config_maps, &pdbs}) {
+    c.watchMapped(*child, childMapper(), controller::changedBeyondBookkeeping);
+  }
+  c.watchMapped(pods, controller::labelMapper(kClusterLabel), controller::changedBeyondBookkeeping);
+  // A sweep in flight stops between two items; after the workers, so none starts another.
+  manager.addStopHook([sweeps] { sweeps->stopSweeps(); });
+}
+
+}  // namespace mcop::memcached

@@ -1,0 +1,25 @@
+// The domain's metrics, registered on util::defaultRegistry() under the names the chart and
+// dashboards expect. Every family is labelled cluster = "namespace/name", so each holds one
+// series per cluster: forgetCluster() removes them all when the cluster is deleted (a gauge
+// would otherwise report a deleted cluster's version for ever, and the series pile up as
+// clusters come and go). The reconcile counters are the controller's, by controller name
+// (controller/controller.h).
+// Thread-safety: thread-safe (the registry's families are).
+#pragma once
+
+#include <string>
+
+#include "util/metrics.h"
+
+namespace mcop::memcached {
+
+util::GaugeFamily& publishedConfigVersion();     // memcached_operator_config_version
+util::HistogramFamily& drainDuration();          // memcached_operator_drain_duration_seconds
+util::CounterFamily& drainTimeouts();            // memcached_operator_drain_timeouts_total
+util::CounterFamily& staleCopiesRemoved();       // memcached_operator_stale_copies_removed_total
+util::CounterFamily& staleCopySweepFailures();   // memcached_operator_stale_copy_sweep_failures_total
+
+// Removes every series of the cluster ("namespace/name") from the families above.
+void forgetCluster(const std::string& cluster);
+
+}  // namespace mcop::memcached
