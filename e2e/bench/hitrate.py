@@ -334,8 +334,9 @@ def main():
         "projection_delay": args.projection_delay, "plain_reload_ms": args.plain_reload_ms,
         "client_timeout_ms": args.timeout_ms, "warmup_s": args.warmup, "steady_s": args.steady,
         "memoryMB": [args.memory_mb, args.rolled_memory_mb], "transition_mode": args.transition_mode or None,
-        "loadavg_at_start": os.getloadavg(), "cpus": os.cpu_count(),
-    }, "events": []}
+        "recovery_max_s": args.recovery_max, "loadavg_at_start": os.getloadavg(), "cpus": os.cpu_count(),
+    }, "events": [], "title": "%d keys, %.0f ops/s target, %d%% writes, drain.minSeconds %d, projection delay %s" % (
+        args.keys, args.rate, round(100 * args.write_fraction), args.drain_min_seconds, args.projection_delay)}
     try:
         api = Api(args.results)
         kubectl("create", "namespace", ns)

@@ -104,6 +104,7 @@ class PlainMode:
         self.conns = Connections(timeout)
         self.snap = None
         self.text = None
+        self.ep_text = None
         self.resolve = {}
         self.next_reload = 0.0
         self._reload(time.monotonic())
@@ -116,19 +117,21 @@ class PlainMode:
             data = os.path.realpath(os.path.join(self.dir, "..data"))
             with open(os.path.join(data, "servers")) as f:
                 text = f.read()
-            if text == self.text:
-                return
-            # There is no cluster DNS on the local cluster (README, Limits), and `servers`
-            # names the pods' stable DNS names. Resolve them the way cluster DNS would, from the
-            # same projected payload's endpoints.json (only the host -> address map is taken
-            # from it, never the ring).
+            # There is no cluster DNS on the local cluster (e2e/README.md, Limits), and `servers`
+            # names the pods' stable DNS names. Resolve them as cluster DNS would, from the same
+            # projected payload's endpoints.json: only the host -> address map is taken from it
+            # (a restarted pod comes back on a new address), never the ring.
             with open(os.path.join(data, "endpoints.json")) as f:
-                ep = self.cc.parse(f.read())
+                ep_text = f.read()
         except OSError:
-            return  # the ..data swap raced the read: the next poll reads the new payload
-        self.resolve = {s.host: s.address for s in ep.servers}
-        self.snap = self.cc.parse_servers(text, "ketama-libmemcached")
-        self.text = text
+            return  # the ..data swap raced the reads: the next poll reads the new payload
+        if text == self.text and ep_text == self.ep_text:
+            return
+        if text != self.text:
+            self.snap = self.cc.parse_servers(text, "ketama-libmemcached")
+            self.text = text
+        self.resolve = {s.host: s.address for s in self.cc.parse(ep_text).servers}
+        self.ep_text = ep_text
         self.conns.keep_only({(self.resolve.get(s.host, s.host), s.port) for s in self.snap.servers})
 
     def _client(self, key):
