@@ -155,9 +155,10 @@ def plot(results, run, series, events_summary):
         print("analyze: matplotlib missing (make deps installs python3-matplotlib): no plot", file=sys.stderr)
         return None
     dists = sorted({d for _, d in series})
-    fig, axes = plt.subplots(len(dists), 1, figsize=(13, 3.6 * len(dists)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(dists) + 1, 1, figsize=(13, 3.6 * len(dists) + 2.4), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [3] * len(dists) + [2]})
     colors = {"plain": "tab:orange", "cold": "tab:blue", "warm": "tab:green"}
-    for ax, dist in zip(axes[:, 0], dists):
+    for ax, dist in zip(axes[:-1, 0], dists):
         for (mode, d), points in sorted(series.items()):
             if d != dist:
                 continue
@@ -177,6 +178,26 @@ def plot(results, run, series, events_summary):
         ax.set_ylabel("hit ratio (%s)" % dist)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
+    # Bottom panel: errors and stale reads per window, per mode (both distributions together).
+    ax = axes[-1, 0]
+    for mode in sorted({m for m, _ in series}):
+        errs, stale = {}, {}
+        for (m, _), points in series.items():
+            if m == mode:
+                for t, a in points:
+                    errs[t] = errs.get(t, 0) + a[4]
+                    stale[t] = stale.get(t, 0) + a[5]
+        ts = sorted(errs)
+        ax.plot(ts, [errs[t] for t in ts], color=colors.get(mode), linewidth=0.9, label=mode + " errors")
+        ax.plot(ts, [stale[t] for t in ts], color=colors.get(mode), linewidth=0.9, linestyle=":",
+                label=mode + " stale reads")
+    for ev in events_summary:
+        ax.axvline(ev["start_s"], color="black", linestyle="--", linewidth=0.8)
+        if ev["done_s"] is not None:
+            ax.axvspan(ev["start_s"], ev["done_s"], color="grey", alpha=0.15)
+    ax.set_ylabel("per window")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7, ncol=3)
     axes[-1, 0].set_xlabel("seconds since the workload started (250 ms windows; shaded: event in progress)")
     fig.suptitle("memcached-operator hit ratio through scale and rolling update (%s)" % run.get("title", ""),
                  fontsize=10)
