@@ -207,9 +207,11 @@ class Live:
             out[c] = (b[c][0] - a[c][0]) / reads if reads > 0 else None
         return out
 
-    def wait_recovered(self, baseline, deadline, hold=4.0):
-        """Waits until every combo's hit ratio over the last `hold` seconds is >= 99% of its baseline,
-        or until deadline; returns (recovered, {combo: last ratio})."""
+    def wait_recovered(self, baseline, since, deadline, hold=4.0):
+        """Waits until every combo's hit ratio over `hold` seconds, all after `since` (when the change
+        was settled and visible to the clients), is >= 99% of its baseline, or until deadline;
+        returns (recovered, {combo: last ratio})."""
+        time.sleep(max(0.0, since + hold - time.time()))
         while True:
             now = time.time()
             r = self.ratios(now - hold, now)
@@ -383,7 +385,7 @@ def main():
                               for t, v, s in cluster.published if t >= ev["start"] - 0.5]
             log("%s settled after %.1fs; waiting for every client's hit ratio to come back (at most %gs)"
                 % (title, ev["done"] - ev["start"], args.recovery_max))
-            ok, last = live.wait_recovered(baseline, ev["start"] + args.recovery_max)
+            ok, last = live.wait_recovered(baseline, ev["done"], ev["start"] + args.recovery_max)
             ev["recovered"] = time.time() if ok else None
             if not ok:
                 log("not every hit ratio came back within %gs: %s" % (args.recovery_max, ", ".join(
