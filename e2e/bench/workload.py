@@ -32,9 +32,9 @@ mode's fills never warm another's keys):
   module has Client, and is never emulated here.
 """
 import csv
+import math
 import os
 import random
-import socket
 import sys
 import time
 
@@ -50,13 +50,8 @@ def lat_bucket(seconds):
     us = seconds * 1e6
     if us < 1.0:
         return 0
-    b = int(4.0 * _log2(us))
+    b = int(4.0 * math.log2(us))
     return b if b < LAT_BUCKETS else LAT_BUCKETS - 1
-
-
-def _log2(x):
-    import math
-    return math.log2(x)
 
 
 def bucket_upper_ms(b):
