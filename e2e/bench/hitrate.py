@@ -408,6 +408,11 @@ def main():
         run["settings"]["loadavg_at_end"] = os.getloadavg()
         with open(os.path.join(args.results, "run.json"), "w") as f:
             json.dump(run, f, indent=2)
+    except BaseException:
+        if operator is not None and operator.poll() is not None:
+            log("the operator exited with status %s" % operator.returncode)
+        log("failed; logs in %s (operator.log, projector.log, clients/)" % args.results)
+        raise
     finally:
         if shared is not None:
             shared["stop"].set()
