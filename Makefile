@@ -8,7 +8,7 @@ DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config git curl ca-
   libcpprest-dev libboost-system-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev libcxxopts-dev nlohmann-json3-dev \
   libmemcached-dev libmemcached-tools memcached \
-  python3-dev python3-pymemcache pybind11-dev clang libclang-rt-14-dev
+  python3-dev python3-pymemcache python3-matplotlib pybind11-dev clang libclang-rt-14-dev
 
 # Paths under the checkout are hashed relative to it, so every clone shares the cache.
 export CCACHE_BASEDIR := $(CURDIR)
@@ -16,7 +16,7 @@ export CCACHE_NOHASHDIR := 1
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all deps build unit e2e test demo clean chart-test sync-crds
+.PHONY: all deps build unit e2e test demo clean chart-test sync-crds bench-hitrate
 
 all: build
 
@@ -44,6 +44,12 @@ test: deps build unit e2e
 
 demo: build
 	e2e/demo
+
+# The hit-rate benchmark (e2e/bench/README.md): a private local cluster, the operator driving
+# scale 2->3, 3->2 and a rolling update under a cache-aside load; CSV, JSON and a PNG plot.
+# About 5 minutes; not part of `make test`. Options: make bench-hitrate BENCH_ARGS='--rate 6000'.
+bench-hitrate: build
+	e2e/bench/hitrate $(BENCH_ARGS)
 
 # Helm chart static checks (lint, template, RBAC, schema, CRD copy); no cluster needed.
 # `make test` runs the same checks inside the e2e suite.
