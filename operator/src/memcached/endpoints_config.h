@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "memcached/children.h"
+#include "memcached/desired_objects.h"
 #include "memcached/json_util.h"
 
 namespace mcop::memcached {

@@ -1,5 +1,5 @@
 // isSubset and quantity parsing.
-#include "memcached/subset.h"
+#include "memcached/drift.h"
 
 #include <gtest/gtest.h>
 

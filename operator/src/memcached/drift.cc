@@ -1,5 +1,5 @@
-// isSubset and quantity parsing: see subset.h.
-#include "memcached/subset.h"
+// isSubset and quantity parsing: see drift.h.
+#include "memcached/drift.h"
 
 #include <cctype>
 #include <cmath>

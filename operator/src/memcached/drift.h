@@ -1,7 +1,7 @@
-// isSubset: "is the desired object already true of the live one?" The reconciler applies a child
-// only when this is false, which is what makes the steady state write nothing: the API server
-// adds defaults, status and metadata to every object, so equality would never hold, but the
-// fields we own must all be there with our values.
+// Drift check. isSubset: "is the desired object already true of the live one?" The reconciler
+// applies a child only when this is false, which is what makes the steady state write nothing:
+// the API server adds defaults, status and metadata to every object, so equality would never
+// hold, but the fields we own must all be there with our values.
 // Thread-safety: pure functions.
 #pragma once
 
