@@ -5,9 +5,6 @@
 // Thread-safety: pure functions.
 #pragma once
 
-#include <optional>
-#include <string_view>
-
 #include "memcached/json_util.h"
 
 namespace mcop::memcached {
@@ -18,9 +15,5 @@ namespace mcop::memcached {
 // amount ("1Gi" == "1024Mi", "500m" == "0.5"), because the server rewrites quantities to its
 // canonical form and that must not look like drift.
 bool isSubset(const Json& desired, const Json& live);
-
-// A Kubernetes resource.Quantity string as a number ("64Mi" -> 67108864, "100m" -> 0.1);
-// nullopt when `s` is not a quantity.
-std::optional<long double> parseQuantity(std::string_view s);
 
 }  // namespace mcop::memcached
