@@ -34,8 +34,9 @@ struct Result {
 inline constexpr std::chrono::seconds kDefaultReconcileTimeout{30};
 
 // What one reconcile may spend: a deadline, and a flag the controller raises on shutdown. Steps
-// that wait check it between waits and bound their waits by it; a pass that runs out returns
-// DeadlineExceeded or Cancelled before it records anything (see doneStatus()).
+// that wait check it between waits and bound their waits by it: a cancelled pass returns
+// Cancelled before it records anything (see doneStatus()); a pass past its deadline skips what
+// is left to wait for, records what it has and requeues.
 // Thread-safety: read-only; `cancelled` may be set by another thread at any time.
 // The deadline is on std::chrono::steady_clock (real time, also under a FakeClock in tests): it
 // bounds how long a worker is held.

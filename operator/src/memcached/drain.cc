@@ -238,7 +238,7 @@ void evaluateDrain(DrainStep& step, const DrainEvaluation& in) {
   for (const auto& probe : in.probes) {
     auto it = in.counts.find(probe.name);
     if (it == in.counts.end() || !it->second.ok()) {
-      const std::string why = it == in.counts.end() ? std::string("not measured")
+      const std::string why = it == in.counts.end() ? std::string("not measured in time")
                                                     : std::string(it->second.status().message());
       busy.push_back(absl::StrCat(probe.name, " (stats unavailable: ", why, ")"));
       busy_names.push_back(probe.name);

@@ -145,7 +145,7 @@ void join(Member& m, const JoinProbeResults& probed, MembershipResult& result) {
   if (m.flush_required) {
     if (!probe.flushed || !probe.flushed->ok()) {
       const std::string why = probe.flushed ? std::string(probe.flushed->message())
-                                            : std::string("not probed");
+                                            : std::string("not probed in time");
       result.measure_failures.push_back(
           absl::StrCat(m.name, ": cannot empty it before it rejoins: ", why));
       return;
@@ -160,7 +160,7 @@ void join(Member& m, const JoinProbeResults& probed, MembershipResult& result) {
     if (!probe.connections || !probe.connections->ok()) {
       const std::string why = probe.connections
                                   ? std::string(probe.connections->status().message())
-                                  : std::string("not measured");
+                                  : std::string("not measured in time");
       result.measure_failures.push_back(absl::StrCat(m.name, ": ", why));
       return;
     }

@@ -194,7 +194,8 @@ absl::StatusOr<ConnectionCounts> measureConnections(const controller::Context& c
                                                     int port) {
   ConnectionCounts counts;
   for (const auto& probe : probes) {
-    if (ctx.done()) return ctx.doneStatus("measuring the outgoing members' connections");
+    if (ctx.isCancelled()) return ctx.doneStatus("measuring the outgoing members' connections");
+    if (ctx.done()) break;  // the rest count as unmeasured: the drain waits for them
     counts.emplace(probe.name, counter.currentConnections(probe.address, port));
   }
   return counts;
@@ -206,7 +207,8 @@ absl::StatusOr<JoinProbeResults> probeJoiners(const controller::Context& ctx,
                                               const std::string& key) {
   JoinProbeResults results;
   for (const auto& probe : probes) {
-    if (ctx.done()) return ctx.doneStatus("probing the members about to join");
+    if (ctx.isCancelled()) return ctx.doneStatus("probing the members about to join");
+    if (ctx.done()) break;  // the rest stay joining until a later pass probes them
     JoinProbeResult& result = results[probe.name];
     if (probe.flush) {
       result.flushed = flusher.flushAll(probe.address, port);

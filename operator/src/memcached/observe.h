@@ -87,16 +87,20 @@ SweepObservation observeSweep(const controller::Context& ctx, kube::ApiClient& a
                               const ClusterSnapshot& snap, const DrainStatus& drain,
                               std::chrono::milliseconds wait);
 
-// curr_connections of each probe, by name. Stops with ctx.doneStatus() once the pass is done.
+// curr_connections of each probe, by name. Cancelled when the controller is stopping; past the
+// deadline the remaining probes are left out (the drain counts them as not measured, so it
+// waits for a later pass rather than deciding without them).
 absl::StatusOr<ConnectionCounts> measureConnections(const controller::Context& ctx,
                                                     ConnectionCounter& counter,
                                                     const std::vector<ConnectionProbe>& probes,
                                                     int port);
 
 // Empties (flush_all) and measures the members about to join, in that order: a member that
-// cannot be emptied is not measured (and does not join). Stops with ctx.doneStatus() once the
-// pass is done; a flush already made stays made, and the next pass flushes again (flush_required
-// is only cleared in status once the member joins or is measured).
+// cannot be emptied is not measured (and does not join). Cancelled when the controller is
+// stopping (nothing is recorded; a flush already made is made again by the next pass, since
+// flush_required is only cleared in status by a pass that flushed). Past the deadline the
+// remaining members are left out: they stay joining, reported as not probed, and a later pass
+// probes them, so a few hung members cannot keep the others from joining.
 absl::StatusOr<JoinProbeResults> probeJoiners(const controller::Context& ctx,
                                               ConnectionCounter& counter, MemberFlusher& flusher,
                                               const std::vector<JoinProbe>& probes, int port,

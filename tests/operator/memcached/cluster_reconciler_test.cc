@@ -1504,6 +1504,34 @@ TEST_F(ClusterReconcilerTest, ACancelledPassProbesNothingAndRecordsNothing) {
   EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
 }
 
+// A pass past its deadline probes no more members: it records the ones left as joining (not
+// measured, so Degraded says why) and looks again soon; a later pass lets them join.
+TEST_F(ClusterReconcilerTest, APassPastItsDeadlineLeavesTheRestJoining) {
+  createCluster(R"({"replicas":2})");
+  reconcile();  // creates the StatefulSet
+  runPods();
+  sync();
+  const int calls = counter_->calls();
+  controller::Context ctx;
+  ctx.deadline = std::chrono::steady_clock::now() - milliseconds(1);
+  auto result = reconciler_->reconcile({"shop", "sessions"}, ctx);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_TRUE(result->requeue_after.has_value());
+  EXPECT_EQ(counter_->calls(), calls);
+  EXPECT_TRUE(published().empty());
+  ClusterStatus s = status();
+  ASSERT_EQ(s.members.size(), 2u);
+  EXPECT_EQ(s.members[0].state, MemberState::kJoining);
+  EXPECT_EQ(condition(s, kConditionDegraded)->reason, "StatsUnavailable");
+  EXPECT_EQ(condition(s, kConditionDegraded)->message,
+            "cannot read memcached stats: sessions-0: not measured in time; sessions-1: not "
+            "measured in time");
+
+  reconcile();
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+}
+
 // A pass waiting for a sweep (sweep_wait is 30 s here) waits no longer than its deadline, and
 // records the sweep as still running.
 TEST_F(ClusterReconcilerTest, ASweepWaitEndsAtThePassDeadline) {
