@@ -107,7 +107,7 @@ class ClusterReconciler::Pass {
   absl::StatusOr<MembershipResult> planMembership(const ClusterSnapshot& snap,
                                                   const std::optional<DrainStatus>& drain,
                                                   int64_t replicas);
-  absl::StatusOr<bool> guardLowering(const ClusterSnapshot& snap, const PassPlan& plan);
+  bool guardLowering(const ClusterSnapshot& snap, const PassPlan& plan);
   ConditionsInput conditionsInput(const ClusterSnapshot& snap, const PassPlan& plan,
                                   const DrainStep& drain, const MembershipResult& members,
                                   bool lowering_blocked) const;
@@ -219,6 +219,10 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run(Json cluster, bo
   return finish(*written, *plan);
 }
 
+// The decisions, in the order they depend on each other, with the reads they ask for as steps of
+// their own: the drain (the sweep's progress, the outgoing members' connections), the replicas,
+// the members (the probes of the members about to join), the endpoints, the lowering guard (the
+// live endpoints) and the conditions.
 absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
     const ClusterSnapshot& snap) {
   const ClusterSpec& spec = snap.parsed.spec;
@@ -245,17 +249,16 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
       decideEndpoints(plan.content, live_cm ? &*live_cm : nullptr, snap.recorded.config_version);
   plan.status.config_version = plan.endpoints.version;
 
-  auto blocked = guardLowering(snap, plan);
-  if (!blocked.ok()) return blocked.status();
-  if (*blocked) plan.replicas = plan.current;
+  const bool blocked = guardLowering(snap, plan);
+  if (blocked) plan.replicas = plan.current;
 
   plan.events = drain->events;
   plan.events.insert(plan.events.end(), members->events.begin(), members->events.end());
   plan.requeue = drain->requeue;
-  if (*blocked || !members->measure_failures.empty()) {
+  if (blocked || !members->measure_failures.empty()) {
     keepShorter(plan.requeue, r_.options_.max_poll_interval);
   }
-  plan.conditions = conditionsInput(snap, plan, *drain, *members, *blocked);
+  plan.conditions = conditionsInput(snap, plan, *drain, *members, blocked);
   plan.conditions.scaling_up = decided > plan.current;
   const ConditionsDecision conditions = decideConditions(plan.conditions);
   applyConditions(conditions, now_text_, plan.status.conditions);
@@ -363,8 +366,7 @@ absl::StatusOr<MembershipResult> ClusterReconciler::Pass::planMembership(
 // Last line of defence before lowering replicas: never delete a pod that the ConfigMap still
 // lists once this pass has published. Decided before the conditions, so Progressing says why the
 // StatefulSet is not lowered yet.
-absl::StatusOr<bool> ClusterReconciler::Pass::guardLowering(const ClusterSnapshot& snap,
-                                                            const PassPlan& plan) {
+bool ClusterReconciler::Pass::guardLowering(const ClusterSnapshot& snap, const PassPlan& plan) {
   if (plan.replicas >= plan.current) return false;
   const std::string& name = snap.parsed.spec.config_map_name;
   const Json decided =
