@@ -543,6 +543,9 @@ absl::Status ClusterReconciler::Pass::reportWriteFailure(const Json& cluster,
                stringAt(cluster, {"metadata", "namespace"}),
                stringAt(cluster, {"metadata", "name"}), util::quoted(message));
   auto written = record(cluster, plan.status, status);
+  // Lost to a conflict (our cache was behind): the failure is not in status, so it is not
+  // reported as an error either; the next pass, from fresh state, meets and records it.
+  if (!written.ok() && kube::IsConflict(written.status())) return written.status();
   // Reported where users look (events only with the status that records them); the workqueue
   // retries with its exponential backoff.
   reported = written.ok();

@@ -1311,6 +1311,33 @@ TEST_F(ClusterReconcilerTest, RejectedStatefulSetIsDegradedWithOneEventPerDistin
   EXPECT_EQ(eventCount("ScalingUp"), 1);
 }
 
+// A failed child write whose report in status loses a conflict (the cache was behind) is no
+// ReconcileError: the pass returns the conflict, and the next one records the failure once.
+TEST_F(ClusterReconcilerTest, AWriteFailureWhoseReportLosesAConflictIsDecidedAgain) {
+  createCluster(R"({"replicas":2})");
+  int status_updates = 0;
+  api_->setFailureHook([&](const FakeApiClient::Action& a) {
+    if (a.verb == Verb::kPatch && a.resource == "apps/statefulsets") {
+      return absl::InvalidArgumentError("StatefulSet.apps \"sessions\" is invalid");
+    }
+    if (a.verb == Verb::kUpdate && a.subresource == "status" && ++status_updates == 2) {
+      return absl::AbortedError("conflict");
+    }
+    return absl::OkStatus();
+  });
+  sync();
+  auto result = reconciler_->reconcile({"shop", "sessions"}, {});
+  ASSERT_FALSE(result.ok());
+  EXPECT_TRUE(kube::IsConflict(result.status())) << result.status();
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+  EXPECT_EQ(eventCount("ApplyFailed"), 0);  // not in status, so not reported yet
+  sync();
+  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}, {}).ok());
+  EXPECT_EQ(condition(status(), kConditionDegraded)->reason, "ApplyFailed");
+  EXPECT_EQ(eventCount("ApplyFailed"), 1);
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+}
+
 // --- the version is the operator's -------------------------------------------------------------
 
 void editPublishedVersion(FakeApiClient& api, int64_t from, const std::string& to) {
