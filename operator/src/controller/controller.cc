@@ -169,7 +169,9 @@ void Controller::process(const std::string& key) {
   auto start = clock_.steadyNow();
   absl::StatusOr<Result> result;
   try {
-    result = reconciler_.reconcile(req);
+    // Real time, not clock_: the deadline bounds how long a worker is held.
+    const Context ctx{std::chrono::steady_clock::now() + kDefaultReconcileTimeout, &stopping_};
+    result = reconciler_.reconcile(req, ctx);
   } catch (const std::exception& e) {
     // Reconcilers should not throw; if one does, treat it as an error rather than lose a worker.
     result = absl::InternalError(absl::StrCat("reconcile threw: ", e.what()));

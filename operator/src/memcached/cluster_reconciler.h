@@ -1,8 +1,8 @@
-// ClusterReconciler: the level-triggered reconcile of one MemcachedCluster. It reads the cluster
-// and its children from the informer caches (ClusterStores), computes the desired children
-// (headless + client Services, StatefulSet, PodDisruptionBudget, endpoints ConfigMap), writes
-// only what differs (server-side apply), runs the membership and drain state machine, and
-// writes status through the status subresource when it changed.
+// ClusterReconciler: the level-triggered reconcile of one MemcachedCluster, as a straight line:
+// observe (observe.h: one snapshot of the cluster, its pods and children), plan (drain.h,
+// membership.h, endpoints_config.h, conditions.h: pure decisions, with the memcached reads they
+// ask for as named steps in between), record (status, through the status subresource, when it
+// changed) and act (desired_objects.h: the children, applied only where they drift).
 // Thread-safety: reconcile() may run on several workers at once for different clusters (the
 // workqueue never runs one key twice at once); everything that must survive a restart lives in
 // the cluster's status. The one thing held in memory is the stale-copy sweep of a drain, run by
@@ -16,28 +16,14 @@
 #include "controller/reconciler.h"
 #include "kube/api_client.h"
 #include "kube/event_recorder.h"
-#include "kube/object_store.h"
 #include "memcached/connection_counter.h"
 #include "memcached/member_flusher.h"
+#include "memcached/observe.h"
 #include "memcached/stale_copy_sweeper.h"
 #include "memcached/sweep_runner.h"
 #include "util/clock.h"
 
 namespace mcop::memcached {
-
-// The informer caches the reconciler reads. All must be non-null and outlive the reconciler.
-// The runtime should watch StatefulSets, Services, ConfigMaps and PDBs carrying the label
-// `app.kubernetes.io/managed-by=memcached-operator` (see labels.h) and Pods carrying
-// `app.kubernetes.io/name=memcached`, and map each child to its owner via the
-// `memcached.operator.io/cluster` label (or the controller ownerReference).
-struct ClusterStores {
-  const kube::ObjectStore* clusters = nullptr;
-  const kube::ObjectStore* stateful_sets = nullptr;
-  const kube::ObjectStore* services = nullptr;
-  const kube::ObjectStore* config_maps = nullptr;
-  const kube::ObjectStore* pod_disruption_budgets = nullptr;
-  const kube::ObjectStore* pods = nullptr;
-};
 
 struct ClusterReconcilerOptions {
   // Server-side apply field manager; also the managed-by label value.
@@ -48,8 +34,9 @@ struct ClusterReconcilerOptions {
   std::chrono::milliseconds max_poll_interval{2000};
   // The stale-copy sweeps of scale-downs: threads, overall deadline, unrecorded result TTL.
   SweepRunnerOptions sweeps;
-  // How long a pass waits for an unfinished sweep before requeueing. 0 never holds a reconcile
-  // worker; tests use it to record a fake's instant sweep in the pass that started it.
+  // How long a pass waits for an unfinished sweep before requeueing (within the pass's
+  // Context). 0 never holds a reconcile worker; tests use it to record a fake's instant sweep
+  // in the pass that started it.
   std::chrono::milliseconds sweep_wait{0};
 };
 
@@ -61,13 +48,15 @@ class ClusterReconciler : public controller::Reconciler {
                     ClusterReconcilerOptions options = {});
   ~ClusterReconciler() override;
 
-  absl::StatusOr<controller::Result> reconcile(const controller::Request& request) override;
+  absl::StatusOr<controller::Result> reconcile(const controller::Request& request,
+                                               const controller::Context& ctx) override;
   // Cancels the sweeps in flight and joins their threads; for shutdown, once the workers have
   // stopped. The destructor does it too.
   void stopSweeps();
 
  private:
-  class Pass;  // the state of one reconcile pass (cluster_reconciler.cc)
+  class Pass;       // one reconcile pass: its steps (cluster_reconciler.cc)
+  struct PassPlan;  // what one pass decided
 
   kube::ApiClientPtr api_;
   ClusterStores stores_;

@@ -1,4 +1,5 @@
-// Status (de)serialization and conditions: see cluster_status.h.
+// Status (de)serialization and the condition list helpers: see cluster_status.h (conditions.h
+// decides the conditions).
 #include "memcached/cluster_status.h"
 
 namespace mcop::memcached {

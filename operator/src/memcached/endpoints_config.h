@@ -17,7 +17,7 @@
 
 #include <clientconfig/contract.h>
 
-#include "memcached/children.h"
+#include "memcached/desired_objects.h"
 #include "memcached/json_util.h"
 
 namespace mcop::memcached {

@@ -75,73 +75,123 @@ std::map<int64_t, PodView> podsByOrdinal(const std::string& cluster,
   return out;
 }
 
-MembershipResult planMembers(const MembershipInput& input, const MemberProbes& probes) {
-  MembershipResult result;
-  std::map<std::string, const Member*> previous;
-  for (const auto& m : input.previous) previous[m.name] = &m;
+namespace {
 
-  auto base = [&](int64_t ordinal) {
-    Member m;
-    m.ordinal = ordinal;
-    m.name = podName(input.cluster, ordinal);
-    m.host = memberHost(m.name, input.cluster, input.ns, input.domain);
-    if (auto it = previous.find(m.name); it != previous.end()) {
-      m.address = it->second->address;
-      m.baseline_connections = it->second->baseline_connections;
-      m.state = it->second->state;
-      m.flush_required = it->second->flush_required;
-    }
-    if (auto it = input.pods.find(ordinal); it != input.pods.end() && !it->second.ip.empty() &&
-                                           !it->second.terminating) {
-      m.address = it->second.ip;
-    }
-    return m;
-  };
+// The member at `ordinal` as recorded, with its pod's current address.
+Member recordedMember(const MembershipInput& input,
+                      const std::map<std::string, const Member*>& previous, int64_t ordinal) {
+  Member m;
+  m.ordinal = ordinal;
+  m.name = podName(input.cluster, ordinal);
+  m.host = memberHost(m.name, input.cluster, input.ns, input.domain);
+  if (auto it = previous.find(m.name); it != previous.end()) {
+    m.address = it->second->address;
+    m.baseline_connections = it->second->baseline_connections;
+    m.state = it->second->state;
+    m.flush_required = it->second->flush_required;
+  }
+  if (auto it = input.pods.find(ordinal);
+      it != input.pods.end() && !it->second.ip.empty() && !it->second.terminating) {
+    m.address = it->second.ip;
+  }
+  return m;
+}
 
-  for (int64_t ordinal = 0; ordinal < input.ring_size; ++ordinal) {
-    Member m = base(ordinal);
-    auto pod = input.pods.find(ordinal);
-    const bool ready = pod != input.pods.end() && pod->second.ready && !pod->second.ip.empty();
-    auto prev = previous.find(m.name);
-    const bool was_published = prev != previous.end() && isPublished(prev->second->state);
-    // A member coming back from a cancelled drain left the published list: clients have
-    // since overwritten and deleted its keys elsewhere, so it must be emptied before it
-    // serves again. It keeps its baseline (no new, client-inflated measurement).
-    if (prev != previous.end() && prev->second->state == MemberState::kDraining) {
-      m.flush_required = true;
-    }
-    if (was_published) {
-      m.state = ready ? MemberState::kActive : MemberState::kUnready;
-      m.flush_required = false;
-      result.members.push_back(std::move(m));
-      continue;
-    }
+std::map<std::string, const Member*> byName(const std::vector<Member>& members) {
+  std::map<std::string, const Member*> out;
+  for (const auto& m : members) out[m.name] = &m;
+  return out;
+}
+
+// Where a ring ordinal stands before probing: published members keep their place; the others
+// are joining, and a Ready one is probed.
+struct RingSlot {
+  Member member;
+  bool published = false;
+  bool ready = false;
+  std::string address;  // the Ready pod's IP
+};
+
+RingSlot ringSlot(const MembershipInput& input,
+                  const std::map<std::string, const Member*>& previous, int64_t ordinal) {
+  RingSlot slot;
+  slot.member = recordedMember(input, previous, ordinal);
+  Member& m = slot.member;
+  auto pod = input.pods.find(ordinal);
+  slot.ready = pod != input.pods.end() && pod->second.ready && !pod->second.ip.empty();
+  if (slot.ready) slot.address = pod->second.ip;
+  auto prev = previous.find(m.name);
+  slot.published = prev != previous.end() && isPublished(prev->second->state);
+  // A member coming back from a cancelled drain left the published list: clients have since
+  // overwritten and deleted its keys elsewhere, so it must be emptied before it serves again.
+  // It keeps its baseline (no new, client-inflated measurement).
+  if (prev != previous.end() && prev->second->state == MemberState::kDraining) {
+    m.flush_required = true;
+  }
+  if (slot.published) {
+    m.state = slot.ready ? MemberState::kActive : MemberState::kUnready;
+    m.flush_required = false;
+  } else {
     m.state = MemberState::kJoining;
-    if (!ready) {
-      result.members.push_back(std::move(m));
-      continue;
+  }
+  return slot;
+}
+
+// A Ready joining member: joins once emptied (if required) and measured (if not yet).
+void join(Member& m, const JoinProbeResults& probed, MembershipResult& result) {
+  auto it = probed.find(m.name);
+  const JoinProbeResult none;
+  const JoinProbeResult& probe = it == probed.end() ? none : it->second;
+  if (m.flush_required) {
+    if (!probe.flushed || !probe.flushed->ok()) {
+      const std::string why = probe.flushed ? std::string(probe.flushed->message())
+                                            : std::string("not probed in time");
+      result.measure_failures.push_back(
+          absl::StrCat(m.name, ": cannot empty it before it rejoins: ", why));
+      return;
     }
-    if (m.flush_required) {
-      if (auto flushed = probes.flush(pod->second); !flushed.ok()) {
-        result.measure_failures.push_back(
-            absl::StrCat(m.name, ": cannot empty it before it rejoins: ", flushed.message()));
-        result.members.push_back(std::move(m));
-        continue;
-      }
-      m.flush_required = false;
+    result.events.push_back(
+        {kube::EventSeverity::kNormal, "MemberFlushed",
+         absl::StrCat(m.name, " left the endpoints and is coming back: emptied it "
+                              "(flush_all) so it cannot serve values changed meanwhile")});
+    m.flush_required = false;
+  }
+  if (!m.baseline_connections) {
+    if (!probe.connections || !probe.connections->ok()) {
+      const std::string why = probe.connections
+                                  ? std::string(probe.connections->status().message())
+                                  : std::string("not measured in time");
+      result.measure_failures.push_back(absl::StrCat(m.name, ": ", why));
+      return;
     }
-    if (!m.baseline_connections) {
-      auto conns = probes.measure(pod->second);
-      if (!conns.ok()) {
-        result.measure_failures.push_back(absl::StrCat(m.name, ": ", conns.status().message()));
-        result.members.push_back(std::move(m));
-        continue;
-      }
-      m.baseline_connections = *conns;
-    }
-    m.state = MemberState::kActive;
-    result.joined.push_back(m.name);
-    result.members.push_back(std::move(m));
+    m.baseline_connections = **probe.connections;
+  }
+  m.state = MemberState::kActive;
+  result.joined.push_back(m.name);
+}
+
+}  // namespace
+
+std::vector<JoinProbe> joinProbes(const MembershipInput& input) {
+  const auto previous = byName(input.previous);
+  std::vector<JoinProbe> probes;
+  for (int64_t ordinal = 0; ordinal < input.ring_size; ++ordinal) {
+    RingSlot slot = ringSlot(input, previous, ordinal);
+    if (slot.published || !slot.ready) continue;
+    const bool measure = !slot.member.baseline_connections;
+    if (!slot.member.flush_required && !measure) continue;
+    probes.push_back({slot.member.name, slot.address, slot.member.flush_required, measure});
+  }
+  return probes;
+}
+
+MembershipResult planMembers(const MembershipInput& input, const JoinProbeResults& probed) {
+  MembershipResult result;
+  const auto previous = byName(input.previous);
+  for (int64_t ordinal = 0; ordinal < input.ring_size; ++ordinal) {
+    RingSlot slot = ringSlot(input, previous, ordinal);
+    if (!slot.published && slot.ready) join(slot.member, probed, result);
+    result.members.push_back(std::move(slot.member));
   }
   std::vector<int64_t> draining;
   for (const auto& name : input.draining) {
@@ -152,11 +202,21 @@ MembershipResult planMembers(const MembershipInput& input, const MemberProbes& p
   std::sort(draining.begin(), draining.end());
   draining.erase(std::unique(draining.begin(), draining.end()), draining.end());
   for (int64_t ordinal : draining) {
-    Member m = base(ordinal);
+    Member m = recordedMember(input, previous, ordinal);
     m.state = MemberState::kDraining;
     result.members.push_back(std::move(m));
   }
   return result;
+}
+
+int64_t decideReplicas(bool has_stateful_set, int64_t wanted, int64_t current,
+                       const std::optional<DrainStatus>& drain) {
+  if (!has_stateful_set) return wanted;
+  if (drain && !drain->outcome.empty() && current > drain->target_replicas) {
+    return drain->target_replicas;
+  }
+  if (!drain && wanted > current) return wanted;
+  return current;
 }
 
 std::vector<PublishedServer> publishedServers(const std::vector<Member>& members, int64_t port) {

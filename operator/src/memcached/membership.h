@@ -2,11 +2,10 @@
 // Ready for the first time and its baseline connection count has been measured; from then on it
 // keeps its place whether Ready (active) or not (unready), so a readiness flap never remaps keys.
 // Draining members are out of the ring but still tracked until their pods are gone.
-// Thread-safety: pure functions (measuring is delegated to the caller's callback).
+// Thread-safety: pure functions (the reconciler probes memcached and passes the results in).
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -18,6 +17,7 @@
 #include "memcached/cluster_status.h"
 #include "memcached/endpoints_config.h"
 #include "memcached/json_util.h"
+#include "memcached/planned_event.h"
 
 namespace mcop::memcached {
 
@@ -52,23 +52,44 @@ struct MembershipInput {
   std::map<int64_t, PodView> pods;
 };
 
+// A Ready pod, not published yet, that must be emptied and/or measured before it joins: what
+// the reconciler asks memcached (probeJoiners) before planMembers decides.
+struct JoinProbe {
+  std::string name;
+  std::string address;
+  // Coming back from a drain (flush_required): emptied (flush_all) first, and it joins only
+  // once that succeeded.
+  bool flush = false;
+  // No baseline yet: curr_connections before it first joins (after the flush, if any).
+  bool measure = false;
+};
+std::vector<JoinProbe> joinProbes(const MembershipInput& input);
+
+// What the probes found, by pod name. A measurement is only taken when the flush (if any)
+// succeeded.
+struct JoinProbeResult {
+  std::optional<absl::Status> flushed;
+  std::optional<absl::StatusOr<int64_t>> connections;
+};
+using JoinProbeResults = std::map<std::string, JoinProbeResult>;
+
 struct MembershipResult {
   std::vector<Member> members;                // ordinal order
   std::vector<std::string> joined;            // published for the first time in this pass
   // Ready but not joined: the baseline could not be read or the member could not be emptied.
   std::vector<std::string> measure_failures;
+  std::vector<PlannedEvent> events;  // MemberFlushed
 };
 
-// What planning asks of a Ready pod that is not published yet.
-struct MemberProbes {
-  // curr_connections of the pod, its baseline before it first joins.
-  std::function<absl::StatusOr<int64_t>(const PodView&)> measure;
-  // Empties the pod (flush_all): a member coming back from a drain (flush_required) joins
-  // only once this succeeded.
-  std::function<absl::Status(const PodView&)> flush;
-};
+// The members this pass records: ordinals [0, ring_size) in the ring (joining until Ready and
+// probed), then the draining ones.
+MembershipResult planMembers(const MembershipInput& input, const JoinProbeResults& probed);
 
-MembershipResult planMembers(const MembershipInput& input, const MemberProbes& probes);
+// Scaling: the StatefulSet replicas this pass applies. Without a StatefulSet, spec.replicas.
+// A drain decided (outcome set) lowers to its target; without a drain, a higher spec.replicas
+// scales up at once (the new pods join the ring once Ready and measured). Otherwise, current.
+int64_t decideReplicas(bool has_stateful_set, int64_t wanted, int64_t current,
+                       const std::optional<DrainStatus>& drain);
 
 // The published ring: active and unready members in ordinal order.
 std::vector<PublishedServer> publishedServers(const std::vector<Member>& members, int64_t port);

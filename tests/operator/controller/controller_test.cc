@@ -31,7 +31,7 @@ bool eventually(Pred pred) {
 
 class ScriptedReconciler : public Reconciler {
  public:
-  absl::StatusOr<Result> reconcile(const Request& req) override {
+  absl::StatusOr<Result> reconcile(const Request& req, const Context&) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!in_flight_.insert(req.key()).second) overlap_ = true;

@@ -87,7 +87,8 @@ struct Trace {
 class SlowReconciler : public controller::Reconciler {
  public:
   explicit SlowReconciler(Trace& trace) : trace_(trace) {}
-  absl::StatusOr<controller::Result> reconcile(const controller::Request& req) override {
+  absl::StatusOr<controller::Result> reconcile(const controller::Request& req,
+                                               const controller::Context& ctx) override {
     ++calls;
     trace_.add("reconcile started");
     std::this_thread::sleep_for(300ms);

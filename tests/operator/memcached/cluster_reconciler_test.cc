@@ -4,6 +4,7 @@
 // without counting them as operator writes.
 #include "memcached/cluster_reconciler.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <map>
@@ -220,7 +221,7 @@ class ClusterReconcilerTest : public testing::Test {
 
   controller::Result reconcile() {
     sync();
-    auto result = reconciler_->reconcile({"shop", "sessions"});
+    auto result = reconciler_->reconcile({"shop", "sessions"}, {});
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : controller::Result{};
   }
@@ -586,7 +587,7 @@ TEST_F(ClusterReconcilerTest, NeverShrinksWhileAnOutgoingPodIsPublished) {
   // The ConfigMap write fails: the drain is recorded, the StatefulSet untouched.
   api_->failNext(Verb::kPatch, res::kConfigMap, absl::UnavailableError("etcd timeout"));
   sync();
-  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}).ok());
+  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}, {}).ok());
   // Reported as Degraded with the API's message, once, not as a generic error.
   EXPECT_EQ(eventCount("ReconcileError"), 0);
   EXPECT_EQ(eventCount("ApplyFailed"), 1);
@@ -603,7 +604,7 @@ TEST_F(ClusterReconcilerTest, NeverShrinksWhileAnOutgoingPodIsPublished) {
   api_->seed(res::kConfigMap, old_cm);
   sync();
   config_maps_.upsert(new_cm);
-  auto r = reconciler_->reconcile({"shop", "sessions"});
+  auto r = reconciler_->reconcile({"shop", "sessions"}, {});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(status().drain->outcome, kDrainOutcomeDrained);
   EXPECT_EQ(stsReplicas(), 3);
@@ -724,7 +725,7 @@ TEST_F(ClusterReconcilerTest, StaleStatusConflictBacksOffWithoutActing) {
   api_->failNext(Verb::kUpdate, res::kMemcachedCluster, absl::AbortedError("conflict"));
   const int64_t v = version();
   sync();
-  auto result = reconciler_->reconcile({"shop", "sessions"});
+  auto result = reconciler_->reconcile({"shop", "sessions"}, {});
   // An error, not a fixed short requeue: the workqueue's per-key exponential backoff applies,
   // so repeated conflicts slow down instead of retrying every 250 ms with the backoff reset.
   ASSERT_FALSE(result.ok());
@@ -941,7 +942,7 @@ TEST_F(ClusterReconcilerTest, RestartBeforeTheSweepCompletedSweepsAgain) {
   // The operator sweeps, then dies before recording it: the status write never lands.
   api_->failNext(Verb::kUpdate, res::kMemcachedCluster, absl::UnavailableError("etcd timeout"));
   sync();
-  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}).ok());
+  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}, {}).ok());
   EXPECT_EQ(sweeper_->calls().size(), 2u);
   EXPECT_FALSE(status().drain->stale_copies_swept);
   EXPECT_EQ(published().size(), 3u);  // nothing published without the record
@@ -969,7 +970,7 @@ TEST_F(ClusterReconcilerTest, SweepRoutesByTheLiveConfigMapNotALaggingCache) {
   // The informer has not delivered the 3-server list yet; clients may already use it.
   sync();
   config_maps_.upsert(two);
-  ASSERT_TRUE(reconciler_->reconcile({"shop", "sessions"}).ok());
+  ASSERT_TRUE(reconciler_->reconcile({"shop", "sessions"}, {}).ok());
   auto calls = sweeper_->calls();
   ASSERT_EQ(calls.size(), 2u);
   EXPECT_EQ(calls[0].ring, (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
@@ -986,7 +987,7 @@ TEST_F(ClusterReconcilerTest, AFinishedSweepSurvivesALostStatusWrite) {
 
   api_->failNext(Verb::kUpdate, res::kMemcachedCluster, absl::AbortedError("conflict"));
   sync();
-  auto lost = reconciler_->reconcile({"shop", "sessions"});
+  auto lost = reconciler_->reconcile({"shop", "sessions"}, {});
   ASSERT_FALSE(lost.ok());
   EXPECT_TRUE(kube::IsConflict(lost.status())) << lost.status();  // the workqueue retries it
   EXPECT_EQ(sweeper_->calls().size(), 2u);
@@ -1026,7 +1027,7 @@ TEST_F(ClusterReconcilerTest, ReconcileReturnsWhileTheSweepRuns) {
 
   sync();
   auto pass = std::async(std::launch::async,
-                         [this] { return reconciler_->reconcile({"shop", "sessions"}); });
+                         [this] { return reconciler_->reconcile({"shop", "sessions"}, {}); });
   if (pass.wait_for(seconds(10)) != std::future_status::ready) {
     sweeper_->release();  // let the blocked pass finish before failing
     pass.wait();
@@ -1191,7 +1192,7 @@ TEST_F(ClusterReconcilerTest, NeverTakesOverAConfigMapItDoesNotControl) {
   createCluster(R"({"replicas":2,"clientConfig":{"configMapName":"app-settings"}})");
   api_->resetCounters();
   sync();
-  auto result = reconciler_->reconcile({"shop", "sessions"});
+  auto result = reconciler_->reconcile({"shop", "sessions"}, {});
   ASSERT_TRUE(result.ok()) << result.status();
   // Only status is written: no ConfigMap, and no other child either.
   EXPECT_EQ(api_->writeCount(), 1);
@@ -1287,7 +1288,7 @@ TEST_F(ClusterReconcilerTest, RejectedStatefulSetIsDegradedWithOneEventPerDistin
   });
   for (int i = 0; i < 3; ++i) {
     sync();
-    auto result = reconciler_->reconcile({"shop", "sessions"});
+    auto result = reconciler_->reconcile({"shop", "sessions"}, {});
     EXPECT_FALSE(result.ok());
   }
   ClusterStatus s = status();
@@ -1302,7 +1303,7 @@ TEST_F(ClusterReconcilerTest, RejectedStatefulSetIsDegradedWithOneEventPerDistin
   // The retries rewrite nothing: status was written once for the decision, once for the failure.
   api_->resetCounters();
   sync();
-  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}).ok());
+  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}, {}).ok());
   EXPECT_EQ(statusWrites(), 0);
   // Fixed: Degraded clears and the StatefulSet is created.
   rejecting = false;
@@ -1310,6 +1311,33 @@ TEST_F(ClusterReconcilerTest, RejectedStatefulSetIsDegradedWithOneEventPerDistin
   EXPECT_EQ(stsReplicas(), 2);
   EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
   EXPECT_EQ(eventCount("ScalingUp"), 1);
+}
+
+// A failed child write whose report in status loses a conflict (the cache was behind) is no
+// ReconcileError: the pass returns the conflict, and the next one records the failure once.
+TEST_F(ClusterReconcilerTest, AWriteFailureWhoseReportLosesAConflictIsDecidedAgain) {
+  createCluster(R"({"replicas":2})");
+  int status_updates = 0;
+  api_->setFailureHook([&](const FakeApiClient::Action& a) {
+    if (a.verb == Verb::kPatch && a.resource == "apps/statefulsets") {
+      return absl::InvalidArgumentError("StatefulSet.apps \"sessions\" is invalid");
+    }
+    if (a.verb == Verb::kUpdate && a.subresource == "status" && ++status_updates == 2) {
+      return absl::AbortedError("conflict");
+    }
+    return absl::OkStatus();
+  });
+  sync();
+  auto result = reconciler_->reconcile({"shop", "sessions"}, {});
+  ASSERT_FALSE(result.ok());
+  EXPECT_TRUE(kube::IsConflict(result.status())) << result.status();
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+  EXPECT_EQ(eventCount("ApplyFailed"), 0);  // not in status, so not reported yet
+  sync();
+  EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}, {}).ok());
+  EXPECT_EQ(condition(status(), kConditionDegraded)->reason, "ApplyFailed");
+  EXPECT_EQ(eventCount("ApplyFailed"), 1);
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
 }
 
 // --- the version is the operator's -------------------------------------------------------------
@@ -1448,7 +1476,7 @@ TEST_F(ClusterReconcilerTest, ProgressingSaysWhenTheLiveEndpointsBlockLowering) 
   }
   sync();
   config_maps_.upsert(decided_cm);  // the cache has not seen it: the guard reads the live object
-  auto result = reconciler_->reconcile({"shop", "sessions"});
+  auto result = reconciler_->reconcile({"shop", "sessions"}, {});
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(stsReplicas(), 3);
   EXPECT_NE(condition(status(), kConditionProgressing)->message.find(
@@ -1477,3 +1505,83 @@ TEST_F(ClusterReconcilerTest, IntegerQuantitiesDoNotReapplyTheStatefulSet) {
 }  // namespace
 }  // namespace mcop::memcached
 
+
+namespace mcop::memcached {
+namespace {
+
+// The pass's Context. A stopping controller's pass asks memcached nothing and records nothing
+// (the next pass, after a restart, decides again); it is no error worth an event.
+TEST_F(ClusterReconcilerTest, ACancelledPassProbesNothingAndRecordsNothing) {
+  createCluster(R"({"replicas":2})");
+  reconcile();  // creates the StatefulSet
+  runPods();
+  sync();
+  const int calls = counter_->calls();
+  const int writes = statusWrites();
+  std::atomic<bool> stopping{true};
+  controller::Context ctx;
+  ctx.cancelled = &stopping;
+  auto result = reconciler_->reconcile({"shop", "sessions"}, ctx);
+  ASSERT_FALSE(result.ok());
+  EXPECT_TRUE(absl::IsCancelled(result.status())) << result.status();
+  EXPECT_EQ(counter_->calls(), calls);
+  EXPECT_EQ(statusWrites(), writes);
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+  EXPECT_TRUE(published().empty());
+
+  reconcile();
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+}
+
+// A pass past its deadline probes no more members: it records the ones left as joining (not
+// measured, so Degraded says why) and looks again soon; a later pass lets them join.
+TEST_F(ClusterReconcilerTest, APassPastItsDeadlineLeavesTheRestJoining) {
+  createCluster(R"({"replicas":2})");
+  reconcile();  // creates the StatefulSet
+  runPods();
+  sync();
+  const int calls = counter_->calls();
+  controller::Context ctx;
+  ctx.deadline = std::chrono::steady_clock::now() - milliseconds(1);
+  auto result = reconciler_->reconcile({"shop", "sessions"}, ctx);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_TRUE(result->requeue_after.has_value());
+  EXPECT_EQ(counter_->calls(), calls);
+  EXPECT_TRUE(published().empty());
+  ClusterStatus s = status();
+  ASSERT_EQ(s.members.size(), 2u);
+  EXPECT_EQ(s.members[0].state, MemberState::kJoining);
+  EXPECT_EQ(condition(s, kConditionDegraded)->reason, "StatsUnavailable");
+  EXPECT_EQ(condition(s, kConditionDegraded)->message,
+            "cannot read memcached stats: sessions-0: not measured in time; sessions-1: not "
+            "measured in time");
+
+  reconcile();
+  EXPECT_EQ(published(), (std::vector<std::string>{"sessions-0", "sessions-1"}));
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+}
+
+// A pass waiting for a sweep (sweep_wait is 30 s here) waits no longer than its deadline, and
+// records the sweep as still running.
+TEST_F(ClusterReconcilerTest, ASweepWaitEndsAtThePassDeadline) {
+  startCluster(3);
+  sweeper_->hold();
+  patchSpec(R"({"replicas":2})");
+  reconcile();  // records the drain
+  sync();
+  controller::Context ctx;
+  ctx.deadline = std::chrono::steady_clock::now() + milliseconds(200);
+  const auto start = std::chrono::steady_clock::now();
+  auto result = reconciler_->reconcile({"shop", "sessions"}, ctx);
+  const auto took = std::chrono::steady_clock::now() - start;
+  sweeper_->release();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_LT(took, seconds(5));
+  ASSERT_TRUE(result->requeue_after.has_value());
+  EXPECT_LE(*result->requeue_after, seconds(1));
+  EXPECT_FALSE(status().drain->stale_copies_swept);
+  EXPECT_EQ(published().size(), 3u);
+}
+
+}  // namespace
+}  // namespace mcop::memcached

@@ -1,12 +1,9 @@
-// isSubset: "is the desired object already true of the live one?" The reconciler applies a child
-// only when this is false, which is what makes the steady state write nothing: the API server
-// adds defaults, status and metadata to every object, so equality would never hold, but the
-// fields we own must all be there with our values.
+// Drift check. isSubset: "is the desired object already true of the live one?" The reconciler
+// applies a child only when this is false, which is what makes the steady state write nothing:
+// the API server adds defaults, status and metadata to every object, so equality would never
+// hold, but the fields we own must all be there with our values.
 // Thread-safety: pure functions.
 #pragma once
-
-#include <optional>
-#include <string_view>
 
 #include "memcached/json_util.h"
 
@@ -18,9 +15,5 @@ namespace mcop::memcached {
 // amount ("1Gi" == "1024Mi", "500m" == "0.5"), because the server rewrites quantities to its
 // canonical form and that must not look like drift.
 bool isSubset(const Json& desired, const Json& live);
-
-// A Kubernetes resource.Quantity string as a number ("64Mi" -> 67108864, "100m" -> 0.1);
-// nullopt when `s` is not a quantity.
-std::optional<long double> parseQuantity(std::string_view s);
 
 }  // namespace mcop::memcached

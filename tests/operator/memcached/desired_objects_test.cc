@@ -1,10 +1,10 @@
 // Desired-object builders: the fields the design fixes, asserted one by one.
-#include "memcached/children.h"
+#include "memcached/desired_objects.h"
 
 #include <gtest/gtest.h>
 
 #include "memcached/labels.h"
-#include "memcached/subset.h"
+#include "memcached/drift.h"
 
 namespace mcop::memcached {
 namespace {

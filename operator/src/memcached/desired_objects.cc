@@ -1,5 +1,5 @@
-// Desired-object builders: see children.h.
-#include "memcached/children.h"
+// Desired-object builders: see desired_objects.h.
+#include "memcached/desired_objects.h"
 
 #include <absl/strings/str_cat.h>
 

@@ -1,0 +1,116 @@
+// Observe: what one reconcile pass reads before it decides. observeCluster fills one immutable
+// ClusterSnapshot from the informer caches (the cluster, its parsed spec and recorded status,
+// its pods, its children with an API lookup for names the caches do not hold). The other reads
+// here are the ones a decision asks for, each an explicit step of the pass: the progress of a
+// drain's stale-copy sweep, the outgoing members' connection counts, the probes of members about
+// to join (flush_all of a member coming back, then its baseline), and the live endpoints before
+// the StatefulSet is lowered. Steps that wait honour the pass's Context.
+// Thread-safety: functions; safe to call from several workers for different clusters.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <absl/status/statusor.h>
+
+#include "controller/reconciler.h"
+#include "kube/api_client.h"
+#include "kube/object_store.h"
+#include "memcached/cluster_spec.h"
+#include "memcached/cluster_status.h"
+#include "memcached/connection_counter.h"
+#include "memcached/desired_objects.h"
+#include "memcached/drain.h"
+#include "memcached/member_flusher.h"
+#include "memcached/membership.h"
+#include "memcached/sweep_runner.h"
+
+namespace mcop::memcached {
+
+// The informer caches the reconciler reads. All must be non-null and outlive the reconciler.
+// The runtime should watch StatefulSets, Services, ConfigMaps and PDBs carrying the label
+// `app.kubernetes.io/managed-by=memcached-operator` (see labels.h) and Pods carrying
+// `app.kubernetes.io/name=memcached`, and map each child to its owner via the
+// `memcached.operator.io/cluster` label (or the controller ownerReference).
+struct ClusterStores {
+  const kube::ObjectStore* clusters = nullptr;
+  const kube::ObjectStore* stateful_sets = nullptr;
+  const kube::ObjectStore* services = nullptr;
+  const kube::ObjectStore* config_maps = nullptr;
+  const kube::ObjectStore* pod_disruption_budgets = nullptr;
+  const kube::ObjectStore* pods = nullptr;
+};
+
+// The existing objects that share a name with this cluster's children. A name taken by an object
+// this cluster does not control is a conflict: that child is left unset and nothing is written.
+struct ObservedChildren {
+  std::optional<Json> headless;
+  std::optional<Json> client;
+  std::optional<Json> pdb;
+  std::optional<Json> config_map;
+  std::optional<Json> stateful_set;
+  // The endpoints ConfigMap as the cache holds it (config_map may come from the API server).
+  std::optional<Json> cached_config_map;
+  std::vector<std::string> conflicts;
+  std::string conflict_reason;  // "ConfigMapConflict", ... (the first one)
+};
+
+struct ClusterSnapshot {
+  Json cluster;
+  ClusterRef ref;
+  std::string key;  // "namespace/name"
+  ParsedSpec parsed;
+  ClusterStatus recorded;  // status as read
+  std::map<int64_t, PodView> pods;
+  // Read only for a valid, unpaused spec (an invalid or paused one writes nothing but status).
+  ObservedChildren children;
+  int64_t current_replicas = 0;  // the StatefulSet's spec.replicas; 0 without one
+};
+
+// The controller ownerReference of `obj`, if any; whether it names `uid`.
+const Json* controllerOf(const Json& obj);
+bool controlledBy(const Json& obj, const std::string& uid);
+
+// Reads the snapshot of `cluster` (from the clusters cache). Fails only when an API lookup of an
+// uncached child name fails (other than NotFound).
+absl::StatusOr<ClusterSnapshot> observeCluster(kube::ApiClient& api, const ClusterStores& stores,
+                                               Json cluster);
+
+// The stale-copy sweep of `drain`: reads the live endpoints (the API server, the cache when it
+// fails), starts the sweep in `sweeps` if it is not held, and waits up to ctx.bound(wait) for an
+// unfinished one.
+SweepObservation observeSweep(const controller::Context& ctx, kube::ApiClient& api,
+                              const ClusterStores& stores, SweepRunner& sweeps,
+                              const ClusterSnapshot& snap, const DrainStatus& drain,
+                              std::chrono::milliseconds wait);
+
+// curr_connections of each probe, by name. Cancelled when the controller is stopping; past the
+// deadline the remaining probes are left out (the drain counts them as not measured, so it
+// waits for a later pass rather than deciding without them).
+absl::StatusOr<ConnectionCounts> measureConnections(const controller::Context& ctx,
+                                                    ConnectionCounter& counter,
+                                                    const std::vector<ConnectionProbe>& probes,
+                                                    int port);
+
+// Empties (flush_all) and measures the members about to join, in that order: a member that
+// cannot be emptied is not measured (and does not join). Cancelled when the controller is
+// stopping (nothing is recorded; a flush already made is made again by the next pass, since
+// flush_required is only cleared in status by a pass that flushed). Past the deadline the
+// remaining members are left out: they stay joining, reported as not probed, and a later pass
+// probes them, so a few hung members cannot keep the others from joining.
+absl::StatusOr<JoinProbeResults> probeJoiners(const controller::Context& ctx,
+                                              ConnectionCounter& counter, MemberFlusher& flusher,
+                                              const std::vector<JoinProbe>& probes, int port,
+                                              const std::string& key);
+
+// The endpoints clients may read once this pass has published: when the pass publishes (the
+// cache differs from `decided`), `decided` itself (it is written before the StatefulSet, and a
+// failed publish stops the pass); otherwise the live object from the API server, not the cache.
+absl::StatusOr<Json> endpointsAfterPublish(kube::ApiClient& api, const ClusterSnapshot& snap,
+                                           const std::string& config_map_name,
+                                           const Json& decided);
+
+}  // namespace mcop::memcached
