@@ -334,6 +334,8 @@ func TestWaitingDrainDoesNotRewriteStatus(t *testing.T) {
 	e.startOperator()
 	e.createCluster("poll", "  replicas: 2\n  drain:\n    minSeconds: 1\n    timeoutSeconds: 120\n")
 	e.waitAvailable("poll", 90*time.Second)
+	// Available means minimum availability: the second member may not be published yet.
+	e.waitPublished("poll-endpoints", 2, "two members published")
 	ep, _, _ := e.endpointsOf("poll-endpoints")
 	conns := holdConnections(t, ep.Servers[1].Address+":11211", 2)
 	defer closeAll(conns)
