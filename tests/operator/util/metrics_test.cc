@@ -79,18 +79,27 @@ TEST(Metrics, ARemovedSeriesDisappearsFromTheOutput) {
 }
 
 TEST(Metrics, RemovingWhileUpdatingIsSafe) {
+  // prometheus-cpp frees a removed series: an update racing the removal must not touch it
+  // (without the family's lock this crashes or corrupts the series map within a few runs).
   MetricsRegistry r;
   auto& c = r.counter("c_total", "C.", {"cluster"});
   std::atomic<bool> stop{false};
-  std::thread writer([&] {
-    while (!stop) c.inc({"shop/a"});
-  });
-  for (int i = 0; i < 2000; ++i) {
+  std::atomic<int> updates{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&] {
+      while (!stop) {
+        c.inc({"shop/a"});
+        ++updates;
+      }
+    });
+  }
+  for (int i = 0; i < 20000 || updates < 20000; ++i) {
     c.remove({"shop/a"});
-    (void)r.render();
+    if (i % 100 == 0) (void)r.render();
   }
   stop = true;
-  writer.join();
+  for (auto& w : writers) w.join();
   c.remove({"shop/a"});
   EXPECT_EQ(r.render(), "");
 }
