@@ -20,7 +20,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config ca-certificates \
       libcpprest-dev libboost-system-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev \
       libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev libcxxopts-dev \
-      libmemcached-dev python3-dev pybind11-dev nlohmann-json3-dev \
+      libmemcached-dev python3-dev pybind11-dev nlohmann-json3-dev prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -36,6 +36,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates libcpprest2.10 libboost-system1.74.0 libssl3 libyaml-cpp0.7 \
       libspdlog1.10 libfmt9 libabsl20220623 libmemcached11 libhashkit2 \
+      libprometheus-cpp-core1.0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 65532 nonroot \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \

@@ -1,133 +1,204 @@
 #include "util/metrics.h"
 
-#include <cmath>
-#include <sstream>
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
 
 namespace mcop::util {
 
-namespace {
+namespace detail {
 
-std::string escapeLabel(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out;
+template <typename Metric>
+LabelValues Series<Metric>::key(const LabelValues& labels) const {
+  // Values beyond the family's label names have no name to render under: without them the
+  // key maps to exactly one prometheus::Labels, so two keys never share a series.
+  if (labels.size() <= label_names_.size()) return labels;
+  return LabelValues(labels.begin(), labels.begin() + label_names_.size());
 }
 
-std::string formatValue(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (v == std::floor(v) && std::fabs(v) < 1e15) {
-    return std::to_string(static_cast<long long>(v));
+template <typename Metric>
+template <typename Fn, typename... Args>
+void Series<Metric>::with(const LabelValues& labels, Fn&& fn, const Args&... args) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LabelValues k = key(labels);
+  auto it = series_.find(k);
+  if (it == series_.end()) {
+    prometheus::Labels named;
+    for (size_t i = 0; i < k.size(); ++i) named[label_names_[i]] = k[i];
+    it = series_.emplace(std::move(k), &family_.Add(named, args...)).first;
   }
-  std::ostringstream ss;
-  ss.precision(10);
-  ss << v;
-  return ss.str();
+  fn(*it->second);
 }
 
-// {a="x",b="y"} plus an optional extra pair (le for histograms).
-std::string labelString(const std::vector<std::string>& names, const LabelValues& values,
-                        const std::string& extra_name = "", const std::string& extra_value = "") {
-  std::string out;
-  for (size_t i = 0; i < names.size() && i < values.size(); ++i) {
-    out += (out.empty() ? "" : ",") + names[i] + "=\"" + escapeLabel(values[i]) + "\"";
-  }
-  if (!extra_name.empty()) out += (out.empty() ? "" : ",") + extra_name + "=\"" + extra_value + "\"";
-  return out.empty() ? "" : "{" + out + "}";
+template <typename Metric>
+template <typename R, typename Fn>
+R Series<Metric>::read(const LabelValues& labels, R fallback, Fn&& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = series_.find(key(labels));
+  return it == series_.end() ? fallback : fn(*it->second);
 }
 
-}  // namespace
+template <typename Metric>
+void Series<Metric>::remove(const LabelValues& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = series_.find(key(labels));
+  if (it == series_.end()) return;
+  family_.Remove(it->second);
+  series_.erase(it);
+}
+
+}  // namespace detail
 
 void CounterFamily::inc(const LabelValues& labels, double v) {
-  std::lock_guard<std::mutex> lock(mu_);
-  values_[labels] += v;
+  series_.with(labels, [v](prometheus::Counter& c) { c.Increment(v); });
 }
 
 double CounterFamily::value(const LabelValues& labels) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = values_.find(labels);
-  return it == values_.end() ? 0 : it->second;
+  return series_.read(labels, 0.0, [](const prometheus::Counter& c) { return c.Value(); });
 }
 
-void CounterFamily::remove(const LabelValues& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
-  values_.erase(labels);
-}
+void CounterFamily::remove(const LabelValues& labels) { series_.remove(labels); }
 
 void GaugeFamily::set(const LabelValues& labels, double v) {
-  std::lock_guard<std::mutex> lock(mu_);
-  values_[labels] = v;
+  series_.with(labels, [v](prometheus::Gauge& g) { g.Set(v); });
 }
 
 void GaugeFamily::add(const LabelValues& labels, double v) {
-  std::lock_guard<std::mutex> lock(mu_);
-  values_[labels] += v;
+  series_.with(labels, [v](prometheus::Gauge& g) { g.Increment(v); });
 }
 
 double GaugeFamily::value(const LabelValues& labels) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = values_.find(labels);
-  return it == values_.end() ? 0 : it->second;
+  return series_.read(labels, 0.0, [](const prometheus::Gauge& g) { return g.Value(); });
 }
 
-void GaugeFamily::remove(const LabelValues& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
-  values_.erase(labels);
-}
+void GaugeFamily::remove(const LabelValues& labels) { series_.remove(labels); }
 
 void HistogramFamily::observe(const LabelValues& labels, double v) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Series& s = series_[labels];
-  if (s.counts.empty()) s.counts.assign(buckets_.size(), 0);
-  for (size_t i = 0; i < buckets_.size(); ++i) {
-    if (v <= buckets_[i]) {
-      ++s.counts[i];
-      break;
-    }
-  }
-  ++s.count;
-  s.sum += v;
+  series_.with(labels, [v](prometheus::Histogram& h) { h.Observe(v); }, buckets_);
 }
 
 uint64_t HistogramFamily::count(const LabelValues& labels) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = series_.find(labels);
-  return it == series_.end() ? 0 : it->second.count;
+  return series_.read(labels, uint64_t{0}, [](const prometheus::Histogram& h) {
+    return h.Collect().histogram.sample_count;
+  });
 }
 
 double HistogramFamily::sum(const LabelValues& labels) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = series_.find(labels);
-  return it == series_.end() ? 0 : it->second.sum;
+  return series_.read(labels, 0.0, [](const prometheus::Histogram& h) {
+    return h.Collect().histogram.sample_sum;
+  });
 }
 
-void HistogramFamily::remove(const LabelValues& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
-  series_.erase(labels);
+void HistogramFamily::remove(const LabelValues& labels) { series_.remove(labels); }
+
+// The callback families: prometheus-cpp's families hold values, these are read at scrape time,
+// so they are a Collectable of their own that render() collects next to the registry.
+class MetricsRegistry::Callbacks : public prometheus::Collectable {
+ public:
+  void set(const std::string& name, const std::string& help, const std::string& type,
+           std::vector<std::string> label_names, LabelValues label_values,
+           std::function<double()> fn, bool replace_family) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Family& f = families_[name];
+    if (replace_family || f.label_names != label_names || f.type != type) {
+      f = Family{help, type, std::move(label_names), {}};
+    }
+    f.fns[std::move(label_values)] = std::move(fn);
+  }
+
+  void remove(const std::string& name, const LabelValues& label_values) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = families_.find(name);
+    if (it == families_.end()) return;
+    it->second.fns.erase(label_values);
+    if (it->second.fns.empty()) families_.erase(it);
+  }
+
+  void removeFamily(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    families_.erase(name);
+  }
+
+  // Calls the functions under mu_: once remove() has returned, none of its functions runs.
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<prometheus::MetricFamily> out;
+    for (const auto& [name, f] : families_) {
+      prometheus::MetricFamily mf;
+      mf.name = name;
+      mf.help = f.help;
+      const bool counter = f.type == "counter";
+      mf.type = counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+      for (const auto& [values, fn] : f.fns) {
+        prometheus::ClientMetric m;
+        for (size_t i = 0; i < f.label_names.size() && i < values.size(); ++i) {
+          m.label.push_back({f.label_names[i], values[i]});
+        }
+        (counter ? m.counter.value : m.gauge.value) = fn();
+        mf.metric.push_back(std::move(m));
+      }
+      out.push_back(std::move(mf));
+    }
+    return out;
+  }
+
+ private:
+  struct Family {
+    std::string help;
+    std::string type;  // counter or gauge
+    std::vector<std::string> label_names;
+    std::map<LabelValues, std::function<double()>> fns;
+  };
+  mutable std::mutex mu_;
+  std::map<std::string, Family> families_;  // guarded by mu_
+};
+
+MetricsRegistry::MetricsRegistry()
+    : registry_(std::make_unique<prometheus::Registry>()), callbacks_(std::make_unique<Callbacks>()) {}
+
+MetricsRegistry::~MetricsRegistry() = default;
+
+void MetricsRegistry::unregister(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it != entries_.end()) {
+    // e keeps the wrapper (and so the family reference) alive until the family is removed.
+    Entry e = std::move(it->second);
+    entries_.erase(it);
+    if (e.counter) registry_->Remove(e.counter->series_.family());
+    if (e.gauge) registry_->Remove(e.gauge->series_.family());
+    if (e.histogram) registry_->Remove(e.histogram->series_.family());
+  }
+  callbacks_->removeFamily(name);
 }
 
 CounterFamily& MetricsRegistry::counter(const std::string& name, const std::string& help,
                                         std::vector<std::string> label_names) {
   std::lock_guard<std::mutex> lock(mu_);
-  Entry& e = entries_[name];
-  if (!e.counter) {
-    e = Entry{help, "counter", std::move(label_names), std::make_unique<CounterFamily>(), nullptr, nullptr, {}};
-  }
+  auto it = entries_.find(name);
+  if (it != entries_.end() && it->second.counter) return *it->second.counter;
+  unregister(name);
+  auto& f = prometheus::BuildCounter().Name(name).Help(help).Register(*registry_);
+  auto& e = entries_[name];
+  e.counter.reset(new CounterFamily(f, std::move(label_names)));
   return *e.counter;
 }
 
 GaugeFamily& MetricsRegistry::gauge(const std::string& name, const std::string& help,
                                     std::vector<std::string> label_names) {
   std::lock_guard<std::mutex> lock(mu_);
-  Entry& e = entries_[name];
-  if (!e.gauge) {
-    e = Entry{help, "gauge", std::move(label_names), nullptr, std::make_unique<GaugeFamily>(), nullptr, {}};
-  }
+  auto it = entries_.find(name);
+  if (it != entries_.end() && it->second.gauge) return *it->second.gauge;
+  unregister(name);
+  auto& f = prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
+  auto& e = entries_[name];
+  e.gauge.reset(new GaugeFamily(f, std::move(label_names)));
   return *e.gauge;
 }
 
@@ -135,41 +206,33 @@ HistogramFamily& MetricsRegistry::histogram(const std::string& name, const std::
                                             std::vector<std::string> label_names,
                                             std::vector<double> buckets) {
   std::lock_guard<std::mutex> lock(mu_);
-  Entry& e = entries_[name];
-  if (!e.histogram) {
-    e = Entry{help, "histogram", std::move(label_names), nullptr, nullptr,
-              std::make_unique<HistogramFamily>(std::move(buckets)), {}};
-  }
+  auto it = entries_.find(name);
+  if (it != entries_.end() && it->second.histogram) return *it->second.histogram;
+  unregister(name);
+  auto& f = prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_);
+  auto& e = entries_[name];
+  e.histogram.reset(new HistogramFamily(f, std::move(label_names), std::move(buckets)));
   return *e.histogram;
 }
 
 void MetricsRegistry::callback(const std::string& name, const std::string& help,
                                const std::string& type, std::function<double()> fn) {
   std::lock_guard<std::mutex> lock(mu_);
-  Entry& e = entries_[name];
-  e = Entry{help, type, {}, nullptr, nullptr, nullptr, {}};
-  e.fns[{}] = std::move(fn);
+  unregister(name);
+  callbacks_->set(name, help, type, {}, {}, std::move(fn), /*replace_family=*/true);
 }
 
 void MetricsRegistry::callback(const std::string& name, const std::string& help,
                                const std::string& type, std::vector<std::string> label_names,
                                LabelValues label_values, std::function<double()> fn) {
   std::lock_guard<std::mutex> lock(mu_);
-  Entry& e = entries_[name];
-  if (e.counter || e.gauge || e.histogram || e.label_names != label_names || e.type != type) {
-    e = Entry{help, type, std::move(label_names), nullptr, nullptr, nullptr, {}};
-  }
-  e.fns[std::move(label_values)] = std::move(fn);
+  if (entries_.count(name)) unregister(name);
+  callbacks_->set(name, help, type, std::move(label_names), std::move(label_values),
+                  std::move(fn), /*replace_family=*/false);
 }
 
 void MetricsRegistry::removeCallback(const std::string& name, const LabelValues& label_values) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(name);
-  if (it == entries_.end()) return;
-  it->second.fns.erase(label_values);
-  if (it->second.fns.empty() && !it->second.counter && !it->second.gauge && !it->second.histogram) {
-    entries_.erase(it);
-  }
+  callbacks_->remove(name, label_values);
 }
 
 std::vector<double> MetricsRegistry::exponentialBuckets(double start, double factor, int count) {
@@ -178,40 +241,49 @@ std::vector<double> MetricsRegistry::exponentialBuckets(double start, double fac
   return out;
 }
 
+namespace {
+
+// prometheus-cpp renders a series' labels sorted by name and its series in hash order; the
+// operator's scrapes (and its tests) read labels in the family's declared order and series
+// sorted by those values, as this registry rendered them before it moved onto prometheus-cpp.
+void orderSeries(prometheus::MetricFamily& family, const std::vector<std::string>& label_names) {
+  for (prometheus::ClientMetric& m : family.metric) {
+    std::vector<prometheus::ClientMetric::Label> ordered;
+    for (const std::string& name : label_names) {
+      auto it = std::find_if(m.label.begin(), m.label.end(),
+                             [&](const auto& l) { return l.name == name; });
+      if (it != m.label.end()) ordered.push_back(std::move(*it));
+    }
+    m.label = std::move(ordered);
+  }
+  std::stable_sort(family.metric.begin(), family.metric.end(), [](const auto& a, const auto& b) {
+    return std::lexicographical_compare(
+        a.label.begin(), a.label.end(), b.label.begin(), b.label.end(),
+        [](const auto& x, const auto& y) { return x.value < y.value; });
+  });
+}
+
+}  // namespace
+
 std::string MetricsRegistry::render() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::string out;
-  for (const auto& [name, e] : entries_) {
-    out += "# HELP " + name + " " + e.help + "\n# TYPE " + name + " " + e.type + "\n";
-    if (!e.fns.empty()) {
-      for (const auto& [labels, fn] : e.fns) {
-        out += name + labelString(e.label_names, labels) + " " + formatValue(fn()) + "\n";
-      }
-    } else if (e.counter || e.gauge) {
-      std::mutex& mu = e.counter ? e.counter->mu_ : e.gauge->mu_;
-      std::lock_guard<std::mutex> l(mu);
-      const auto& values = e.counter ? e.counter->values_ : e.gauge->values_;
-      for (const auto& [labels, v] : values) {
-        out += name + labelString(e.label_names, labels) + " " + formatValue(v) + "\n";
-      }
-    } else if (e.histogram) {
-      const HistogramFamily& h = *e.histogram;
-      std::lock_guard<std::mutex> l(h.mu_);
-      for (const auto& [labels, s] : h.series_) {
-        uint64_t cumulative = 0;
-        for (size_t i = 0; i < h.buckets_.size(); ++i) {
-          cumulative += s.counts[i];
-          out += name + "_bucket" + labelString(e.label_names, labels, "le", formatValue(h.buckets_[i])) +
-                 " " + std::to_string(cumulative) + "\n";
-        }
-        out += name + "_bucket" + labelString(e.label_names, labels, "le", "+Inf") + " " +
-               std::to_string(s.count) + "\n";
-        out += name + "_sum" + labelString(e.label_names, labels) + " " + formatValue(s.sum) + "\n";
-        out += name + "_count" + labelString(e.label_names, labels) + " " + std::to_string(s.count) + "\n";
-      }
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (prometheus::MetricFamily& f : families) {
+      auto it = entries_.find(f.name);
+      if (it == entries_.end()) continue;  // replaced since the collection
+      const Entry& e = it->second;
+      orderSeries(f, e.counter     ? e.counter->series_.labelNames()
+                     : e.gauge     ? e.gauge->series_.labelNames()
+                     : e.histogram ? e.histogram->series_.labelNames()
+                                   : std::vector<std::string>{});
     }
   }
-  return out;
+  for (prometheus::MetricFamily& f : callbacks_->Collect()) families.push_back(std::move(f));
+  std::erase_if(families, [](const auto& f) { return f.metric.empty(); });
+  std::stable_sort(families.begin(), families.end(),
+                   [](const auto& a, const auto& b) { return a.name < b.name; });
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 MetricsRegistry& defaultRegistry() {
