@@ -21,7 +21,7 @@
 // Hottest-first is approximate: memcached moves last access on a write and on some hits only
 // (an item becomes "active" on its second hit). The copier's own read and re-check are two
 // hits (memcached has no read that leaves the LRU alone), so a copied item turns active on the
-// source, and for about a second afterwards the crawler may leave it out of a dump.
+// source. The dump walks the hash table, not the LRUs, so items moving between LRUs are seen.
 //
 // Memory: the candidates kept are at most ~2 × max_items keys (all moving keys when unbounded).
 // Cancellation and the overall deadline are checked between batches (and while enumerating), so
