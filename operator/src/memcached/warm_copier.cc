@@ -196,7 +196,7 @@ class CopyRun {
   }
 
   // Streams the dump, waiting out memcached's busy crawler within the deadline. It walks the
-  // hash table (`metadump hash`, memcached 1.6.10+), not the LRUs: an LRU walk misses items that
+  // hash table (`metadump hash`, which 1.6.18 has), not the LRUs: an LRU walk misses items that
   // clients' hits move between LRUs meanwhile (measured: a fifth of them under a steady reader),
   // a hash walk does not. A server that does not know it is walked by LRU.
   absl::Status enumerate() {
