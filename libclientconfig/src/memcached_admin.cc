@@ -307,7 +307,7 @@ Result<std::optional<MetaValue>> MemcachedAdmin::metaGet(std::string_view key) {
   bool b64 = false;
   std::string k = metaKey(key, b64);
   if (key.empty()) return makeError(ErrorCode::InvalidArgument, "mg: empty key");
-  if (auto s = send("mg " + k + (b64 ? " b" : "") + " v t f\r\n"); !s.ok()) return s.error();
+  if (auto s = send("mg " + k + (b64 ? " b" : "") + " v t f c\r\n"); !s.ok()) return s.error();
   auto l = line();
   if (!l.ok()) return l.error();
   std::string_view v = *l;
@@ -324,6 +324,8 @@ Result<std::optional<MetaValue>> MemcachedAdmin::metaGet(std::string_view key) {
       return fail(makeError(ErrorCode::Protocol, "mg: bad ttl: " + *l));
     if (t[0] == 'f' && !parseInt(t.substr(1), mv.flags))
       return fail(makeError(ErrorCode::Protocol, "mg: bad flags: " + *l));
+    if (t[0] == 'c' && !parseInt(t.substr(1), mv.cas))
+      return fail(makeError(ErrorCode::Protocol, "mg: bad cas: " + *l));
   }
   auto body = transport_->readExact(len + 2, timeout_);
   if (!body.ok()) return fail(body.error());
@@ -455,7 +457,7 @@ Result<std::vector<std::optional<MetaValue>>> MemcachedAdmin::metaGetBatch(const
       if (keys[i].empty()) return makeError(ErrorCode::InvalidArgument, "mg: empty key at " + std::to_string(i));
       bool b64 = false;
       std::string k = metaKey(keys[i], b64);
-      req += "mg " + k + (b64 ? " b" : "") + " v t f q O" + std::to_string(i - base) + "\r\n";
+      req += "mg " + k + (b64 ? " b" : "") + " v t f c q O" + std::to_string(i - base) + "\r\n";
     }
     req += "mn\r\n";
     if (auto s = send(req); !s.ok()) return s.error();
@@ -476,6 +478,8 @@ Result<std::vector<std::optional<MetaValue>>> MemcachedAdmin::metaGetBatch(const
           return fail(makeError(ErrorCode::Protocol, "mg batch: bad ttl: " + *l));
         if (tok[t][0] == 'f' && !parseInt(tok[t].substr(1), mv.flags))
           return fail(makeError(ErrorCode::Protocol, "mg batch: bad flags: " + *l));
+        if (tok[t][0] == 'c' && !parseInt(tok[t].substr(1), mv.cas))
+          return fail(makeError(ErrorCode::Protocol, "mg batch: bad cas: " + *l));
       }
       auto body = transport_->readExact(len + 2, timeout_);
       if (!body.ok()) return fail(body.error());
@@ -486,6 +490,120 @@ Result<std::vector<std::optional<MetaValue>>> MemcachedAdmin::metaGetBatch(const
     }
   }
   return out;
+}
+
+namespace {
+
+// The value of the `c<cas>` token of a meta response line; false when absent or malformed.
+bool casOf(const std::vector<std::string_view>& tok, uint64_t& cas) {
+  for (size_t i = 1; i < tok.size(); ++i) {
+    if (tok[i].size() > 1 && tok[i][0] == 'c') return parseInt(tok[i].substr(1), cas);
+  }
+  return false;
+}
+
+} // namespace
+
+Result<std::vector<std::optional<uint64_t>>> MemcachedAdmin::metaCasBatch(const std::vector<std::string>& keys) {
+  std::vector<std::optional<uint64_t>> out(keys.size());
+  for (size_t base = 0; base < keys.size(); base += kBatchChunk) {
+    size_t end = std::min(keys.size(), base + kBatchChunk);
+    std::string req;
+    for (size_t i = base; i < end; ++i) {
+      if (keys[i].empty()) return makeError(ErrorCode::InvalidArgument, "mg: empty key at " + std::to_string(i));
+      bool b64 = false;
+      std::string k = metaKey(keys[i], b64);
+      req += "mg " + k + (b64 ? " b" : "") + " c q O" + std::to_string(i - base) + "\r\n";
+    }
+    req += "mn\r\n";
+    if (auto s = send(req); !s.ok()) return s.error();
+    // Quiet mode suppresses misses (EN): only hits come back ("HD c<cas> O<i>"), then MN.
+    for (;;) {
+      auto l = line();
+      if (!l.ok()) return l.error();
+      if (*l == "MN") break;
+      if (auto e = serverError(*l)) return fail(*e);
+      auto tok = splitSpaces(*l);
+      long o = opaqueOf(tok);
+      uint64_t cas = 0;
+      if (tok.empty() || tok[0] != "HD" || !casOf(tok, cas) || o < 0 || static_cast<size_t>(o) >= end - base)
+        return fail(makeError(ErrorCode::Protocol, "mg cas batch: unexpected line: " + *l));
+      out[base + static_cast<size_t>(o)] = cas;
+    }
+  }
+  return out;
+}
+
+Result<std::vector<std::optional<uint64_t>>>
+MemcachedAdmin::metaSetBatchWithCas(const std::vector<MetaSetRequest>& requests, MetaSetMode mode) {
+  std::vector<std::optional<uint64_t>> out(requests.size());
+  for (size_t base = 0; base < requests.size(); base += kBatchChunk) {
+    size_t end = std::min(requests.size(), base + kBatchChunk);
+    std::string req;
+    for (size_t i = base; i < end; ++i) {
+      const auto& r = requests[i];
+      if (r.key.empty()) return makeError(ErrorCode::InvalidArgument, "ms: empty key at " + std::to_string(i));
+      if (r.ttl < 0) return makeError(ErrorCode::InvalidArgument, "ms: negative ttl at " + std::to_string(i));
+      bool b64 = false;
+      std::string k = metaKey(r.key, b64);
+      req += "ms " + k + " " + std::to_string(r.value.size()) + " T" + std::to_string(r.ttl) + " F" +
+             std::to_string(r.flags) + " M" + modeLetter(mode) + (b64 ? " b" : "") + " c O" + std::to_string(i - base) +
+             "\r\n";
+      req.append(r.value);
+      req.append("\r\n");
+    }
+    req += "mn\r\n";
+    if (auto s = send(req); !s.ok()) return s.error();
+    // Every request answers (HD c<cas> when stored, NS/NF/EX otherwise), then MN.
+    for (;;) {
+      auto l = line();
+      if (!l.ok()) return l.error();
+      if (*l == "MN") break;
+      if (auto e = serverError(*l)) return fail(*e);
+      auto tok = splitSpaces(*l);
+      long o = opaqueOf(tok);
+      if (tok.empty() || o < 0 || static_cast<size_t>(o) >= end - base)
+        return fail(makeError(ErrorCode::Protocol, "ms cas batch: unexpected line: " + *l));
+      if (tok[0] == "HD") {
+        uint64_t cas = 0;
+        if (!casOf(tok, cas)) return fail(makeError(ErrorCode::Protocol, "ms cas batch: no cas: " + *l));
+        out[base + static_cast<size_t>(o)] = cas;
+      } else if (tok[0] != "NS" && tok[0] != "NF" && tok[0] != "EX") {
+        return fail(makeError(ErrorCode::Protocol, "ms cas batch: unexpected line: " + *l));
+      }
+    }
+  }
+  return out;
+}
+
+Result<std::vector<bool>> MemcachedAdmin::metaDeleteIfCasBatch(const std::vector<CasKey>& keys) {
+  std::vector<bool> deleted(keys.size(), true);
+  for (size_t base = 0; base < keys.size(); base += kBatchChunk) {
+    size_t end = std::min(keys.size(), base + kBatchChunk);
+    std::string req;
+    for (size_t i = base; i < end; ++i) {
+      if (keys[i].key.empty()) return makeError(ErrorCode::InvalidArgument, "md: empty key at " + std::to_string(i));
+      bool b64 = false;
+      std::string k = metaKey(keys[i].key, b64);
+      req += "md " + k + (b64 ? " b" : "") + " C" + std::to_string(keys[i].cas) + " q O" + std::to_string(i - base) +
+             "\r\n";
+    }
+    req += "mn\r\n";
+    if (auto s = send(req); !s.ok()) return s.error();
+    // Quiet mode suppresses HD: only NF (absent) and EX (CAS differs) come back, then MN.
+    for (;;) {
+      auto l = line();
+      if (!l.ok()) return l.error();
+      if (*l == "MN") break;
+      if (auto e = serverError(*l)) return fail(*e);
+      auto tok = splitSpaces(*l);
+      long o = opaqueOf(tok);
+      if (tok.empty() || (tok[0] != "NF" && tok[0] != "EX") || o < 0 || static_cast<size_t>(o) >= end - base)
+        return fail(makeError(ErrorCode::Protocol, "md cas batch: unexpected line: " + *l));
+      deleted[base + static_cast<size_t>(o)] = false;
+    }
+  }
+  return deleted;
 }
 
 } // namespace clientconfig

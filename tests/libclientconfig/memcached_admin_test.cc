@@ -418,5 +418,61 @@ TEST_F(MemcachedAdminTest, MetadumpWhileTheCrawlerIsBusy) {
   EXPECT_FALSE(MemcachedAdmin::isCrawlerBusy(makeError(ErrorCode::Protocol, "metadump: crawler busy: x")));
 }
 
+// The CAS round trip a warm copy rests on: mg returns the CAS, ms ... c returns the CAS of what
+// it stored (and nothing for an add refused), mg c sees a write as a new CAS, and md C<cas>
+// deletes only the version it names. Across more than one chunk, with a base64 key.
+TEST_F(MemcachedAdminTest, CasBatches) {
+  ASSERT_TRUE(*admin_->metaSet("c3", "already-here", 0, 0));
+  std::vector<MemcachedAdmin::MetaSetRequest> reqs;
+  for (int i = 0; i < 150; ++i) reqs.push_back({"c" + std::to_string(i), "v" + std::to_string(i), 0, 7});
+  reqs.push_back({"spaced cas key", "b64", 0, 1});
+  auto stored = admin_->metaSetBatchWithCas(reqs, MetaSetMode::Add);
+  ASSERT_TRUE(stored.ok()) << stored.error().toString();
+  ASSERT_EQ(stored->size(), reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ((*stored)[i].has_value(), i != 3) << i;
+
+  std::vector<std::string> keys;
+  for (const auto& r : reqs) keys.push_back(r.key);
+  keys.push_back("absent");
+  auto got = admin_->metaGetBatch(keys);
+  ASSERT_TRUE(got.ok()) << got.error().toString();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    ASSERT_TRUE((*got)[i].has_value()) << i;
+    if (i != 3) {
+      EXPECT_EQ((*got)[i]->cas, *(*stored)[i]) << i;
+    }
+  }
+  EXPECT_EQ((*admin_->metaGet("c5"))->cas, *(*stored)[5]);
+
+  ASSERT_TRUE(*admin_->metaSet("c5", "rewritten", 0, 0));
+  ASSERT_TRUE(*admin_->metaDelete("c6"));
+  auto cas = admin_->metaCasBatch(keys);
+  ASSERT_TRUE(cas.ok()) << cas.error().toString();
+  ASSERT_EQ(cas->size(), keys.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (i == 6) {
+      EXPECT_FALSE((*cas)[i].has_value());
+    } else if (i == 5) {
+      ASSERT_TRUE((*cas)[i].has_value());
+      EXPECT_NE(*(*cas)[i], *(*stored)[i]);
+    } else {
+      EXPECT_EQ((*cas)[i], (*got)[i]->cas) << i;
+    }
+  }
+  EXPECT_FALSE(cas->back().has_value());
+
+  // c5 was rewritten (its old CAS no longer matches: kept), c6 is gone, the rest go.
+  std::vector<MemcachedAdmin::CasKey> del;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (i != 3) del.push_back({reqs[i].key, *(*stored)[i]});
+  }
+  auto deleted = admin_->metaDeleteIfCasBatch(del);
+  ASSERT_TRUE(deleted.ok()) << deleted.error().toString();
+  for (size_t i = 0; i < del.size(); ++i) EXPECT_EQ((*deleted)[i], del[i].key != "c5" && del[i].key != "c6") << i;
+  EXPECT_EQ((*admin_->metaGet("c5"))->value, "rewritten");
+  EXPECT_FALSE(admin_->metaGet("c7")->has_value());
+  EXPECT_FALSE(admin_->broken());
+}
+
 } // namespace
 } // namespace clientconfig

@@ -46,6 +46,7 @@ struct MetaValue {
   std::string value;
   uint32_t flags = 0;
   int64_t ttl = -1; // remaining seconds; -1 = no expiry
+  uint64_t cas = 0;  // the item's CAS: it changes on every write, so a later metaCasBatch shows one
 };
 
 // How `ms` stores (memcached's M<mode> flag).
@@ -92,7 +93,7 @@ public:
   static bool isCrawlerBusy(const Error& error);
   Result<std::vector<MetadumpItem>> metadumpAll();
 
-  // `mg KEY v t f`: nullopt on a miss.
+  // `mg KEY v t f c`: nullopt on a miss.
   Result<std::optional<MetaValue>> metaGet(std::string_view key);
   // `ms KEY LEN T<ttl> F<flags> M<mode>`: true when stored, false when the mode's
   // condition failed (Add on a present key, Replace on a missing one). ttl 0 = never.
@@ -113,6 +114,23 @@ public:
                                          MetaSetMode mode = MetaSetMode::Add);
   // values[i] for keys[i], nullopt on a miss.
   Result<std::vector<std::optional<MetaValue>>> metaGetBatch(const std::vector<std::string>& keys);
+  // Pipelined `mg KEY c` (quiet, in chunks): the current CAS of each key, nullopt when absent.
+  // Compared with MetaValue::cas it tells whether a key was written (or deleted) since it was
+  // read, without transferring the value again.
+  Result<std::vector<std::optional<uint64_t>>> metaCasBatch(const std::vector<std::string>& keys);
+  // Pipelined `ms ... c`, in chunks, without quiet mode (which would suppress the HD line that
+  // carries the CAS): cas[i] of the item stored for requests[i], nullopt when the mode's
+  // condition failed (Add on a present key, ...).
+  Result<std::vector<std::optional<uint64_t>>> metaSetBatchWithCas(const std::vector<MetaSetRequest>& requests,
+                                                                   MetaSetMode mode = MetaSetMode::Add);
+  // Pipelined `md KEY C<cas> q`, in chunks: deletes each key only while its CAS is still the
+  // given one, so an item written since (by someone else) is kept. deleted[i], false when the
+  // key was absent or its CAS differed.
+  struct CasKey {
+    std::string key;
+    uint64_t cas = 0;
+  };
+  Result<std::vector<bool>> metaDeleteIfCasBatch(const std::vector<CasKey>& keys);
 
   // `md KEY`: true if deleted, false if absent.
   Result<bool> metaDelete(std::string_view key);
