@@ -431,6 +431,11 @@ Result<std::optional<uint64_t>> Client::incr(std::string_view key, uint64_t delt
 
 Result<std::optional<uint64_t>> Client::decr(std::string_view key, uint64_t delta) { return arith(key, delta, false); }
 
+void Client::close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  conns_.clear();
+}
+
 ClientStats Client::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;

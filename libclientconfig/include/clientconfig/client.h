@@ -92,6 +92,8 @@ public:
   Result<std::optional<uint64_t>> incr(std::string_view key, uint64_t delta = 1);
   Result<std::optional<uint64_t>> decr(std::string_view key, uint64_t delta = 1);
   ClientStats stats() const;
+  // Closes every connection now (as at destruction); the next call opens what it needs.
+  void close();
 
   // Switches to `snapshot` now: connections to servers no longer listed (or whose
   // address changed) are closed.
