@@ -169,11 +169,8 @@ void bindClientMethods(py::class_<PyClient>& cls) {
   }
 }
 
-} // namespace
-
-PYBIND11_MODULE(clientconfig, m) {
-  m.doc() = "memcached-operator client configuration: endpoints snapshots, ketama routing, ConfigMap watcher";
-
+// Server, Route and Snapshot, and the functions that make snapshots.
+void bindSnapshots(py::module_& m) {
   py::class_<Server>(m, "Server")
       .def_readonly("name", &Server::name)
       .def_readonly("host", &Server::host)
@@ -244,6 +241,9 @@ PYBIND11_MODULE(clientconfig, m) {
     return movedFraction(*a, *b, sample);
   }, py::arg("old"), py::arg("new"), py::arg("sample_keys") = 100000);
 
+}
+
+void bindWatcher(py::module_& m) {
   py::class_<Watcher>(m, "Watcher")
       .def(py::init([](const std::string& dir, int poll_interval_ms, bool allow_empty_start,
                        const std::string& servers_hashing, int64_t version_regression_grace_ms) {
@@ -277,6 +277,9 @@ PYBIND11_MODULE(clientconfig, m) {
       .def_property_readonly("last_error", &Watcher::lastError)
       .def_property_readonly("last_warning", &Watcher::lastWarning);
 
+}
+
+void bindClient(py::module_& m) {
   py::class_<PyClient> client(m, "Client", R"(A memcached client for a mounted endpoints ConfigMap directory, with
 pymemcache's method names, arguments and return values (get, get_many, set, add, delete,
 touch, incr, decr, close). Keys and values: bytes, or str (UTF-8); get returns bytes.
@@ -305,8 +308,19 @@ or value, RuntimeError when a server cannot be reached or times out.)");
         d["backfills"] = st.backfills;
         d["backfills_undone"] = st.backfills_undone;
         d["invalidations"] = st.invalidations;
+        d["fallback_errors"] = st.fallback_errors;
         return d;
       }, "Counters of the transition rules: fallback_hits, backfills, backfills_undone, invalidations.")
       .def_property_readonly("watcher", [](PyClient& c) -> Watcher& { return *c.watcher; },
                              py::return_value_policy::reference_internal);
+}
+
+} // namespace
+
+PYBIND11_MODULE(clientconfig, m) {
+  m.doc() = "memcached-operator client configuration: endpoints snapshots, ketama routing, ConfigMap watcher, "
+            "phase-aware memcached client";
+  bindSnapshots(m);
+  bindWatcher(m);
+  bindClient(m);
 }

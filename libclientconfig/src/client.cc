@@ -311,11 +311,20 @@ Result<MemcachedAdmin*> Client::adminLocked(const Server& server) {
 }
 
 Result<std::optional<Item>> Client::readThrough(const Server& owner, const Server& previous, std::string_view key) {
-  if (!options_.backfill) return getFrom(previous, key);
+  if (!options_.backfill) {
+    auto r = getFrom(previous, key);
+    if (r.ok()) return r;
+    ++stats_.fallback_errors; // a second chance only: see below
+    return std::optional<Item>();
+  }
   auto src = adminLocked(previous);
-  if (!src.ok()) return src.error();
-  auto got = (*src)->metaGet(key);
-  if (!got.ok()) return got.error();
+  Result<std::optional<MetaValue>> got = src.ok() ? (*src)->metaGet(key) : Result<std::optional<MetaValue>>(src.error());
+  if (!got.ok()) {
+    // The previous owner is only a second chance: unreachable, it is a miss (the owner
+    // answered), never an error for the caller and never a stale value.
+    ++stats_.fallback_errors;
+    return std::optional<Item>();
+  }
   if (!got->has_value()) return std::optional<Item>();
   ++stats_.fallback_hits;
   const MetaValue& v = **got;

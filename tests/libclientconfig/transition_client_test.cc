@@ -304,6 +304,26 @@ TEST_F(TransitionClientTest, WritersOnBothSidesOfThePropagation) {
   EXPECT_EQ(show((*old_side)->get(key_)), "miss");
 }
 
+// switch with the previous owner gone (killed, or its pod deleted): a miss on the owner stays a
+// miss, not an error, and writes still fail loudly when they cannot invalidate it.
+TEST_F(TransitionClientTest, UnreachablePreviousOwnerIsAMissOnRead) {
+  ClientOptions o;
+  o.connect_timeout = 200ms;
+  o.io_timeout = 200ms;
+  for (bool backfill : {true, false}) {
+    o.backfill = backfill;
+    ASSERT_TRUE(admin(new_owner_)->metaDelete(key_).ok());
+    auto c = Client::create(snapshotIn(Phase::Switch), o);
+    procs_[old_owner_]->stop();
+    EXPECT_EQ(show((*c)->get(key_)), "miss") << "backfill=" << backfill;
+    auto m = (*c)->getMulti({key_});
+    ASSERT_TRUE(m.ok()) << m.error().toString();
+    EXPECT_EQ((*c)->stats().fallback_errors, 2u);
+    EXPECT_EQ(show((*c)->set(key_, "v")).substr(0, 5), "error");
+    EXPECT_EQ(valueOn(new_owner_), "v") << "the write itself landed on the owner";
+  }
+}
+
 // A client following a reload from prepare to switch keeps connections to all three rings'
 // members and applies the new rules at once.
 TEST_F(TransitionClientTest, UpdateAppliesTheNewPhase) {

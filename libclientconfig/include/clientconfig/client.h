@@ -14,7 +14,8 @@
 //                     removes the backfilled copy if it changed (a write on the old side raced
 //                     it). Writes go to the owner and then delete the key on the previous owner.
 // touch and incr/decr count as writes; in switch they first backfill a key found only on the
-// previous owner. A write whose invalidation fails returns that error: the write landed, but a
+// previous owner. A previous owner that cannot be reached on a miss makes it a miss (counted in
+// stats().fallback_errors): it is only a second chance. A write whose invalidation fails returns that error: the write landed, but a
 // copy elsewhere may be older, and the caller must not take it as done.
 // Thread-safety: all methods are safe to call from several threads, but they
 // serialise on one mutex; for parallel traffic use one Client per thread.
@@ -67,6 +68,7 @@ struct ClientStats {
   uint64_t backfills = 0;        // of those, added to the owner and kept after the CAS re-check
   uint64_t backfills_undone = 0; // added, then removed because the previous owner's copy changed
   uint64_t invalidations = 0;    // deletes sent to a next or previous owner after a write
+  uint64_t fallback_errors = 0;  // previous owner unreachable on a miss: answered as a miss
 };
 
 class Client {
