@@ -112,6 +112,19 @@ TEST(Contract, TransitionFieldsExactBytes) {
   EXPECT_EQ(renderEndpointsJson(*reparsed), renderEndpointsJson(twoServers()));
 }
 
+// A client that reads only `servers` or `libmemcached.conf` routes by the current ring in every
+// phase: the ring to come and the ring before appear only in endpoints.json.
+TEST(Contract, ListKeysNameTheCurrentRingOnly) {
+  EndpointsDocument d = twoServers();
+  d.current.servers.pop_back();
+  d.phase = Phase::Copy;
+  d.next = PublishedRing{8, Hashing::KetamaLibmemcached, twoServers().current.servers};
+  auto data = renderConfigMapData(d);
+  EXPECT_EQ(data.at(kServersKey), renderServersFile(d.current.servers));
+  EXPECT_EQ(data.at(kLibmemcachedConfKey), renderLibmemcachedConf(d.current.servers));
+  EXPECT_EQ(data.at(kServersKey).find("sessions-1"), std::string::npos);
+}
+
 // Which rings each phase allows, and the effective phase of each accepted document.
 TEST(Contract, PhaseRingRules) {
   struct Case {
