@@ -322,7 +322,7 @@ def main():
     args = parse_args()
     sys.path.insert(0, args.pythonpath)
     if "warm" in args.modes and not workload.warm_available():
-        log("mode warm skipped: libclientconfig's Python module has no Client yet (issue 10)")
+        log("mode warm skipped: this clientconfig Python module has no Client (rebuild libclientconfig)")
         args.modes.remove("warm")
     os.makedirs(args.results, exist_ok=True)
     ns = "bench-" + "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(5))

@@ -189,18 +189,15 @@ class ColdMode:
 
 
 class WarmMode:
-    """Issue 10's phase-aware clientconfig.Client(mount_dir) (pymemcache's method names).
-
-    Offered only when the module has it (warm_available()); until then the benchmark says so
-    and runs the other modes. This adapter follows the API issue 10 specifies and has not
-    run against a real implementation yet.
-    """
+    """libclientconfig's phase-aware clientconfig.Client(mount_dir) (pymemcache's method names):
+    in prepare/copy a write also deletes the key on its next owner; in switch/finalize a miss
+    reads the previous owner and backfills the new one with a CAS re-check."""
 
     name = "warm"
 
     def __init__(self, config_dir, timeout, reload_s):
         import clientconfig
-        self.client = clientconfig.Client(config_dir)
+        self.client = clientconfig.Client(config_dir, connect_timeout=timeout, timeout=timeout)
 
     def get(self, key):
         return self.client.get(key)
@@ -212,9 +209,7 @@ class WarmMode:
         return self.client.set(key, value, noreply=False)
 
     def close(self):
-        close = getattr(self.client, "close", None)
-        if close:
-            close()
+        self.client.close()
 
 
 def warm_available():

@@ -1,12 +1,14 @@
-// Python bindings (pybind11): snapshots, routing and the Watcher, so Python apps
-// route keys exactly like the C++ library and the ketama clients. Errors become
-// ValueError (bad input) or RuntimeError (I/O) at this boundary.
-// Thread-safety: as the C++ classes; the GIL is released while waiting in nothing
-// here, since no call blocks for long.
+// Python bindings (pybind11): snapshots, routing, the Watcher, and Client: the phase-aware
+// C++ Client behind pymemcache's method names, so Python apps route keys exactly like the C++
+// library and the ketama clients and follow transitions. Errors become ValueError (bad input)
+// or RuntimeError (I/O) at this boundary.
+// Thread-safety: as the C++ classes. Client calls release the GIL while they talk to memcached
+// (the C++ Client serialises them on its own lock); nothing else blocks for long.
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "clientconfig/client.h"
 #include "clientconfig/snapshot.h"
 #include "clientconfig/watcher.h"
 
@@ -34,19 +36,141 @@ Hashing hashingFrom(const std::string& name) {
   return *h;
 }
 
-// A Python-side route result: the owner and, in a transition window, the previous owner.
-py::tuple routeTuple(const PySnapshot& s, const std::string& key) {
+// A Python-side route result: the owner and, during a transition, the next and previous owners.
+// It unpacks as (owner, previous_owner), what route() returned before transitions existed.
+struct PyRoute {
+  py::object owner, next_owner, previous_owner;
+};
+
+PyRoute routeOf(const PySnapshot& s, const std::string& key) {
   Route r = s->route(key);
-  py::object owner = r.owner ? py::cast(*r.owner) : py::none();
-  py::object prev = r.previous_owner ? py::cast(*r.previous_owner) : py::none();
-  return py::make_tuple(owner, prev);
+  auto obj = [](const Server* p) { return p ? py::cast(*p) : py::none(); };
+  return {obj(r.owner), obj(r.next_owner), obj(r.previous_owner)};
 }
 
-} // namespace
+void check(const Result<void>& r) {
+  if (r.ok()) return;
+  if (r.error().code == ErrorCode::InvalidArgument) throw py::value_error(r.error().message);
+  throw std::runtime_error(r.error().toString());
+}
 
-PYBIND11_MODULE(clientconfig, m) {
-  m.doc() = "memcached-operator client configuration: endpoints snapshots, ketama routing, ConfigMap watcher";
+// pymemcache's rules for keys and values: bytes as they are, str as UTF-8, anything else
+// (int, float) as its str() in UTF-8.
+std::string bytesOf(const py::handle& h) {
+  if (py::isinstance<py::bytes>(h)) return h.cast<std::string>();
+  if (py::isinstance<py::str>(h)) return h.cast<std::string>(); // pybind11 encodes str as UTF-8
+  return py::str(h).cast<std::string>();
+}
 
+uint32_t expireOf(int64_t expire) {
+  if (expire < 0 || expire > UINT32_MAX) throw py::value_error("expire must be 0..2^32-1 seconds");
+  return static_cast<uint32_t>(expire);
+}
+
+// clientconfig.Client: owns the Watcher that follows the mounted directory and the C++ Client
+// that follows the Watcher (the Client goes first: it unregisters from the Watcher).
+struct PyClient {
+  std::unique_ptr<Watcher> watcher;
+  ClientPtr client;
+  bool default_noreply = true;
+  ~PyClient() {
+    client.reset();
+    watcher.reset();
+  }
+  bool noreply(const py::object& arg) const { return arg.is_none() ? default_noreply : arg.cast<bool>(); }
+};
+
+std::unique_ptr<PyClient> makeClient(const std::string& dir, double connect_timeout, double timeout,
+                                     bool default_noreply, int poll_interval_ms, bool fallback_to_previous,
+                                     bool backfill) {
+  if (connect_timeout <= 0 || timeout <= 0) throw py::value_error("timeouts must be > 0 seconds");
+  WatcherOptions w;
+  w.dir = dir;
+  w.poll_interval = std::chrono::milliseconds(poll_interval_ms);
+  auto c = std::make_unique<PyClient>();
+  c->watcher = unwrap(Watcher::start(w));
+  ClientOptions o;
+  o.connect_timeout = std::chrono::milliseconds(static_cast<int64_t>(connect_timeout * 1000));
+  o.io_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000));
+  o.fallback_to_previous = fallback_to_previous;
+  o.backfill = backfill;
+  c->client = unwrap(Client::create(*c->watcher, o));
+  c->default_noreply = default_noreply;
+  return c;
+}
+
+py::object getMany(PyClient& c, const py::iterable& keys) {
+  std::vector<std::string> ks;
+  std::map<std::string, py::object> original;
+  for (const auto& k : keys) {
+    ks.push_back(bytesOf(k));
+    original.emplace(ks.back(), py::reinterpret_borrow<py::object>(k));
+  }
+  Result<std::map<std::string, Item>> r = [&] {
+    py::gil_scoped_release release;
+    return c.client->getMulti(ks);
+  }();
+  py::dict out;
+  for (auto& [k, item] : unwrap(std::move(r))) out[original.at(k)] = py::bytes(item.value);
+  return out;
+}
+
+// The pymemcache-named methods; see the module's Client docstring.
+void bindClientMethods(py::class_<PyClient>& cls) {
+  cls.def("get", [](PyClient& c, const py::handle& key, py::object default_value) -> py::object {
+    std::string k = bytesOf(key);
+    Result<std::optional<Item>> r = [&] { py::gil_scoped_release release; return c.client->get(k); }();
+    auto item = unwrap(std::move(r));
+    return item ? py::bytes(item->value) : default_value;
+  }, py::arg("key"), py::arg("default") = py::none());
+  cls.def("get_many", &getMany, py::arg("keys"));
+  cls.def("set", [](PyClient& c, const py::handle& key, const py::handle& value, int64_t expire, py::object noreply,
+                   py::object flags) {
+    std::string k = bytesOf(key), v = bytesOf(value);
+    uint32_t ttl = expireOf(expire), f = flags.is_none() ? 0 : flags.cast<uint32_t>();
+    Result<void> r = [&] { py::gil_scoped_release release; return c.client->set(k, v, ttl, f); }();
+    check(r);
+    return true;
+  }, py::arg("key"), py::arg("value"), py::arg("expire") = 0, py::arg("noreply") = py::none(),
+     py::arg("flags") = py::none());
+  cls.def("add", [](PyClient& c, const py::handle& key, const py::handle& value, int64_t expire, py::object noreply,
+                   py::object flags) {
+    std::string k = bytesOf(key), v = bytesOf(value);
+    uint32_t ttl = expireOf(expire), f = flags.is_none() ? 0 : flags.cast<uint32_t>();
+    Result<bool> r = [&] { py::gil_scoped_release release; return c.client->add(k, v, ttl, f); }();
+    bool stored = unwrap(std::move(r));
+    return c.noreply(noreply) ? true : stored; // pymemcache answers True when it did not wait
+  }, py::arg("key"), py::arg("value"), py::arg("expire") = 0, py::arg("noreply") = py::none(),
+     py::arg("flags") = py::none());
+  cls.def("delete", [](PyClient& c, const py::handle& key, py::object noreply) {
+    std::string k = bytesOf(key);
+    Result<bool> r = [&] { py::gil_scoped_release release; return c.client->remove(k); }();
+    bool deleted = unwrap(std::move(r));
+    return c.noreply(noreply) ? true : deleted;
+  }, py::arg("key"), py::arg("noreply") = py::none());
+  cls.def("touch", [](PyClient& c, const py::handle& key, int64_t expire, py::object noreply) {
+    std::string k = bytesOf(key);
+    uint32_t ttl = expireOf(expire);
+    Result<bool> r = [&] { py::gil_scoped_release release; return c.client->touch(k, ttl); }();
+    bool touched = unwrap(std::move(r));
+    return c.noreply(noreply) ? true : touched;
+  }, py::arg("key"), py::arg("expire") = 0, py::arg("noreply") = py::none());
+  for (bool up : {true, false}) {
+    cls.def(up ? "incr" : "decr", [up](PyClient& c, const py::handle& key, uint64_t value, bool noreply) -> py::object {
+      std::string k = bytesOf(key);
+      Result<std::optional<uint64_t>> r = [&] {
+        py::gil_scoped_release release;
+        return up ? c.client->incr(k, value) : c.client->decr(k, value);
+      }();
+      auto n = unwrap(std::move(r));
+      if (noreply || !n) return py::none();
+      return py::int_(*n);
+    }, py::arg("key"), py::arg("value"), py::arg("noreply") = false);
+  }
+}
+
+// Server, Route and Snapshot, and the functions that make snapshots.
+void bindSnapshots(py::module_& m) {
   py::class_<Server>(m, "Server")
       .def_readonly("name", &Server::name)
       .def_readonly("host", &Server::host)
@@ -59,6 +183,24 @@ PYBIND11_MODULE(clientconfig, m) {
       .def("__eq__", [](const Server& a, const Server& b) { return a == b; })
       .def("__hash__", [](const Server& s) { return py::hash(py::str(s.host + ":" + std::to_string(s.port))); })
       .def("__repr__", [](const Server& s) { return "<Server " + s.name + " " + s.endpoint() + ">"; });
+
+  py::class_<PyRoute>(m, "Route", "Where a key lives: owner, and during a transition next_owner (prepare, copy) "
+                                  "or previous_owner (switch, finalize) when it differs. Unpacks as "
+                                  "(owner, previous_owner).")
+      .def_readonly("owner", &PyRoute::owner)
+      .def_readonly("next_owner", &PyRoute::next_owner)
+      .def_readonly("previous_owner", &PyRoute::previous_owner)
+      .def("__len__", [](const PyRoute&) { return 2; })
+      .def("__iter__", [](const PyRoute& r) { return py::iter(py::make_tuple(r.owner, r.previous_owner)); })
+      .def("__getitem__", [](const PyRoute& r, int i) {
+        if (i == 0 || i == -2) return r.owner;
+        if (i == 1 || i == -1) return r.previous_owner;
+        throw py::index_error("Route unpacks as (owner, previous_owner)");
+      })
+      .def("__repr__", [](const PyRoute& r) {
+        return "<Route owner=" + py::repr(r.owner).cast<std::string>() + " next=" + py::repr(r.next_owner).cast<std::string>() +
+               " previous=" + py::repr(r.previous_owner).cast<std::string>() + ">";
+      });
 
   py::class_<Snapshot, PySnapshot>(m, "Snapshot")
       .def_property_readonly("version", &Snapshot::version)
@@ -75,7 +217,11 @@ PYBIND11_MODULE(clientconfig, m) {
         const Server* o = s->current.owner(key);
         return o ? py::cast(*o) : py::none();
       }, "The server that owns key (None on an empty ring).")
-      .def("route", &routeTuple, "(owner, previous_owner or None) for key.")
+      .def_property_readonly("phase", [](const Snapshot& s) { return std::string(phaseName(s.phase())); },
+                             "\"stable\", \"prepare\", \"copy\", \"switch\" or \"finalize\".")
+      .def_property_readonly("next_servers",
+                             [](const Snapshot& s) { return s.next ? s.next->servers : std::vector<Server>{}; })
+      .def("route", &routeOf, "Route for key: .owner, .next_owner, .previous_owner (unpacks as (owner, previous_owner)).")
       .def("to_json", [](const Snapshot& s) { return toJson(s); })
       .def("__repr__", [](const Snapshot& s) {
         return "<Snapshot " + s.cluster + " version " + std::to_string(s.version()) + ", " +
@@ -95,6 +241,9 @@ PYBIND11_MODULE(clientconfig, m) {
     return movedFraction(*a, *b, sample);
   }, py::arg("old"), py::arg("new"), py::arg("sample_keys") = 100000);
 
+}
+
+void bindWatcher(py::module_& m) {
   py::class_<Watcher>(m, "Watcher")
       .def(py::init([](const std::string& dir, int poll_interval_ms, bool allow_empty_start,
                        const std::string& servers_hashing, int64_t version_regression_grace_ms) {
@@ -118,7 +267,7 @@ PYBIND11_MODULE(clientconfig, m) {
       .def("route", [](const Watcher& w, const std::string& key) -> py::object {
         auto s = toPy(w.current());
         if (!s) return py::none();
-        return routeTuple(s, key);
+        return py::cast(routeOf(s, key));
       })
       .def("reload_now", [](Watcher& w) { return unwrap(w.reloadNow()); },
            "Re-read the directory now; True if a new snapshot was applied. Raises what was not applied.")
@@ -127,4 +276,51 @@ PYBIND11_MODULE(clientconfig, m) {
       .def_property_readonly("reload_count", &Watcher::reloadCount)
       .def_property_readonly("last_error", &Watcher::lastError)
       .def_property_readonly("last_warning", &Watcher::lastWarning);
+
+}
+
+void bindClient(py::module_& m) {
+  py::class_<PyClient> client(m, "Client", R"(A memcached client for a mounted endpoints ConfigMap directory, with
+pymemcache's method names, arguments and return values (get, get_many, set, add, delete,
+touch, incr, decr, close). Keys and values: bytes, or str (UTF-8); get returns bytes.
+It routes with the operator's ring, follows the directory (a Watcher), and applies the
+transition phases: in prepare/copy every write also deletes the key on its next owner; in
+switch/finalize a miss reads the previous owner and backfills the new one (with a CAS re-check),
+and writes delete the key on the previous owner.
+Every call waits for memcached's answer (the invalidations must follow the write): noreply only
+chooses the return value, as in pymemcache (True when noreply). Errors: ValueError for a bad key
+or value, RuntimeError when a server cannot be reached or times out.)");
+  client.def(py::init(&makeClient), py::arg("mount_dir"), py::arg("connect_timeout") = 0.5, py::arg("timeout") = 0.5,
+             py::arg("default_noreply") = true, py::arg("poll_interval_ms") = 1000,
+             py::arg("fallback_to_previous") = true, py::arg("backfill") = true);
+  bindClientMethods(client);
+  client.def("close", [](PyClient& c) { c.client->close(); }, "Close every connection; later calls reconnect.")
+      .def("snapshot", [](const PyClient& c) { return toPy(c.client->snapshot()); })
+      .def("route", [](const PyClient& c, const py::handle& key) -> py::object {
+        auto s = toPy(c.client->snapshot());
+        if (!s) return py::none();
+        return py::cast(routeOf(s, bytesOf(key)));
+      })
+      .def_property_readonly("stats", [](const PyClient& c) {
+        ClientStats st = c.client->stats();
+        py::dict d;
+        d["fallback_hits"] = st.fallback_hits;
+        d["backfills"] = st.backfills;
+        d["backfills_undone"] = st.backfills_undone;
+        d["invalidations"] = st.invalidations;
+        d["fallback_errors"] = st.fallback_errors;
+        return d;
+      }, "Counters of the transition rules: fallback_hits, backfills, backfills_undone, invalidations.")
+      .def_property_readonly("watcher", [](PyClient& c) -> Watcher& { return *c.watcher; },
+                             py::return_value_policy::reference_internal);
+}
+
+} // namespace
+
+PYBIND11_MODULE(clientconfig, m) {
+  m.doc() = "memcached-operator client configuration: endpoints snapshots, ketama routing, ConfigMap watcher, "
+            "phase-aware memcached client";
+  bindSnapshots(m);
+  bindWatcher(m);
+  bindClient(m);
 }

@@ -3,6 +3,7 @@
 // Thread-safety: every public method holds mu_ for its duration.
 #include "clientconfig/client.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <libmemcached/memcached.h>
 #include <set>
@@ -11,6 +12,9 @@ namespace clientconfig {
 
 struct Client::Conn {
   memcached_st* m = nullptr;
+  // The meta-protocol connection for backfills (mg ... c, ms MA, md C<cas>, which Debian's
+  // libmemcached cannot send); opened on first use, so outside a switch there is none.
+  MemcachedAdminPtr admin;
   std::string address;
   uint16_t port = 0;
   ~Conn() {
@@ -99,12 +103,13 @@ void Client::refreshLocked() {
 void Client::syncLocked(SnapshotPtr snapshot) {
   if (!snapshot) return;
   snapshot_ = std::move(snapshot);
-  // Keep connections to every member of the current and the previous ring (the
-  // previous one is still read during a transition); close the rest.
+  // Keep connections to every member of the current, next and previous rings (the others
+  // are written to or read during a transition); close the rest.
   std::map<std::string, const Server*> wanted;
   for (const auto& s : snapshot_->servers()) wanted[memberKey(s)] = &s;
-  if (snapshot_->previous) {
-    for (const auto& s : snapshot_->previous->servers) wanted.emplace(memberKey(s), &s);
+  for (const auto* other : {&snapshot_->next, &snapshot_->previous}) {
+    if (!*other) continue;
+    for (const auto& s : (*other)->servers) wanted.emplace(memberKey(s), &s);
   }
   for (auto it = conns_.begin(); it != conns_.end();) {
     auto w = wanted.find(it->first);
@@ -188,7 +193,7 @@ Result<std::optional<Item>> Client::get(std::string_view key) {
   if (!owner.ok()) return owner.error();
   auto r = getFrom(**owner, key);
   if (r.ok() && !r->has_value() && options_.fallback_to_previous && route.previous_owner != nullptr)
-    r = getFrom(*route.previous_owner, key);
+    r = readThrough(**owner, *route.previous_owner, key);
   return r;
 }
 
@@ -240,13 +245,15 @@ Result<std::map<std::string, Item>> Client::getMulti(const std::vector<std::stri
   }
   if (auto f = fetch(groups); !f.ok()) return f.error();
   if (options_.fallback_to_previous && snapshot_->previous) {
-    std::map<const Server*, std::vector<const std::string*>> again;
+    // The misses, one at a time through the backfill path (only during a switch).
     for (const auto& k : keys) {
       if (out.count(k)) continue;
       Route r = snapshot_->route(k);
-      if (r.previous_owner != nullptr) again[r.previous_owner].push_back(&k);
+      if (r.previous_owner == nullptr || r.owner == nullptr) continue;
+      auto item = readThrough(*r.owner, *r.previous_owner, k);
+      if (!item.ok()) return item.error();
+      if (item->has_value()) out[k] = std::move(**item);
     }
-    if (auto f = fetch(again); !f.ok()) return f.error();
   }
   return out;
 }
@@ -263,44 +270,184 @@ R Client::onOwner(std::string_view key, Fn&& fn) {
   if (!owner.ok()) return owner.error();
   auto conn = connLocked(**owner);
   if (!conn.ok()) return conn.error();
-  return fn(**owner, (*conn)->m);
+  Route route = snapshot_->route(key);
+  return fn(route, **owner, (*conn)->m);
+}
+
+Result<bool> Client::deleteOn(const Server& server, std::string_view key) {
+  auto conn = connLocked(server);
+  if (!conn.ok()) return conn.error();
+  memcached_return_t rc = memcached_delete((*conn)->m, key.data(), key.size(), 0);
+  if (rc == MEMCACHED_SUCCESS) return true;
+  if (rc == MEMCACHED_NOTFOUND) return false;
+  return toError((*conn)->m, rc, server, "delete");
+}
+
+Result<bool> Client::invalidateOthers(const Route& route, std::string_view key) {
+  bool deleted = false;
+  for (const Server* other : {route.next_owner, route.previous_owner}) {
+    if (other == nullptr) continue;
+    ++stats_.invalidations;
+    auto d = deleteOn(*other, key);
+    if (!d.ok()) return makeError(d.error().code, "invalidating the copy after a write: " + d.error().message);
+    deleted = deleted || *d;
+  }
+  return deleted;
+}
+
+Result<MemcachedAdmin*> Client::adminLocked(const Server& server) {
+  auto conn = connLocked(server);
+  if (!conn.ok()) return conn.error();
+  Conn* c = *conn;
+  // After an error the stream position is unknown: open a new connection.
+  if (c->admin && c->admin->broken()) c->admin.reset();
+  if (!c->admin) {
+    auto a = MemcachedAdmin::connect(c->address, c->port, options_.connect_timeout);
+    if (!a.ok()) return makeError(a.error().code, "connect " + server.name + ": " + a.error().message);
+    (*a)->setTimeout(options_.io_timeout);
+    c->admin = std::move(*a);
+  }
+  return c->admin.get();
+}
+
+Result<std::optional<Item>> Client::readThrough(const Server& owner, const Server& previous, std::string_view key) {
+  if (!options_.backfill) {
+    auto r = getFrom(previous, key);
+    if (r.ok()) return r;
+    ++stats_.fallback_errors; // a second chance only: see below
+    return std::optional<Item>();
+  }
+  auto src = adminLocked(previous);
+  Result<std::optional<MetaValue>> got = src.ok() ? (*src)->metaGet(key) : Result<std::optional<MetaValue>>(src.error());
+  if (!got.ok()) {
+    // The previous owner is only a second chance: unreachable, it is a miss (the owner
+    // answered), never an error for the caller and never a stale value.
+    ++stats_.fallback_errors;
+    return std::optional<Item>();
+  }
+  if (!got->has_value()) return std::optional<Item>();
+  ++stats_.fallback_hits;
+  const MetaValue& v = **got;
+  Item item{v.value, v.flags};
+  // mg's t is the remaining lifetime (-1: none); ms T0 means "never", so a nearly expired
+  // item keeps at least one second rather than becoming immortal.
+  int64_t ttl = v.ttl < 0 ? 0 : std::max<int64_t>(v.ttl, 1);
+  auto dst = adminLocked(owner);
+  uint64_t stored_cas = 0;
+  Result<bool> added = dst.ok() ? (*dst)->metaSet(key, v.value, ttl, v.flags, MetaSetMode::Add, &stored_cas)
+                                : Result<bool>(dst.error());
+  if (!added.ok()) {
+    // Whether it was stored is unknown, and nothing re-checks it: make sure it is not there.
+    if (auto d = deleteOn(owner, key); !d.ok()) return added.error();
+    return std::optional<Item>(std::move(item));
+  }
+  if (!*added) return std::optional<Item>(std::move(item)); // the owner has a value: it wins
+  if (options_.before_backfill_recheck) options_.before_backfill_recheck(key);
+  // Any write or delete of the key on the previous owner since the read changes (or removes)
+  // its CAS; such a writer (a client still on the old ring) does not know the copy exists.
+  auto again = (*src)->metaCas(key);
+  if (again.ok() && again->has_value() && **again == v.cas) {
+    ++stats_.backfills;
+    return std::optional<Item>(std::move(item));
+  }
+  ++stats_.backfills_undone;
+  // Only our copy: a newer value written over it on the owner since is not older than anything.
+  auto undone = adminLocked(owner);
+  Result<bool> d = undone.ok() ? (*undone)->metaDelete(key, stored_cas) : Result<bool>(undone.error());
+  if (!d.ok()) return makeError(d.error().code, "removing a backfilled copy that raced a write: " + d.error().message);
+  return std::optional<Item>(std::move(item));
+}
+
+Result<bool> Client::backfillForWrite(const Route& route, const Server& owner, std::string_view key) {
+  if (route.previous_owner == nullptr || !options_.fallback_to_previous) return false;
+  auto r = readThrough(owner, *route.previous_owner, key);
+  if (!r.ok()) return r.error();
+  return r->has_value();
 }
 
 Result<void> Client::set(std::string_view key, std::string_view value, uint32_t ttl, uint32_t flags) {
-  return onOwner<Result<void>>(key, [&](const Server& owner, memcached_st* m) -> Result<void> {
+  return onOwner<Result<void>>(key, [&](const Route& route, const Server& owner, memcached_st* m) -> Result<void> {
     memcached_return_t rc = memcached_set(m, key.data(), key.size(), value.data(), value.size(),
                                           static_cast<time_t>(ttl), flags);
     if (rc != MEMCACHED_SUCCESS) return toError(m, rc, owner, "set");
+    if (auto inv = invalidateOthers(route, key); !inv.ok()) return inv.error();
     return {};
   });
 }
 
 Result<bool> Client::add(std::string_view key, std::string_view value, uint32_t ttl, uint32_t flags) {
-  return onOwner<Result<bool>>(key, [&](const Server& owner, memcached_st* m) -> Result<bool> {
+  return onOwner<Result<bool>>(key, [&](const Route& route, const Server& owner, memcached_st* m) -> Result<bool> {
     memcached_return_t rc = memcached_add(m, key.data(), key.size(), value.data(), value.size(),
                                           static_cast<time_t>(ttl), flags);
-    if (rc == MEMCACHED_SUCCESS) return true;
     if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS) return false;
-    return toError(m, rc, owner, "add");
+    if (rc != MEMCACHED_SUCCESS) return toError(m, rc, owner, "add");
+    if (auto inv = invalidateOthers(route, key); !inv.ok()) return inv.error();
+    return true;
   });
 }
 
 Result<bool> Client::remove(std::string_view key) {
-  return onOwner<Result<bool>>(key, [&](const Server& owner, memcached_st* m) -> Result<bool> {
+  return onOwner<Result<bool>>(key, [&](const Route& route, const Server& owner, memcached_st* m) -> Result<bool> {
     memcached_return_t rc = memcached_delete(m, key.data(), key.size(), 0);
-    if (rc == MEMCACHED_SUCCESS) return true;
-    if (rc == MEMCACHED_NOTFOUND) return false;
-    return toError(m, rc, owner, "delete");
+    if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND) return toError(m, rc, owner, "delete");
+    auto inv = invalidateOthers(route, key);
+    if (!inv.ok()) return inv.error();
+    return rc == MEMCACHED_SUCCESS || *inv;
   });
 }
 
 Result<bool> Client::touch(std::string_view key, uint32_t ttl) {
-  return onOwner<Result<bool>>(key, [&](const Server& owner, memcached_st* m) -> Result<bool> {
+  return onOwner<Result<bool>>(key, [&](const Route& route, const Server& owner, memcached_st* m) -> Result<bool> {
     memcached_return_t rc = memcached_touch(m, key.data(), key.size(), static_cast<time_t>(ttl));
-    if (rc == MEMCACHED_SUCCESS) return true;
+    if (rc == MEMCACHED_NOTFOUND) {
+      // In switch the key may still live only on the previous owner: bring it over first.
+      auto found = backfillForWrite(route, owner, key);
+      if (!found.ok()) return found.error();
+      if (!*found) return false;
+      rc = memcached_touch(m, key.data(), key.size(), static_cast<time_t>(ttl));
+    }
     if (rc == MEMCACHED_NOTFOUND) return false;
-    return toError(m, rc, owner, "touch");
+    if (rc != MEMCACHED_SUCCESS) return toError(m, rc, owner, "touch");
+    // The other copy keeps its old lifetime; a shortened one must not outlive it there.
+    if (auto inv = invalidateOthers(route, key); !inv.ok()) return inv.error();
+    return true;
   });
+}
+
+Result<std::optional<uint64_t>> Client::arith(std::string_view key, uint64_t delta, bool up) {
+  using R = Result<std::optional<uint64_t>>;
+  return onOwner<R>(key, [&](const Route& route, const Server& owner, memcached_st* m) -> R {
+    uint64_t value = 0;
+    auto op = [&] {
+      return up ? memcached_increment(m, key.data(), key.size(), delta, &value)
+                : memcached_decrement(m, key.data(), key.size(), delta, &value);
+    };
+    memcached_return_t rc = op();
+    if (rc == MEMCACHED_NOTFOUND) {
+      auto found = backfillForWrite(route, owner, key);
+      if (!found.ok()) return found.error();
+      if (!*found) return std::optional<uint64_t>();
+      rc = op();
+    }
+    if (rc == MEMCACHED_NOTFOUND) return std::optional<uint64_t>();
+    if (rc != MEMCACHED_SUCCESS) return toError(m, rc, owner, up ? "incr" : "decr");
+    if (auto inv = invalidateOthers(route, key); !inv.ok()) return inv.error();
+    return std::optional<uint64_t>(value);
+  });
+}
+
+Result<std::optional<uint64_t>> Client::incr(std::string_view key, uint64_t delta) { return arith(key, delta, true); }
+
+Result<std::optional<uint64_t>> Client::decr(std::string_view key, uint64_t delta) { return arith(key, delta, false); }
+
+void Client::close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  conns_.clear();
+}
+
+ClientStats Client::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
 }
 
 } // namespace clientconfig

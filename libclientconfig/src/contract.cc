@@ -126,12 +126,80 @@ Result<PublishedRing> ringFrom(const Value& obj, const std::string& path) {
   return r;
 }
 
+// `phase`: absent (or null) means a document from before phases.
+Result<std::optional<Phase>> phaseFrom(const Value& root) {
+  auto it = root.find("phase");
+  if (it == root.end() || it->is_null()) return std::optional<Phase>();
+  if (!it->is_string()) return fieldError("phase", std::string("expected string, got ") + json::kindName(*it));
+  auto p = parsePhase(it->get_ref<const std::string&>());
+  if (!p)
+    return fieldError("phase", "expected \"stable\", \"prepare\", \"copy\", \"switch\" or \"finalize\", got \"" +
+                                   it->get_ref<const std::string&>() + "\"");
+  return std::optional<Phase>(*p);
+}
+
+// `next` / `previous`: null or absent, or a ring.
+Result<std::optional<PublishedRing>> optionalRing(const Value& root, const char* key) {
+  auto it = root.find(key);
+  if (it == root.end() || it->is_null()) return std::optional<PublishedRing>();
+  if (!it->is_object()) return fieldError(key, std::string("expected null or object, got ") + json::kindName(*it));
+  auto r = ringFrom(*it, key);
+  if (!r.ok()) return r.error();
+  return std::optional<PublishedRing>(std::move(*r));
+}
+
+// Which rings each phase allows (contract.h, EndpointsDocument). A client acting on a phase
+// needs its ring: a prepare without `next` could not invalidate the copies the operator makes,
+// and a ring published in a phase that does not use it means the writer is confused.
+Result<void> checkPhaseRings(const EndpointsDocument& d) {
+  std::string got = d.phase ? "phase \"" + std::string(phaseName(*d.phase)) + "\"" : std::string("no phase");
+  bool next_phase = d.phase == Phase::Prepare || d.phase == Phase::Copy;
+  bool previous_phase = !d.phase || d.phase == Phase::Switch || d.phase == Phase::Finalize;
+  if (d.next && !next_phase) return fieldError("next", "only allowed in phase prepare or copy, got " + got);
+  if (!d.next && next_phase) return fieldError("next", "required in " + got);
+  if (d.previous && !previous_phase)
+    return fieldError("previous", "must be null in " + got + " (allowed in switch, finalize or without a phase)");
+  if (!d.previous && d.phase == Phase::Switch) return fieldError("previous", "required in " + got);
+  return {};
+}
+
 } // namespace
+
+std::string_view phaseName(Phase phase) {
+  switch (phase) {
+  case Phase::Stable: return "stable";
+  case Phase::Prepare: return "prepare";
+  case Phase::Copy: return "copy";
+  case Phase::Switch: return "switch";
+  case Phase::Finalize: return "finalize";
+  }
+  return "stable";
+}
+
+std::optional<Phase> parsePhase(std::string_view name) {
+  for (Phase p : {Phase::Stable, Phase::Prepare, Phase::Copy, Phase::Switch, Phase::Finalize}) {
+    if (phaseName(p) == name) return p;
+  }
+  return std::nullopt;
+}
+
+Phase EndpointsDocument::effectivePhase() const {
+  if (phase) return *phase;
+  return previous ? Phase::Switch : Phase::Stable;
+}
 
 std::string renderEndpointsJson(const EndpointsDocument& d) {
   std::string out = "{\n  \"schema\": " + jsonString(kEndpointsSchema) + ",\n";
   out += "  \"cluster\": " + jsonString(d.cluster) + ",\n";
+  // `phase` and `next` only when set, so a document without a transition renders exactly as it
+  // did before they existed (the operator's drift check compares bytes).
+  if (d.phase) out += "  \"phase\": " + jsonString(phaseName(*d.phase)) + ",\n";
   appendRing(out, d.current, "  ");
+  if (d.next) {
+    out += ",\n  \"next\": {\n";
+    appendRing(out, *d.next, "    ");
+    out += "\n  }";
+  }
   out += ",\n  \"previous\": ";
   if (d.previous) {
     out += "{\n";
@@ -185,12 +253,16 @@ Result<EndpointsDocument> parseEndpointsJson(std::string_view text) {
   EndpointsDocument d;
   d.cluster = std::move(*cluster);
   d.current = std::move(*current);
-  if (auto prev = root.find("previous"); prev != root.end() && !prev->is_null()) {
-    if (!prev->is_object()) return fieldError("previous", std::string("expected null or object, got ") + json::kindName(*prev));
-    auto p = ringFrom(*prev, "previous");
-    if (!p.ok()) return p.error();
-    d.previous = std::move(*p);
-  }
+  auto phase = phaseFrom(root);
+  if (!phase.ok()) return phase.error();
+  d.phase = *phase;
+  auto next = optionalRing(root, "next");
+  if (!next.ok()) return next.error();
+  d.next = std::move(*next);
+  auto previous = optionalRing(root, "previous");
+  if (!previous.ok()) return previous.error();
+  d.previous = std::move(*previous);
+  if (auto rule = checkPhaseRings(d); !rule.ok()) return rule.error();
   return d;
 }
 

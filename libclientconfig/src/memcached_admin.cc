@@ -336,33 +336,58 @@ Result<std::optional<MetaValue>> MemcachedAdmin::metaGet(std::string_view key) {
 }
 
 Result<bool> MemcachedAdmin::metaSet(std::string_view key, std::string_view value, int64_t ttl, uint32_t flags,
-                                     MetaSetMode mode) {
+                                     MetaSetMode mode, uint64_t* cas_out) {
   if (key.empty()) return makeError(ErrorCode::InvalidArgument, "ms: empty key");
   if (ttl < 0) return makeError(ErrorCode::InvalidArgument, "ms: negative ttl");
   bool b64 = false;
   std::string k = metaKey(key, b64);
   std::string req = "ms " + k + " " + std::to_string(value.size()) + " T" + std::to_string(ttl) + " F" +
-                    std::to_string(flags) + " M" + modeLetter(mode) + (b64 ? " b" : "") + "\r\n";
+                    std::to_string(flags) + " M" + modeLetter(mode) + (b64 ? " b" : "") + (cas_out ? " c" : "") + "\r\n";
   req.append(value);
   req.append("\r\n");
   if (auto s = send(req); !s.ok()) return s.error();
   auto l = line();
   if (!l.ok()) return l.error();
-  if (*l == "HD") return true;
-  if (*l == "NS" || *l == "NF" || *l == "EX") return false;
+  // With `c` the answer carries return flags ("HD c123"; memcached may add them to NS too).
+  auto tok = splitSpaces(*l);
+  if (!tok.empty() && tok[0] == "HD") {
+    for (size_t i = 1; cas_out != nullptr && i < tok.size(); ++i) {
+      if (tok[i][0] == 'c' && !parseInt(tok[i].substr(1), *cas_out))
+        return fail(makeError(ErrorCode::Protocol, "ms: bad cas: " + *l));
+    }
+    return true;
+  }
+  if (!tok.empty() && (tok[0] == "NS" || tok[0] == "NF" || tok[0] == "EX")) return false;
   if (auto e = serverError(*l)) return *e;
   return fail(makeError(ErrorCode::Protocol, "ms: unexpected line: " + *l));
 }
 
-Result<bool> MemcachedAdmin::metaDelete(std::string_view key) {
+Result<std::optional<uint64_t>> MemcachedAdmin::metaCas(std::string_view key) {
+  if (key.empty()) return makeError(ErrorCode::InvalidArgument, "mg: empty key");
+  bool b64 = false;
+  std::string k = metaKey(key, b64);
+  if (auto s = send("mg " + k + (b64 ? " b" : "") + " c\r\n"); !s.ok()) return s.error();
+  auto l = line();
+  if (!l.ok()) return l.error();
+  if (*l == "EN") return std::optional<uint64_t>();
+  if (auto e = serverError(*l)) return *e;
+  auto tok = splitSpaces(*l);
+  uint64_t cas = 0;
+  if (tok.size() < 2 || tok[0] != "HD" || tok[1].size() < 2 || tok[1][0] != 'c' || !parseInt(tok[1].substr(1), cas))
+    return fail(makeError(ErrorCode::Protocol, "mg: unexpected line: " + *l));
+  return std::optional<uint64_t>(cas);
+}
+
+Result<bool> MemcachedAdmin::metaDelete(std::string_view key, uint64_t cas) {
   if (key.empty()) return makeError(ErrorCode::InvalidArgument, "md: empty key");
   bool b64 = false;
   std::string k = metaKey(key, b64);
-  if (auto s = send("md " + k + (b64 ? " b" : "") + "\r\n"); !s.ok()) return s.error();
+  std::string cas_flag = cas != 0 ? " C" + std::to_string(cas) : "";
+  if (auto s = send("md " + k + (b64 ? " b" : "") + cas_flag + "\r\n"); !s.ok()) return s.error();
   auto l = line();
   if (!l.ok()) return l.error();
   if (*l == "HD") return true;
-  if (*l == "NF") return false;
+  if (*l == "NF" || *l == "EX") return false;
   if (auto e = serverError(*l)) return *e;
   return fail(makeError(ErrorCode::Protocol, "md: unexpected line: " + *l));
 }

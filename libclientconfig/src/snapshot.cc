@@ -49,22 +49,36 @@ const Server* Topology::owner(std::string_view key) const {
   return i == Ring::kNoServer ? nullptr : &servers[i];
 }
 
+namespace {
+
+// The key's owner in `other` when it is another server than `owner` (by host:port, what the
+// ring hashes), else null.
+const Server* otherOwner(const Topology& other, uint32_t hash, const Server* owner) {
+  uint32_t i = other.ring.serverForHash(hash);
+  const Server* s = i == Ring::kNoServer ? nullptr : &other.servers[i];
+  if (s == nullptr || (owner != nullptr && s->host == owner->host && s->port == owner->port)) return nullptr;
+  return s;
+}
+
+} // namespace
+
+Phase Snapshot::phase() const {
+  if (published_phase) return *published_phase;
+  return previous ? Phase::Switch : Phase::Stable;
+}
+
 Route Snapshot::route(std::string_view key) const {
   Route r;
-  if (!previous) {
+  if (!previous && !next) {
     r.owner = current.owner(key);
     return r;
   }
-  // Both rings use the same key hash: compute MD5 once.
+  // Every ring uses the same key hash: compute MD5 once.
   uint32_t hash = ketamaKeyHash(key);
   uint32_t i = current.ring.serverForHash(hash);
   r.owner = i == Ring::kNoServer ? nullptr : &current.servers[i];
-  {
-    uint32_t p = previous->ring.serverForHash(hash);
-    const Server* prev = p == Ring::kNoServer ? nullptr : &previous->servers[p];
-    if (prev != nullptr && (r.owner == nullptr || prev->host != r.owner->host || prev->port != r.owner->port))
-      r.previous_owner = prev;
-  }
+  if (next) r.next_owner = otherOwner(*next, hash, r.owner);
+  if (previous) r.previous_owner = otherOwner(*previous, hash, r.owner);
   return r;
 }
 
@@ -76,7 +90,13 @@ Result<SnapshotPtr> parseSnapshot(std::string_view text) {
   auto snap = std::make_shared<Snapshot>();
   snap->schema = std::string(kEndpointsSchema);
   snap->cluster = std::move(doc->cluster);
+  snap->published_phase = doc->phase;
   snap->current = std::move(*current);
+  if (doc->next) {
+    auto n = topologyFrom(std::move(*doc->next), "next.servers");
+    if (!n.ok()) return n.error();
+    snap->next = std::move(*n);
+  }
   if (doc->previous) {
     auto p = topologyFrom(std::move(*doc->previous), "previous.servers");
     if (!p.ok()) return p.error();
@@ -183,7 +203,9 @@ double movedFraction(const Snapshot& a, const Snapshot& b, size_t sample_keys) {
 EndpointsDocument toDocument(const Snapshot& s) {
   EndpointsDocument d;
   d.cluster = s.cluster;
+  d.phase = s.published_phase;
   d.current = publishedRing(s.current);
+  if (s.next) d.next = publishedRing(*s.next);
   if (s.previous) d.previous = publishedRing(*s.previous);
   return d;
 }

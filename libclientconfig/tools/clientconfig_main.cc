@@ -82,7 +82,8 @@ int usage() {
                "usage: clientconfig [--servers-hashing=ketama-libmemcached|ketama-libketama]\n"
                "                    [--poll-interval-ms=N] [--version-regression-grace-ms=N] COMMAND\n"
                "  show DIR|FILE           print the snapshot\n"
-               "  route DIR|FILE KEY...   print the owner of each key\n"
+               "  route DIR|FILE KEY...   print the owner of each key (and its next= / previous= owner\n"
+               "                          during a transition, when it differs)\n"
                "  diff OLD NEW            servers added/removed, fraction of keys that move\n"
                "  watch DIR               print each new version as it lands\n"
                "DIR is a mounted endpoints ConfigMap (endpoints.json, else servers).\n");
@@ -103,6 +104,12 @@ void printSnapshot(const Snapshot& s) {
               static_cast<unsigned long long>(s.version()), hashingName(s.hashing()), s.servers().size(),
               s.source == Snapshot::Source::EndpointsJson ? "endpoints.json" : "servers");
   printTopology(s.current, "  ");
+  if (s.phase() != Phase::Stable) std::printf("phase: %s\n", std::string(phaseName(s.phase())).c_str());
+  if (s.next) {
+    std::printf("next: version=%llu hashing=%s servers=%zu\n", static_cast<unsigned long long>(s.next->version),
+                hashingName(s.next->hashing), s.next->servers.size());
+    printTopology(*s.next, "  ");
+  }
   if (s.previous) {
     std::printf("previous: version=%llu hashing=%s servers=%zu\n", static_cast<unsigned long long>(s.previous->version),
                 hashingName(s.previous->hashing), s.previous->servers.size());
@@ -162,6 +169,7 @@ int main(int argc, char** argv) {
     for (size_t i = 2; i < args.size(); ++i) {
       Route r = (*s)->route(args[i]);
       std::printf("%s\t%s", args[i].c_str(), describe(r.owner).c_str());
+      if (r.next_owner) std::printf("\tnext=%s", describe(r.next_owner).c_str());
       if (r.previous_owner) std::printf("\tprevious=%s", describe(r.previous_owner).c_str());
       std::printf("\n");
     }

@@ -30,6 +30,23 @@ b=$("$cli" route "$dir/servers" user:100 product:50)
 [ "$(echo "$a" | awk '{print $2}')" = "$(echo "$b" | awk '{print $2}' | sed 's/\..*//')" ]
 "$cli" diff "$dir/a" "$dir/b" | grep -q '^+ c-3 '
 "$cli" diff "$dir/a" "$dir/b" | grep -Eq '^moved: 2[0-9]\.[0-9]+% '
+# A prepare document (3 -> 4): `route` names the next owner of the keys that move, `show` the phase.
+mkdir "$dir/prepare"
+echo "{\"schema\": \"memcached.operator.io/endpoints/v1\", \"cluster\": \"ns/c\", \"phase\": \"prepare\", \"version\": 9, \"hashing\": \"ketama-libmemcached\", \"servers\": $(servers 3), \"next\": {\"version\": 10, \"hashing\": \"ketama-libmemcached\", \"servers\": $(servers 4)}, \"previous\": null}" > "$dir/prepare/endpoints.json"
+"$cli" show "$dir/prepare" | grep -q '^phase: prepare$'
+"$cli" show "$dir/prepare" | grep -q '^next: version=10 hashing=ketama-libmemcached servers=4$'
+keys=$(seq -f 'k%g' 1 200)
+# shellcheck disable=SC2086
+"$cli" route "$dir/prepare" $keys > "$dir/route"
+# Every key with a next= moves to c-3 (the only new member); about a quarter move.
+grep -q $'\tnext=c-3 ' "$dir/route"
+if grep $'\tnext=' "$dir/route" | grep -qv $'\tnext=c-3 '; then echo "FAIL: a next owner other than c-3" >&2; exit 1; fi
+moved=$(grep -c $'\tnext=' "$dir/route")
+[ "$moved" -gt 20 ] && [ "$moved" -lt 100 ] || { echo "FAIL: $moved of 200 keys move" >&2; exit 1; }
+# A next ring outside prepare/copy is refused with the rule.
+sed 's/"prepare"/"switch"/' "$dir/prepare/endpoints.json" > "$dir/bad-phase.json"
+if "$cli" show "$dir/bad-phase.json" 2> "$dir/err"; then exit 1; fi
+grep -q 'next: only allowed in phase prepare or copy, got phase "switch"' "$dir/err"
 echo '{"schema": 1}' > "$dir/bad.json"
 if "$cli" show "$dir/bad.json" 2> "$dir/err"; then exit 1; fi
 grep -q 'schema: expected string' "$dir/err"

@@ -238,17 +238,29 @@ TEST_F(ClientTest, MissFallsBackToPreviousOwner) {
   ASSERT_FALSE(moved_key.empty());
   Route r = (*snap)->route(moved_key);
   ASSERT_TRUE(*admin(procIndexOf(r.previous_owner))->metaSet(moved_key, "old-home", 0, 3));
-  auto c = Client::create(*snap);
-  auto g = (*c)->get(moved_key);
-  ASSERT_TRUE(g.ok() && g->has_value());
-  EXPECT_EQ((*g)->value, "old-home");
-  auto m = (*c)->getMulti({moved_key});
-  ASSERT_TRUE(m.ok());
-  EXPECT_EQ(m->at(moved_key).value, "old-home");
   ClientOptions no_fallback;
   no_fallback.fallback_to_previous = false;
   auto c2 = Client::create(*snap, no_fallback);
   EXPECT_FALSE((*c2)->get(moved_key)->has_value());
+  ClientOptions no_backfill;
+  no_backfill.backfill = false;
+  auto c3 = Client::create(*snap, no_backfill);
+  auto m = (*c3)->getMulti({moved_key});
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->at(moved_key).value, "old-home");
+  EXPECT_FALSE(*admin(procIndexOf(r.owner))->metaGet(moved_key)) << "backfill = false never writes the owner";
+  auto c = Client::create(*snap);
+  auto g = (*c)->get(moved_key);
+  ASSERT_TRUE(g.ok() && g->has_value());
+  EXPECT_EQ((*g)->value, "old-home");
+  EXPECT_EQ((*g)->flags, 3u);
+  // The hit was backfilled onto the new owner: the next read is served there.
+  auto on_owner = admin(procIndexOf(r.owner))->metaGet(moved_key);
+  ASSERT_TRUE(on_owner.ok() && on_owner->has_value());
+  EXPECT_EQ((*on_owner)->value, "old-home");
+  EXPECT_EQ((*on_owner)->flags, 3u);
+  EXPECT_EQ((*c)->stats().backfills, 1u);
+  EXPECT_TRUE((*c2)->get(moved_key)->has_value());
 }
 
 TEST_F(ClientTest, FrozenServerTimesOut) {

@@ -4,6 +4,7 @@
 #include "clientconfig/contract.h"
 
 #include <gtest/gtest.h>
+#include <optional>
 #include <libmemcached/memcached.h>
 
 #include "clientconfig/snapshot.h"
@@ -69,6 +70,128 @@ TEST(Contract, RenderedDocumentParsesBackEqual) {
   auto parsed = parseEndpointsJson(renderEndpointsJson(d));
   ASSERT_TRUE(parsed.ok()) << parsed.error().toString();
   EXPECT_EQ(*parsed, d);
+}
+
+// A transition document: `phase` after `cluster`, `next` after `servers`, in the same layout as
+// `previous`; a document without them keeps today's bytes (EndpointsJsonExactBytes).
+TEST(Contract, TransitionFieldsExactBytes) {
+  EndpointsDocument d = twoServers();
+  d.current.servers.pop_back();
+  d.phase = Phase::Prepare;
+  d.next = PublishedRing{8, Hashing::KetamaLibmemcached, twoServers().current.servers};
+  EXPECT_EQ(renderEndpointsJson(d), R"({
+  "schema": "memcached.operator.io/endpoints/v1",
+  "cluster": "shop/sessions",
+  "phase": "prepare",
+  "version": 7,
+  "hashing": "ketama-libmemcached",
+  "servers": [
+    {"name": "sessions-0", "host": "sessions-0.sessions.shop.svc.cluster.local", "address": "10.4.1.17", "port": 11211, "weight": 1, "state": "active"}
+  ],
+  "next": {
+    "version": 8,
+    "hashing": "ketama-libmemcached",
+    "servers": [
+      {"name": "sessions-0", "host": "sessions-0.sessions.shop.svc.cluster.local", "address": "10.4.1.17", "port": 11211, "weight": 1, "state": "active"},
+      {"name": "sessions-1", "host": "sessions-1.sessions.shop.svc.cluster.local", "address": "10.4.2.9", "port": 11211, "weight": 1, "state": "unready"}
+    ]
+  },
+  "previous": null
+}
+)");
+  auto parsed = parseEndpointsJson(renderEndpointsJson(d));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().toString();
+  EXPECT_EQ(*parsed, d);
+  // A stable document that states its phase names it; one without keeps the old bytes.
+  EndpointsDocument stable = twoServers();
+  stable.phase = Phase::Stable;
+  EXPECT_NE(renderEndpointsJson(stable).find("\"phase\": \"stable\",\n"), std::string::npos);
+  auto reparsed = parseEndpointsJson(renderEndpointsJson(twoServers()));
+  ASSERT_TRUE(reparsed.ok());
+  EXPECT_FALSE(reparsed->phase.has_value());
+  EXPECT_EQ(renderEndpointsJson(*reparsed), renderEndpointsJson(twoServers()));
+}
+
+// A client that reads only `servers` or `libmemcached.conf` routes by the current ring in every
+// phase: the ring to come and the ring before appear only in endpoints.json.
+TEST(Contract, ListKeysNameTheCurrentRingOnly) {
+  EndpointsDocument d = twoServers();
+  d.current.servers.pop_back();
+  d.phase = Phase::Copy;
+  d.next = PublishedRing{8, Hashing::KetamaLibmemcached, twoServers().current.servers};
+  auto data = renderConfigMapData(d);
+  EXPECT_EQ(data.at(kServersKey), renderServersFile(d.current.servers));
+  EXPECT_EQ(data.at(kLibmemcachedConfKey), renderLibmemcachedConf(d.current.servers));
+  EXPECT_EQ(data.at(kServersKey).find("sessions-1"), std::string::npos);
+}
+
+// Which rings each phase allows, and the effective phase of each accepted document.
+TEST(Contract, PhaseRingRules) {
+  struct Case {
+    std::optional<Phase> phase;
+    bool next, previous;
+    std::string error; // empty: accepted
+    Phase effective = Phase::Stable;
+  };
+  const std::vector<Case> cases = {
+      {std::nullopt, false, false, "", Phase::Stable},
+      {std::nullopt, false, true, "", Phase::Switch}, // a v1 document from before phases
+      {std::nullopt, true, false, "next: only allowed in phase prepare or copy, got no phase"},
+      {Phase::Stable, false, false, "", Phase::Stable},
+      {Phase::Stable, true, false, "next: only allowed in phase prepare or copy, got phase \"stable\""},
+      {Phase::Stable, false, true, "previous: must be null in phase \"stable\""},
+      {Phase::Prepare, true, false, "", Phase::Prepare},
+      {Phase::Prepare, false, false, "next: required in phase \"prepare\""},
+      {Phase::Prepare, true, true, "previous: must be null in phase \"prepare\""},
+      {Phase::Copy, true, false, "", Phase::Copy},
+      {Phase::Copy, false, false, "next: required in phase \"copy\""},
+      {Phase::Switch, false, true, "", Phase::Switch},
+      {Phase::Switch, false, false, "previous: required in phase \"switch\""},
+      {Phase::Switch, true, true, "next: only allowed in phase prepare or copy, got phase \"switch\""},
+      {Phase::Finalize, false, true, "", Phase::Finalize},
+      {Phase::Finalize, false, false, "", Phase::Finalize},
+      {Phase::Finalize, true, false, "next: only allowed in phase prepare or copy, got phase \"finalize\""},
+  };
+  for (const auto& c : cases) {
+    EndpointsDocument d = twoServers();
+    d.phase = c.phase;
+    if (c.next) d.next = PublishedRing{8, Hashing::KetamaLibmemcached, {d.current.servers[0]}};
+    if (c.previous) d.previous = PublishedRing{6, Hashing::KetamaLibmemcached, {d.current.servers[1]}};
+    std::string what = std::string(c.phase ? phaseName(*c.phase) : "(none)") + " next=" + std::to_string(c.next) +
+                       " previous=" + std::to_string(c.previous);
+    auto parsed = parseEndpointsJson(renderEndpointsJson(d));
+    if (c.error.empty()) {
+      ASSERT_TRUE(parsed.ok()) << what << ": " << parsed.error().toString();
+      EXPECT_EQ(*parsed, d) << what;
+      EXPECT_EQ(parsed->effectivePhase(), c.effective) << what;
+    } else {
+      ASSERT_FALSE(parsed.ok()) << what;
+      EXPECT_NE(parsed.error().message.find(c.error), std::string::npos) << what << ": " << parsed.error().message;
+    }
+  }
+}
+
+TEST(Contract, PhaseFieldErrors) {
+  std::string text = renderEndpointsJson(twoServers());
+  auto with = [&](const std::string& field) {
+    std::string t = text;
+    t.insert(t.find("  \"version\""), field + ",\n  ");
+    return parseEndpointsJson(t);
+  };
+  EXPECT_TRUE(with(R"("phase": null)").ok());
+  auto bad = with(R"("phase": "moving")");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("phase: expected \"stable\", \"prepare\", \"copy\", \"switch\" or \"finalize\", got \"moving\""),
+            std::string::npos) << bad.error().message;
+  auto number = with(R"("phase": 2)");
+  ASSERT_FALSE(number.ok());
+  EXPECT_NE(number.error().message.find("phase: expected string"), std::string::npos);
+  auto next = with(R"("phase": "copy", "next": [])");
+  ASSERT_FALSE(next.ok());
+  EXPECT_NE(next.error().message.find("next: expected null or object"), std::string::npos);
+  auto next_server = with(R"("phase": "copy", "next": {"version": 8, "hashing": "ketama-libmemcached", "servers": [{}]})");
+  ASSERT_FALSE(next_server.ok());
+  EXPECT_NE(next_server.error().message.find("next.servers[0].name: missing"), std::string::npos);
 }
 
 TEST(Contract, ServersFileAndKeys) {

@@ -116,6 +116,32 @@ TEST_F(MemcachedAdminTest, MetaSetGetDelete) {
   EXPECT_FALSE(miss->has_value());
 }
 
+// The CAS the transition protocol compares: mg returns it, a write changes it, ms can report
+// the stored item's, and md C<cas> deletes only that version.
+TEST_F(MemcachedAdminTest, CasReadWriteAndConditionalDelete) {
+  uint64_t stored_cas = 0;
+  ASSERT_TRUE(*admin_->metaSet("c1", "one", 0, 0, MetaSetMode::Set, &stored_cas));
+  EXPECT_NE(stored_cas, 0u);
+  auto v = admin_->metaGet("c1");
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ((*v)->cas, stored_cas);
+  EXPECT_EQ(admin_->metaCas("c1")->value_or(0), stored_cas);
+  ASSERT_TRUE(*admin_->metaSet("c1", "two", 0, 0));
+  uint64_t after = admin_->metaCas("c1")->value_or(0);
+  EXPECT_NE(after, stored_cas);
+  EXPECT_FALSE(*admin_->metaDelete("c1", stored_cas)) << "an older CAS must not delete the newer value";
+  EXPECT_EQ((*admin_->metaGet("c1"))->value, "two");
+  EXPECT_TRUE(*admin_->metaDelete("c1", after));
+  EXPECT_FALSE(admin_->metaCas("c1")->has_value());
+  uint64_t unused = 0;
+  ASSERT_TRUE(*admin_->metaSet("c2", "x", 0, 0, MetaSetMode::Add, &unused));
+  EXPECT_FALSE(*admin_->metaSet("c2", "y", 0, 0, MetaSetMode::Add, &unused)) << "NS with return flags is false";
+  auto batch = admin_->metaGetBatch({"c2", "nope"});
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ((*batch)[0]->cas, unused);
+  EXPECT_FALSE((*batch)[1].has_value());
+}
+
 TEST_F(MemcachedAdminTest, BinaryKeysGoBase64) {
   std::string key = "has space\x01";
   ASSERT_TRUE(*admin_->metaSet(key, "v", 0, 0));

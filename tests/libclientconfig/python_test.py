@@ -143,6 +143,78 @@ def check_held_versions_and_files(tmp):
         check(False, "Watcher() blocked on a FIFO named endpoints.json")
 
 
+def transition_doc(ports, version, phase, servers, next_=None, previous=None):
+    def ring(v, members):
+        return {"version": v, "hashing": "ketama-libmemcached",
+                "servers": [{"name": "py-%d" % i, "host": "py-%d.py.test.svc" % i, "address": "127.0.0.1",
+                             "port": ports[i], "weight": 1, "state": "active"} for i in members]}
+    doc = {"schema": "memcached.operator.io/endpoints/v1", "cluster": "test/py", "phase": phase}
+    doc.update(ring(version, servers))
+    if next_ is not None:
+        doc["next"] = ring(version + 1, next_)
+    doc["previous"] = ring(version - 1, previous) if previous is not None else None
+    return json.dumps(doc)
+
+
+def check_client(tmp, ports):
+    """clientconfig.Client: pymemcache's methods and return values, and the transition rules
+    while it follows the directory through prepare -> switch -> stable."""
+    from pymemcache.client.base import Client as Pymemcache
+    direct = {p: Pymemcache(("127.0.0.1", p)) for p in ports}
+    for d in direct.values():
+        d.flush_all()
+    proj = Projection(os.path.join(tmp, "client"))
+    proj.project({"endpoints.json": transition_doc(ports, 1, "stable", [0, 1])})
+    c = clientconfig.Client(proj.path, poll_interval_ms=50)
+    # pymemcache's signatures and return values.
+    check(c.set("a", "x") is True and c.get("a") == b"x", "set str, get bytes")
+    check(c.set(b"b", b"\x00y", expire=100, noreply=False, flags=0) is True, "set bytes with pymemcache kwargs")
+    check(c.get("missing") is None and c.get("missing", default=b"d") == b"d", "get default")
+    check(c.add("a", "z", noreply=False) is False and c.add("a", "z") is True, "add: False when present (noreply=False)")
+    check(c.get_many(["a", b"b", "missing"]) == {"a": b"x", b"b": b"\x00y"}, "get_many keys as given")
+    check(c.set("n", 5, noreply=False) and c.incr("n", 2) == 7 and c.decr("n", 1) == 6, "incr/decr")
+    check(c.incr("missing", 1) is None and c.incr("n", 1, noreply=True) is None, "incr miss / noreply -> None")
+    check(c.touch("a", expire=100, noreply=False) is True and c.touch("missing", noreply=False) is False, "touch")
+    check(c.delete("a", noreply=False) is True and c.delete("a", noreply=False) is False, "delete")
+    check(c.get("\u00e9t\u00e9") is None and c.set("\u00e9t\u00e9", "\u00e9") and c.get("\u00e9t\u00e9") == "\u00e9".encode(), "UTF-8 key and value")
+    try:
+        c.set("bad key", "v")
+        check(False, "a key with a space raises ValueError")
+    except ValueError:
+        pass
+    # A key that moves to server 2 when the ring grows.
+    before = clientconfig.parse(transition_doc(ports, 1, "stable", [0, 1]))
+    after = clientconfig.parse(transition_doc(ports, 1, "stable", [0, 1, 2]))
+    key = next(k for k in ("m:%d" % i for i in range(10000)) if before.owner(k).port != after.owner(k).port)
+    old, new = direct[before.owner(key).port], direct[after.owner(key).port]
+    # prepare: the write lands on the owner and deletes the operator's copy on the next owner.
+    proj.project({"endpoints.json": transition_doc(ports, 2, "prepare", [0, 1], next_=[0, 1, 2])})
+    check(wait_until(lambda: c.snapshot().phase == "prepare"), "client follows the directory to prepare")
+    r = c.route(key)
+    check(r.owner.port == before.owner(key).port and r.next_owner.port == after.owner(key).port
+          and r.previous_owner is None, "route names the next owner in prepare: %r" % r)
+    owner, previous = r
+    check(owner == r.owner and previous is None, "Route unpacks as (owner, previous_owner)")
+    new.set(key, b"copied-v0")
+    check(c.set(key, "v1", noreply=False) is True, "set in prepare")
+    check(old.get(key) == b"v1" and new.get(key) is None, "prepare: the next owner's copy is gone after a write")
+    # switch: a miss on the new owner reads the previous one and backfills.
+    proj.project({"endpoints.json": transition_doc(ports, 3, "switch", [0, 1, 2], previous=[0, 1])})
+    check(wait_until(lambda: c.snapshot().phase == "switch"), "client follows to switch")
+    check(c.route(key).previous_owner.port == before.owner(key).port, "route names the previous owner in switch")
+    check(c.get(key) == b"v1" and new.get(key) == b"v1", "switch: read from the previous owner, backfilled")
+    check(c.stats["backfills"] == 1, "one backfill: %r" % c.stats)
+    check(c.set(key, "v2", noreply=False) and old.get(key) is None and new.get(key) == b"v2",
+          "switch: a write deletes the key on the previous owner")
+    check(c.delete(key, noreply=False) is True and new.get(key) is None, "switch: delete")
+    proj.project({"endpoints.json": transition_doc(ports, 4, "stable", [0, 1, 2])})
+    check(wait_until(lambda: c.snapshot().phase == "stable"), "client follows to stable")
+    c.close()
+    check(c.set("after-close", "v", noreply=False) and c.get("after-close") == b"v", "close, then reconnect")
+    for d in direct.values():
+        d.close()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="cc-py-")
     procs = []
@@ -214,6 +286,7 @@ def main():
         app.get("user:100")
         check(("127.0.0.1", ports[2]) not in app.clients, "connection to the removed server closed")
         app.close()
+        check_client(tmp, ports)
         print("python run: %d failures" % len(failures))
         return 1 if failures else 0
     finally:

@@ -136,6 +136,46 @@ TEST(Snapshot, PreviousRingRoutes) {
   EXPECT_LT(with_prev, n / 3);
 }
 
+// route() during each phase: prepare names the next owner, switch the previous one, each only
+// for keys whose owner differs; the snapshot renders back to the same document.
+TEST(Snapshot, RouteNamesNextAndPreviousOwners) {
+  auto three = parseSnapshot(endpointsJson(3, 8));
+  auto four = parseSnapshot(endpointsJson(4, 9));
+  ASSERT_TRUE(three.ok() && four.ok());
+  EndpointsDocument prepare = toDocument(**three);
+  prepare.phase = Phase::Prepare;
+  prepare.next = toDocument(**four).current;
+  EndpointsDocument switched = toDocument(**four);
+  switched.phase = Phase::Switch;
+  switched.previous = toDocument(**three).current;
+  auto p = parseSnapshot(renderEndpointsJson(prepare));
+  auto s = parseSnapshot(renderEndpointsJson(switched));
+  ASSERT_TRUE(p.ok()) << p.error().toString();
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  EXPECT_EQ((*p)->phase(), Phase::Prepare);
+  EXPECT_EQ((*s)->phase(), Phase::Switch);
+  EXPECT_EQ((*three)->phase(), Phase::Stable);
+  EXPECT_EQ(toJson(**p), renderEndpointsJson(prepare));
+  size_t moved = 0;
+  for (int i = 0; i < 5000; ++i) {
+    std::string key = "k" + std::to_string(i);
+    Route rp = (*p)->route(key), rs = (*s)->route(key);
+    const Server* old_owner = (*three)->route(key).owner;
+    const Server* new_owner = (*four)->route(key).owner;
+    bool differs = old_owner->host != new_owner->host;
+    moved += differs;
+    EXPECT_EQ(rp.owner->host, old_owner->host);
+    EXPECT_EQ(rp.previous_owner, nullptr);
+    EXPECT_EQ(rp.next_owner != nullptr, differs) << key;
+    if (rp.next_owner) EXPECT_EQ(rp.next_owner->host, new_owner->host);
+    EXPECT_EQ(rs.owner->host, new_owner->host);
+    EXPECT_EQ(rs.next_owner, nullptr);
+    EXPECT_EQ(rs.previous_owner != nullptr, differs) << key;
+    if (rs.previous_owner) EXPECT_EQ(rs.previous_owner->host, old_owner->host);
+  }
+  EXPECT_GT(moved, 500u);
+}
+
 TEST(Snapshot, MovedFraction) {
   auto three = parseSnapshot(endpointsJson(3, 1));
   auto four = parseSnapshot(endpointsJson(4, 2));

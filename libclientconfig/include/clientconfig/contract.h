@@ -56,11 +56,36 @@ struct PublishedRing {
   bool operator==(const PublishedRing&) const = default;
 };
 
+// Where a cluster stands in a change of its ring (docs/configmap-contract.md, "Transitions").
+// Each phase is one published version; the document's `phase` field names it.
+//   Stable:   one ring (`servers`).
+//   Prepare:  `next` published beside `servers`; writes also delete the key on its next owner.
+//   Copy:     as Prepare, while the operator copies moved items to their next owners.
+//   Switch:   `servers` is the new ring, `previous` the old one; a miss on the owner is read
+//             from the previous owner and backfilled; writes also delete on the previous owner.
+//   Finalize: as Switch while `previous` is published (the operator cleans the old owners up).
+enum class Phase { Stable, Prepare, Copy, Switch, Finalize };
+std::string_view phaseName(Phase phase);
+std::optional<Phase> parsePhase(std::string_view name);
+
 // The content of endpoints.json, validated but without rings built (parseSnapshot builds them).
+// Which rings a phase allows (parseEndpointsJson enforces it):
+//   phase absent: no `next`; `previous` optional (a v1 document from before phases; it is read
+//                 as Switch when `previous` is set, else Stable)
+//   stable:       neither `next` nor `previous`
+//   prepare/copy: `next` required, no `previous`
+//   switch:       `previous` required, no `next`
+//   finalize:     no `next`; `previous` optional
 struct EndpointsDocument {
   std::string cluster;  // "namespace/name"
+  std::optional<Phase> phase;            // rendered only when set: a stable document is unchanged
   PublishedRing current;
+  std::optional<PublishedRing> next;     // the ring to come (prepare, copy); rendered only when set
   std::optional<PublishedRing> previous; // the transition window; null when absent
+
+  // The phase clients act on: `phase`, or for a document without it Switch when `previous` is
+  // set, else Stable.
+  Phase effectivePhase() const;
 
   bool operator==(const EndpointsDocument&) const = default;
 };
@@ -83,7 +108,9 @@ std::map<std::string, std::string> renderConfigMapData(const EndpointsDocument& 
 // Parses and validates endpoints.json. Errors name the field
 // ("servers[2].port: expected integer 1..65535") or, for text that is not strict JSON (RFC 8259:
 // no comments, trailing commas, NaN, duplicate keys; UTF-8; nesting at most 64 deep), the place
-// ("line 4 column 16: ..."). Unknown fields are ignored so that an operator adding a field does
+// ("line 4 column 16: ..."), or for a ring the phase does not allow, the rule
+// ("next: only allowed in phase prepare or copy, got phase \"switch\""). Unknown fields are
+// ignored so that an operator adding a field does
 // not break deployed clients; known fields are checked strictly.
 Result<EndpointsDocument> parseEndpointsJson(std::string_view json_text);
 

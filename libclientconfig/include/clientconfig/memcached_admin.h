@@ -95,10 +95,14 @@ public:
 
   // `mg KEY v t f c`: nullopt on a miss.
   Result<std::optional<MetaValue>> metaGet(std::string_view key);
+  // `mg KEY c`: the item's CAS without its value; nullopt on a miss. Comparing it with the CAS
+  // of an earlier read tells whether the item was written (or deleted) in between.
+  Result<std::optional<uint64_t>> metaCas(std::string_view key);
   // `ms KEY LEN T<ttl> F<flags> M<mode>`: true when stored, false when the mode's
   // condition failed (Add on a present key, Replace on a missing one). ttl 0 = never.
+  // With `cas_out`, the stored item's CAS is returned there (the `c` flag).
   Result<bool> metaSet(std::string_view key, std::string_view value, int64_t ttl, uint32_t flags,
-                       MetaSetMode mode = MetaSetMode::Set);
+                       MetaSetMode mode = MetaSetMode::Set, uint64_t* cas_out = nullptr);
   // Pipelined forms for bulk copies: quiet mode (q) with opaque tokens (O<i>) and
   // an `mn` terminator, in chunks of kBatchChunk keys a round trip (bounded so
   // neither side's socket buffer can fill while the other is still writing).
@@ -132,8 +136,10 @@ public:
   };
   Result<std::vector<bool>> metaDeleteIfCasBatch(const std::vector<CasKey>& keys);
 
-  // `md KEY`: true if deleted, false if absent.
-  Result<bool> metaDelete(std::string_view key);
+  // `md KEY`: true if deleted, false if absent. With a non-zero `cas` (`md KEY C<cas>`), only
+  // deletes the item if its CAS is still that one (false otherwise): removes a copy this
+  // client stored without removing a newer value another client wrote over it.
+  Result<bool> metaDelete(std::string_view key, uint64_t cas = 0);
   // Pipelined `md KEY q O<i>` in chunks of kBatchChunk, like metaSetBatch (quiet mode
   // answers only NF): deleted[i] for keys[i], false when the key was absent.
   Result<std::vector<bool>> metaDeleteBatch(const std::vector<std::string>& keys);

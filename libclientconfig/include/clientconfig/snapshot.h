@@ -28,11 +28,14 @@ struct Topology {
   const Server* owner(std::string_view key) const;
 };
 
-// What route() returns: the owner, and during a transition window the owner in
-// the previous ring, when it differs (callers fall back to it on a miss).
+// What route() returns: the owner, and during a transition the key's owner in the ring to
+// come (`next`: prepare, copy) or in the ring before (`previous`: switch, finalize) when it
+// differs from the owner (by host:port). A phase-aware client writes to the owner and deletes
+// the key on the other one; on a miss it reads the previous owner.
 struct Route {
   const Server* owner = nullptr;
-  const Server* previous_owner = nullptr; // null outside a transition or when unchanged
+  const Server* next_owner = nullptr;     // null unless `next` is published and names another server
+  const Server* previous_owner = nullptr; // null unless `previous` is published and names another server
 };
 
 class Snapshot;
@@ -44,10 +47,14 @@ public:
 
   std::string schema;
   std::string cluster;     // "namespace/name"
+  std::optional<Phase> published_phase; // `phase` as published (absent in documents before phases)
   Topology current;
-  std::optional<Topology> previous;
+  std::optional<Topology> next;     // the ring to come (prepare, copy)
+  std::optional<Topology> previous; // the ring before (switch, finalize)
   Source source = Source::EndpointsJson;
 
+  // The phase clients act on (EndpointsDocument::effectivePhase).
+  Phase phase() const;
   uint64_t version() const { return current.version; }
   Hashing hashing() const { return current.hashing; }
   const std::vector<Server>& servers() const { return current.servers; }
