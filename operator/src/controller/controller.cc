@@ -1,5 +1,7 @@
 #include "controller/controller.h"
 
+#include <algorithm>
+
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
 #include <spdlog/spdlog.h>
@@ -96,14 +98,20 @@ void Controller::addSource(kube::Informer& informer, MapFunc map, UpdatePredicat
   auto enqueue_all = [this, map](const kube::Object& obj) {
     for (const Request& r : map(obj)) enqueue(r);
   };
-  auto on_update = [this, enqueue_all, update](const kube::Object& old_obj,
-                                               const kube::Object& new_obj) {
+  auto on_update = [this, map, update](const kube::Object& old_obj, const kube::Object& new_obj) {
     if (update && !update(old_obj, new_obj)) {
       ++filtered_updates_;
       return;
     }
-    enqueue_all(old_obj);  // a changed owner or label: both sides hear
-    enqueue_all(new_obj);
+    // A changed owner or label: both sides hear. Each key once: a worker could take the first
+    // add before the second, and the same update would then be reconciled twice.
+    std::vector<Request> requests = map(old_obj);
+    for (Request& r : map(new_obj)) {
+      if (std::find(requests.begin(), requests.end(), r) == requests.end()) {
+        requests.push_back(std::move(r));
+      }
+    }
+    for (const Request& r : requests) enqueue(r);
   };
   informer.addHandlers({enqueue_all, on_update, enqueue_all});
 }

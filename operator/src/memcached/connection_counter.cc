@@ -5,6 +5,7 @@
 
 #if __has_include("clientconfig/memcached_admin.h")
 #include "clientconfig/memcached_admin.h"
+#include "memcached/admin_status.h"
 #define MCOP_HAVE_MEMCACHED_ADMIN 1
 #endif
 
@@ -12,16 +13,6 @@ namespace mcop::memcached {
 namespace {
 
 #ifdef MCOP_HAVE_MEMCACHED_ADMIN
-absl::Status toStatus(const clientconfig::Error& e) {
-  switch (e.code) {
-    case clientconfig::ErrorCode::DeadlineExceeded:
-      return absl::DeadlineExceededError(e.message);
-    case clientconfig::ErrorCode::Unavailable:
-      return absl::UnavailableError(e.message);
-    default:
-      return absl::UnknownError(e.toString());
-  }
-}
 
 class MemcachedConnectionCounter : public ConnectionCounter {
  public:
@@ -30,9 +21,9 @@ class MemcachedConnectionCounter : public ConnectionCounter {
   absl::StatusOr<int64_t> currentConnections(const std::string& address, int port) override {
     auto admin = clientconfig::MemcachedAdmin::connect(address, static_cast<uint16_t>(port),
                                                        timeout_);
-    if (!admin.ok()) return toStatus(admin.error());
+    if (!admin.ok()) return adminStatus(admin.error());
     auto stats = (*admin)->stats();
-    if (!stats.ok()) return toStatus(stats.error());
+    if (!stats.ok()) return adminStatus(stats.error());
     auto it = stats->find("curr_connections");
     if (it == stats->end()) {
       return absl::InternalError("memcached stats has no curr_connections at " + address);

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "clientconfig/memcached_admin.h"
+#include "memcached/admin_status.h"
 
 namespace mcop::memcached {
 namespace {
@@ -29,17 +30,6 @@ constexpr int kMaxPasses = 3;
 // Longest pause between two dumps refused with BUSY.
 constexpr milliseconds kMaxBusyBackoff{1000};
 
-absl::Status toStatus(const clientconfig::Error& e, const std::string& what) {
-  const std::string message = absl::StrCat(what, ": ", e.message);
-  switch (e.code) {
-    case clientconfig::ErrorCode::DeadlineExceeded:
-      return absl::DeadlineExceededError(message);
-    case clientconfig::ErrorCode::Unavailable:
-      return absl::UnavailableError(message);
-    default:
-      return absl::UnknownError(absl::StrCat(what, ": ", e.toString()));
-  }
-}
 
 class Unlimited : public SweepControl {
  public:
@@ -91,7 +81,7 @@ class SweepRun {
     auto deleted = deleter_->metaDeleteBatch(batch_);
     batch_.clear();
     if (!deleted.ok()) {
-      failure_ = toStatus(deleted.error(), "delete");
+      failure_ = adminStatus(deleted.error(), "delete");
       return false;
     }
     for (bool d : *deleted) counts_.removed += d ? 1 : 0;
@@ -135,7 +125,7 @@ class SweepRun {
         continue;
       }
       if (!clientconfig::MemcachedAdmin::isCrawlerBusy(walked.error())) {
-        return toStatus(walked.error(), "lru_crawler metadump");
+        return adminStatus(walked.error(), "lru_crawler metadump");
       }
       ++counts_.busy_waits;
       const auto left =
@@ -179,9 +169,9 @@ class MemcachedStaleCopySweeper : public StaleCopySweeper {
     const clientconfig::Server& server = ring.servers()[member];
     const auto deadline = steady_clock::now() + budget_;
     auto dump = clientconfig::MemcachedAdmin::connect(server.address, server.port, timeout_);
-    if (!dump.ok()) return toStatus(dump.error(), "connect");
+    if (!dump.ok()) return adminStatus(dump.error(), "connect");
     auto deleter = clientconfig::MemcachedAdmin::connect(server.address, server.port, timeout_);
-    if (!deleter.ok()) return toStatus(deleter.error(), "connect");
+    if (!deleter.ok()) return adminStatus(deleter.error(), "connect");
     SweepRun run(ring, member, control, {deadline, budget_, busy_backoff_}, std::move(*dump),
                  std::move(*deleter));
     return run.run();

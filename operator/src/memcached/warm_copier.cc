@@ -16,6 +16,7 @@
 #include <absl/strings/str_cat.h>
 
 #include "clientconfig/memcached_admin.h"
+#include "memcached/admin_status.h"
 #include "util/token_bucket.h"
 
 namespace mcop::memcached {
@@ -35,17 +36,6 @@ constexpr uint64_t kDumpCheckEvery = 256;
 
 using AdminPtr = std::unique_ptr<MemcachedAdmin>;
 
-absl::Status toStatus(const clientconfig::Error& e, const std::string& what) {
-  const std::string message = absl::StrCat(what, ": ", e.message);
-  switch (e.code) {
-    case clientconfig::ErrorCode::DeadlineExceeded:
-      return absl::DeadlineExceededError(message);
-    case clientconfig::ErrorCode::Unavailable:
-      return absl::UnavailableError(message);
-    default:
-      return absl::UnknownError(absl::StrCat(what, ": ", e.toString()));
-  }
-}
 
 struct Candidate {
   std::string key;
@@ -119,9 +109,9 @@ class CopyRun {
     if (auto s = stopCheck(); !s.ok()) return s;
     const auto& server = current_.servers()[source_];
     auto dump = MemcachedAdmin::connect(server.address, server.port, options_.timeout);
-    if (!dump.ok()) return toStatus(dump.error(), "connect to source " + server.name);
+    if (!dump.ok()) return adminStatus(dump.error(), "connect to source " + server.name);
     auto reader = MemcachedAdmin::connect(server.address, server.port, options_.timeout);
-    if (!reader.ok()) return toStatus(reader.error(), "connect to source " + server.name);
+    if (!reader.ok()) return adminStatus(reader.error(), "connect to source " + server.name);
     dump_ = std::move(*dump);
     reader_ = std::move(*reader);
     auto time = serverTime(*reader_, "source " + server.name);
@@ -132,7 +122,7 @@ class CopyRun {
 
   static absl::StatusOr<int64_t> serverTime(MemcachedAdmin& admin, const std::string& who) {
     auto stats = admin.stats();
-    if (!stats.ok()) return toStatus(stats.error(), "stats of " + who);
+    if (!stats.ok()) return adminStatus(stats.error(), "stats of " + who);
     auto it = stats->find("time");
     int64_t t = 0;
     if (it == stats->end() || !absl::SimpleAtoi(it->second, &t)) {
@@ -213,7 +203,7 @@ class CopyRun {
         what = "all";
         continue;
       }
-      if (!MemcachedAdmin::isCrawlerBusy(walked.error())) return toStatus(walked.error(), "lru_crawler metadump");
+      if (!MemcachedAdmin::isCrawlerBusy(walked.error())) return adminStatus(walked.error(), "lru_crawler metadump");
       ++progress_.counts.busy_waits;
       control_.pause(backoff);
       if (auto s = stopCheck(); !s.ok()) return s;
@@ -277,7 +267,7 @@ class CopyRun {
     if (slot.admin) return slot.admin.get();
     const auto& server = next_.servers()[index];
     auto admin = MemcachedAdmin::connect(server.address, server.port, options_.timeout);
-    if (!admin.ok()) return toStatus(admin.error(), "connect to target " + server.name);
+    if (!admin.ok()) return adminStatus(admin.error(), "connect to target " + server.name);
     auto time = serverTime(**admin, "target " + server.name);
     if (!time.ok()) return time.status();
     slot.admin = std::move(*admin);
@@ -338,7 +328,7 @@ absl::Status CopyRun::copyBatch(size_t begin, size_t end) {
   keys.reserve(end - begin);
   for (size_t i = begin; i < end; ++i) keys.push_back(candidates_[i].key);
   auto values = reader_->metaGetBatch(keys);
-  if (!values.ok()) return toStatus(values.error(), "read from source");
+  if (!values.ok()) return adminStatus(values.error(), "read from source");
   std::vector<Stored> stored;
   if (auto s = addCopies(begin, *values, stored); !s.ok()) return s;
   if (!stored.empty() && observer_.before_recheck) {
@@ -379,7 +369,7 @@ absl::Status CopyRun::addCopies(size_t begin, const std::vector<std::optional<cl
       requests.push_back({candidates_[c].key, v.value, copyTtl(v.ttl, index), v.flags});
     }
     auto cas = (*admin)->metaSetBatchWithCas(requests, clientconfig::MetaSetMode::Add);
-    if (!cas.ok()) return toStatus(cas.error(), "add to target " + next_.servers()[index].name);
+    if (!cas.ok()) return adminStatus(cas.error(), "add to target " + next_.servers()[index].name);
     for (size_t j = 0; j < members.size(); ++j) {
       if (!(*cas)[j]) {
         ++progress_.counts.skipped_present;
@@ -398,7 +388,7 @@ absl::Status CopyRun::recheck(const std::vector<Stored>& stored) {
   std::vector<std::string> keys;
   for (const auto& st : stored) keys.push_back(candidates_[st.candidate].key);
   auto now = reader_->metaCasBatch(keys);
-  if (!now.ok()) return toStatus(now.error(), "re-check on source");
+  if (!now.ok()) return adminStatus(now.error(), "re-check on source");
   std::map<uint32_t, std::vector<MemcachedAdmin::CasKey>> stale;
   for (size_t i = 0; i < stored.size(); ++i) {
     const auto& st = stored[i];
@@ -412,7 +402,7 @@ absl::Status CopyRun::recheck(const std::vector<Stored>& stored) {
   }
   for (const auto& [index, copies] : stale) {
     auto deleted = targets_.at(index).admin->metaDeleteIfCasBatch(copies);
-    if (!deleted.ok()) return toStatus(deleted.error(), "delete changed copies on " + next_.servers()[index].name);
+    if (!deleted.ok()) return adminStatus(deleted.error(), "delete changed copies on " + next_.servers()[index].name);
   }
   return absl::OkStatus();
 }
