@@ -134,22 +134,6 @@ TEST_F(StaleCopySweeperTest, RemovesOnlyTheCopiesOfKeysOwnedElsewhere) {
   for (const auto& key : left) EXPECT_EQ(ring_->serverIndex(key), 0u) << key;
 }
 
-// Items that hits are moving between LRUs while the sweep walks are still found: one pass
-// removes every stale copy (an LRU walk missed some and needed more passes).
-TEST_F(StaleCopySweeperTest, OnePassFindsItemsThatHitsAreMovingBetweenLrus) {
-  const int n = 3000;
-  const uint64_t elsewhere = fill(n);
-  std::vector<std::string> keys;
-  for (int i = 0; i < n; ++i) keys.push_back("product:" + std::to_string(i));
-  for (int round = 0; round < 2; ++round) ASSERT_TRUE(admin_->metaGetBatch(keys).ok());
-  auto counts = makeMemcachedStaleCopySweeper()->sweep(*ring_, 0, SweepControl::unlimited());
-  ASSERT_TRUE(counts.ok()) << counts.status();
-  EXPECT_EQ(counts->scanned, static_cast<uint64_t>(n));  // the first pass saw every item
-  EXPECT_EQ(counts->removed, elsewhere);
-  const auto left = keysLeft();
-  EXPECT_EQ(left.size(), n - elsewhere);
-}
-
 // The crawler is busy when the sweep starts: the sweep waits for it and then does its work,
 // instead of failing with the first BUSY.
 TEST_F(StaleCopySweeperTest, WaitsOutABusyCrawler) {
