@@ -7,9 +7,7 @@ package operator
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -27,31 +25,40 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// sample is one series of a metric family in the operator's /metrics text.
+type sample struct {
+	labels map[string]string
+	value  float64
+}
+
+// samples returns the labelled series of one family ("name{...} value" lines).
+func samples(t *testing.T, url, family string) []sample {
+	t.Helper()
+	var out []sample
+	sc := bufio.NewScanner(strings.NewReader(scrape(t, url)))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, family+"{") {
+			continue
+		}
+		s := sample{labels: map[string]string{}}
+		for _, kv := range strings.Split(line[strings.Index(line, "{")+1:strings.LastIndex(line, "}")], ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				s.labels[k] = strings.Trim(v, `"`)
+			}
+		}
+		s.value, _ = strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		out = append(out, s)
+	}
+	return out
+}
+
 // apiRequests sums memcached_operator_api_requests_total by verb.
 func apiRequests(t *testing.T, url string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("scraping %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "memcached_operator_api_requests_total{") {
-			continue
-		}
-		labels := line[strings.Index(line, "{")+1 : strings.LastIndex(line, "}")]
-		verb := ""
-		for _, kv := range strings.Split(labels, ",") {
-			if v, ok := strings.CutPrefix(kv, `verb="`); ok {
-				verb = strings.ToUpper(strings.TrimSuffix(v, `"`))
-			}
-		}
-		n, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-		out[verb] += n
+	for _, s := range samples(t, url, "memcached_operator_api_requests_total") {
+		out[strings.ToUpper(s.labels["verb"])] += s.value
 	}
 	return out
 }
@@ -60,11 +67,8 @@ func apiRequests(t *testing.T, url string) map[string]float64 {
 func reconcileTotal(t *testing.T, url string) float64 {
 	t.Helper()
 	n := 0.0
-	for _, line := range strings.Split(scrape(t, url), "\n") {
-		if strings.HasPrefix(line, "memcached_operator_reconcile_total{") {
-			v, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-			n += v
-		}
+	for _, s := range samples(t, url, "memcached_operator_reconcile_total") {
+		n += s.value
 	}
 	return n
 }

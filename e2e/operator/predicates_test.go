@@ -5,12 +5,10 @@
 package operator
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,23 +33,16 @@ func scrape(t *testing.T, url string) string {
 func reconciles(t *testing.T, url, controller string) float64 {
 	t.Helper()
 	total, seen := 0.0, false
-	sc := bufio.NewScanner(strings.NewReader(scrape(t, url)))
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "memcached_operator_reconcile_total{") {
-			continue
-		}
-		labels := line[strings.Index(line, "{")+1 : strings.LastIndex(line, "}")]
-		for _, kv := range strings.Split(labels, ",") {
-			if !strings.HasPrefix(kv, "controller=") && !strings.HasPrefix(kv, "result=") {
-				t.Fatalf("reconcile_total has a label other than controller and result: %s", line)
+	for _, s := range samples(t, url, "memcached_operator_reconcile_total") {
+		for k := range s.labels {
+			if k != "controller" && k != "result" {
+				t.Fatalf("reconcile_total has a label other than controller and result: %v", s.labels)
 			}
 		}
-		if !strings.Contains(labels, `controller="`+controller+`"`) {
+		if s.labels["controller"] != controller {
 			continue
 		}
-		n, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-		total += n
+		total += s.value
 		seen = true
 	}
 	if !seen {
