@@ -31,6 +31,30 @@ struct DrainSettings {
   int64_t connection_threshold = 0;
 };
 
+// How a change of the ring (a scale, later a rolling update) reaches the clients
+// (docs/transitions.md). Cold publishes the new ring at once: the keys that move start cold on
+// their new owners, and every client that reads `servers` stays correct. Warm walks the
+// published phases prepare -> copy -> switch -> finalize: the operator copies the moving items
+// to their new owners and transition-aware clients (libclientconfig's Client) read through to
+// the previous owner, so the hit ratio holds; a client that reads only `servers` does no dual
+// invalidation and may read a stale copy during a Warm transition.
+enum class TransitionMode { kCold, kWarm };
+
+struct TransitionSettings {
+  TransitionMode mode = TransitionMode::kCold;
+  // How long a published version takes to reach every client: prepare waits this long before
+  // the copy starts, finalize before the old owners are cleaned. Unset in the spec: the drain's
+  // minSeconds (the same bound the drain trusts).
+  int64_t propagation_seconds = 60;
+  // How long the switch phase publishes `previous` (clients read through to the old owners).
+  int64_t window_seconds = 60;
+  // The copy: items per second per source member (0 = unlimited), items at most per source
+  // (0 = all), and the overall time before it gives up and the move goes on cold.
+  int64_t copy_items_per_second = 20000;
+  int64_t copy_max_items = 0;
+  int64_t copy_timeout_seconds = 600;
+};
+
 struct ClusterSpec {
   int64_t replicas = 3;
   std::string image = "memcached:1.6.18";
@@ -54,6 +78,7 @@ struct ClusterSpec {
   std::string config_map_name;  // resolved: "<name>-endpoints" when unset
   std::string hashing = "ketama-libmemcached";
   DrainSettings drain;
+  TransitionSettings transition;
   bool paused = false;
 };
 

@@ -68,6 +68,60 @@ struct DrainStatus {
   friend bool operator==(const DrainStatus&, const DrainStatus&) = default;
 };
 
+// One server of a published ring, as endpoints.json lists it.
+struct PublishedServer {
+  std::string name;     // pod name, "sessions-0"
+  std::string host;     // stable DNS name: what the ring hashes
+  std::string address;  // pod IP: where to connect
+  int64_t port = 11211;
+  int64_t weight = 1;
+  std::string state;  // "active" or "unready"
+
+  friend bool operator==(const PublishedServer&, const PublishedServer&) = default;
+};
+
+// The phases of a Warm transition, in order; each is one published version.
+inline constexpr char kPhasePrepare[] = "prepare";
+inline constexpr char kPhaseCopy[] = "copy";
+inline constexpr char kPhaseSwitch[] = "switch";
+inline constexpr char kPhaseFinalize[] = "finalize";
+
+// Where the copy from one source member stands; also what resumes it after a restart.
+struct CopySourceStatus {
+  std::string name;  // the source member (pod name)
+  uint64_t processed = 0;
+  uint64_t copied = 0;
+  uint64_t skipped = 0;  // present, changed, gone or out of bounds
+  uint64_t bytes = 0;
+  bool done = false;
+  // The resume cursor (WarmCopyProgress::cursor): the last candidate processed.
+  int64_t cursor_last_access = 0;
+  std::string cursor_key;  // "" = no cursor yet
+
+  friend bool operator==(const CopySourceStatus&, const CopySourceStatus&) = default;
+};
+
+// status.transition: a Warm transition in progress (docs/transitions.md). Recorded before each
+// phase is published, so a restart resumes the same phase and never skips one.
+struct TransitionStatus {
+  std::string phase;                   // kPhasePrepare ... kPhaseFinalize
+  std::vector<PublishedServer> from;   // the ring clients used when it started
+  std::vector<PublishedServer> to;     // the ring it moves to
+  std::string started_at;              // RFC 3339 (microseconds): when it was first recorded
+  std::string phase_started_at;        // RFC 3339 (microseconds): when this phase was recorded
+  // RFC 3339 (microseconds): when this phase's version was first seen published; the phase's
+  // waits count from here. "" until then.
+  std::string published_at;
+  std::vector<CopySourceStatus> copy;  // one per source member, ring order (phase copy on)
+  // The copy failed or timed out: the keys that moved start cold (backfill still reads through
+  // to the previous owner during switch). The reason, as reported in the Warning event.
+  std::string cold_reason;
+  // finalize: the old owners that stay are cleaned of the copies they no longer own.
+  bool cleaned = false;
+
+  friend bool operator==(const TransitionStatus&, const TransitionStatus&) = default;
+};
+
 struct Condition {
   std::string type;
   std::string status;  // "True", "False", "Unknown"
@@ -93,6 +147,7 @@ struct ClusterStatus {
   std::string phase;  // Available, Progressing, Degraded, Paused: the printer column
   std::vector<Member> members;
   std::optional<DrainStatus> drain;
+  std::optional<TransitionStatus> transition;
   std::vector<Condition> conditions;
 };
 

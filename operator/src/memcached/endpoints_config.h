@@ -17,6 +17,7 @@
 
 #include <clientconfig/contract.h>
 
+#include "memcached/cluster_status.h"
 #include "memcached/desired_objects.h"
 #include "memcached/json_util.h"
 
@@ -27,21 +28,15 @@ using clientconfig::kEndpointsSchema;
 using clientconfig::kLibmemcachedConfKey;
 using clientconfig::kServersKey;
 
-struct PublishedServer {
-  std::string name;     // pod name, "sessions-0"
-  std::string host;     // stable DNS name: what the ring hashes
-  std::string address;  // pod IP: where to connect
-  int64_t port = 11211;
-  int64_t weight = 1;
-  std::string state;  // "active" or "unready"
-
-  friend bool operator==(const PublishedServer&, const PublishedServer&) = default;
-};
-
 struct EndpointsContent {
   std::string cluster;  // "namespace/name"
   std::string hashing;  // "ketama-libmemcached" or "ketama-libketama" (spec validation)
   std::vector<PublishedServer> servers;  // ordinal order: exactly the ring
+  // A Warm transition's phase (kPhasePrepare ...), "" when none: then neither ring below is
+  // rendered and the document is what it was before transitions existed.
+  std::string phase;
+  std::vector<PublishedServer> next;      // prepare, copy: the ring to come
+  std::vector<PublishedServer> previous;  // switch: the ring before
 };
 
 // The document libclientconfig renders for `content` at `version`.
