@@ -32,6 +32,7 @@
 #include "memcached/labels.h"
 #include "memcached/membership.h"
 #include "memcached/planned_event.h"
+#include "memcached/transition.h"
 #include "util/logging.h"
 #include "memcached/metrics.h"
 #include "util/time.h"
@@ -104,6 +105,10 @@ class ClusterReconciler::Pass {
   absl::StatusOr<DrainStep> planDrainStep(const ClusterSnapshot& snap);
   absl::Status evaluateDrainStep(const ClusterSnapshot& snap, DrainStep& step);
   void settleSweep(const ClusterSnapshot& snap, const std::optional<DrainStatus>& drain);
+  TransitionStep planTransitionStep(const ClusterSnapshot& snap,
+                                    const std::vector<PublishedServer>& desired);
+  void observeTransitionWork(const ClusterSnapshot& snap, const TransitionInput& in,
+                             TransitionStep& step);
   absl::StatusOr<MembershipResult> planMembership(const ClusterSnapshot& snap,
                                                   const std::optional<DrainStatus>& drain,
                                                   int64_t replicas);
@@ -160,11 +165,15 @@ ClusterReconciler::ClusterReconciler(kube::ApiClientPtr api, ClusterStores store
       connections_(std::move(connections)),
       flusher_(std::move(flusher)),
       options_(std::move(options)),
-      sweeps_(std::make_unique<SweepRunner>(std::move(sweeper), clock, options_.sweeps)) {}
+      sweeps_(std::make_unique<SweepRunner>(sweeper, clock, options_.sweeps)),
+      transitions_(std::make_unique<TransitionRunner>(std::move(sweeper), clock)) {}
 
 ClusterReconciler::~ClusterReconciler() = default;
 
-void ClusterReconciler::stopSweeps() { sweeps_->stop(); }
+void ClusterReconciler::stopSweeps() {
+  sweeps_->stop();
+  transitions_->stop();
+}
 
 absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
     const controller::Request& request, const controller::Context& ctx) {
@@ -174,11 +183,13 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
     spdlog::debug("cluster gone cluster={}", request.key());
     forgetCluster(request.key());
     sweeps_->drop(request.key(), "the cluster is deleted");
+    transitions_->drop(request.key(), "the cluster is deleted");
     return controller::Result{};
   }
   if (const Json* ts = findPath(*cluster, {"metadata", "deletionTimestamp"});
       ts && !ts->is_null()) {
     sweeps_->drop(request.key(), "the cluster is being deleted");
+    transitions_->drop(request.key(), "the cluster is being deleted");
     return controller::Result{};
   }
   const Json involved = *cluster;
@@ -242,8 +253,11 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   auto members = planMembership(snap, drain->drain, decided);
   if (!members.ok()) return members.status();
   plan.status.members = members->members;
-  plan.content = EndpointsContent{snap.key, spec.hashing,
-                                  publishedServers(plan.status.members, spec.port)};
+  TransitionStep transition =
+      planTransitionStep(snap, publishedServers(plan.status.members, spec.port));
+  plan.status.transition = transition.transition;
+  plan.content = EndpointsContent{snap.key,           spec.hashing,    transition.servers,
+                                  transition.phase,   transition.next, transition.previous};
   const auto& live_cm = snap.children.config_map;
   plan.endpoints =
       decideEndpoints(plan.content, live_cm ? &*live_cm : nullptr, snap.recorded.config_version);
@@ -254,11 +268,14 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
 
   plan.events = drain->events;
   plan.events.insert(plan.events.end(), members->events.begin(), members->events.end());
+  plan.events.insert(plan.events.end(), transition.events.begin(), transition.events.end());
   plan.requeue = drain->requeue;
+  if (transition.requeue) keepShorter(plan.requeue, *transition.requeue);
   if (blocked || !members->measure_failures.empty()) {
     keepShorter(plan.requeue, r_.options_.max_poll_interval);
   }
   plan.conditions = conditionsInput(snap, plan, *drain, *members, blocked);
+  plan.conditions.transition_message = transition.message;
   plan.conditions.scaling_up = decided > plan.current;
   const ConditionsDecision conditions = decideConditions(plan.conditions);
   applyConditions(conditions, now_text_, plan.status.conditions);
@@ -272,7 +289,8 @@ absl::StatusOr<DrainStep> ClusterReconciler::Pass::planDrainStep(const ClusterSn
   const ClusterSpec& spec = snap.parsed.spec;
   DrainInput in{snap.key, snap.ref.name, snap.children.stateful_set.has_value(),
                 snap.current_replicas, spec.replicas, snap.recorded.drain, snap.pods,
-                spec.drain.min_seconds, now_precise_, r_.options_.max_poll_interval};
+                spec.drain.min_seconds, spec.transition.mode == TransitionMode::kCold,
+                now_precise_, r_.options_.max_poll_interval};
   DrainStep step = planDrain(in);
   if (step.next == DrainNext::kSweep) {
     const SweepObservation sweep = observeSweep(ctx_, *r_.api_, r_.stores_, *r_.sweeps_, snap,
@@ -331,6 +349,88 @@ void ClusterReconciler::Pass::settleSweep(const ClusterSnapshot& snap,
   r_.sweeps_->drop(snap.key, !drain     ? "the drain is over or was cancelled"
                              : !current ? "the drain changed"
                                         : "its result is recorded in status");
+}
+
+// The Warm transition: started, moved on or finished from status.transition, with the work of
+// its phase (copy, clean) observed in the TransitionRunner in between.
+TransitionStep ClusterReconciler::Pass::planTransitionStep(
+    const ClusterSnapshot& snap, const std::vector<PublishedServer>& desired) {
+  const ClusterSpec& spec = snap.parsed.spec;
+  TransitionInput in;
+  in.key = snap.key;
+  in.settings = spec.transition;
+  in.recorded = snap.recorded.transition;
+  in.published = publishedServers(snap.recorded.members, spec.port);
+  in.desired = desired;
+  if (const auto& cached = snap.children.cached_config_map) {
+    in.cached_version = publishedVersion(*cached);
+    in.cached_phase = publishedPhase(*cached);
+  }
+  in.recorded_version = snap.recorded.config_version;
+  in.now = now_;
+  in.now_precise = now_precise_;
+  in.max_poll_interval = r_.options_.max_poll_interval;
+  TransitionStep step = planTransition(in);
+  observeTransitionWork(snap, in, step);
+  for (const auto& [phase, took] : step.finished_phases) {
+    transitionPhaseDuration().observe({phase}, took);
+  }
+  return step;
+}
+
+// Starts or looks at the work of the step's phase, and drops work no pass will record any more.
+void ClusterReconciler::Pass::observeTransitionWork(const ClusterSnapshot& snap,
+                                                    const TransitionInput& in,
+                                                    TransitionStep& step) {
+  auto& runner = *r_.transitions_;
+  std::optional<TransitionWorkId> id;
+  if (step.work != TransitionWorkKind::kNone) id = transitionWorkId(snap.ref.uid, *step.transition);
+  if (auto held = runner.held(snap.key); held && (!id || *held != *id)) {
+    runner.drop(snap.key, "the transition moved on");
+  }
+  if (!id) return;
+  auto progress = runner.progress(snap.key, *id);
+  if (!progress && step.work == TransitionWorkKind::kCopy && step.transition->copy.empty()) {
+    // The members that join may hold old values (a member back from a drain, one restarted
+    // with data from before): emptied before anything is copied to them. Clients never read
+    // them before the switch, so only copies (each re-checked) land there afterwards.
+    for (const auto& s : step.transition->to) {
+      if (std::any_of(step.transition->from.begin(), step.transition->from.end(),
+                      [&](const PublishedServer& f) { return f.name == s.name; })) {
+        continue;
+      }
+      if (auto flushed = r_.flusher_->flushAll(s.address, static_cast<int>(s.port));
+          !flushed.ok()) {
+        spdlog::warn("transition: cannot empty a joining member cluster={} pod={} error={}",
+                     snap.key, s.name, util::quoted(std::string(flushed.message())));
+        step.message = absl::StrCat("warm transition: cannot empty ", s.name,
+                                    " before copying to it: ", flushed.message());
+        keepShorter(step.requeue, r_.options_.max_poll_interval);
+        return;
+      }
+    }
+  }
+  if (!progress) {
+    auto work = transitionWork(step, snap.key, snap.parsed.spec.hashing, in.settings);
+    if (!work.ok()) {
+      progress = TransitionWorkProgress{true, work.status(), {}, {}, {}};
+    } else if (runner.start(snap.key, *id, std::move(*work))) {
+      progress = runner.progress(snap.key, *id);
+    }
+  }
+  if (!progress) return;  // stopping: the next leader starts it again
+  const bool copy = step.work == TransitionWorkKind::kCopy;
+  applyTransitionWork(step, in, {progress->done, progress->status, progress->copies,
+                                 progress->swept, progress->elapsed});
+  if (copy && progress->done) {
+    uint64_t copied = 0, bytes = 0;
+    for (const auto& [name, p] : progress->copies) {
+      copied += p.counts.copied;
+      bytes += p.counts.bytes;
+    }
+    transitionItemsCopied().inc({snap.key}, static_cast<double>(copied));
+    transitionBytesCopied().inc({snap.key}, static_cast<double>(bytes));
+  }
 }
 
 // The members, after probing the Ready ones about to join: a member coming back from a drain is

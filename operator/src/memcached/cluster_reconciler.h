@@ -5,8 +5,10 @@
 // changed) and act (desired_objects.h: the children, applied only where they drift).
 // Thread-safety: reconcile() may run on several workers at once for different clusters (the
 // workqueue never runs one key twice at once); everything that must survive a restart lives in
-// the cluster's status. The one thing held in memory is the stale-copy sweep of a drain, run by
-// a SweepRunner off the workers: a restart loses it and the next pass sweeps again.
+// the cluster's status. The things held in memory are the stale-copy sweep of a drain (a
+// SweepRunner) and the copy and clean work of a Warm transition (a TransitionRunner), both run
+// off the workers: a restart loses them and the next pass starts them again (a copy resumes
+// from the cursors recorded in status.transition).
 #pragma once
 
 #include <chrono>
@@ -21,6 +23,7 @@
 #include "memcached/observe.h"
 #include "memcached/stale_copy_sweeper.h"
 #include "memcached/sweep_runner.h"
+#include "memcached/transition_runner.h"
 #include "util/clock.h"
 
 namespace mcop::memcached {
@@ -50,8 +53,8 @@ class ClusterReconciler : public controller::Reconciler {
 
   absl::StatusOr<controller::Result> reconcile(const controller::Request& request,
                                                const controller::Context& ctx) override;
-  // Cancels the sweeps in flight and joins their threads; for shutdown, once the workers have
-  // stopped. The destructor does it too.
+  // Cancels the sweeps and transition work in flight and joins their threads; for shutdown, once
+  // the workers have stopped. The destructor does it too.
   void stopSweeps();
 
  private:
@@ -66,6 +69,7 @@ class ClusterReconciler : public controller::Reconciler {
   MemberFlusherPtr flusher_;
   ClusterReconcilerOptions options_;
   SweepRunnerPtr sweeps_;
+  TransitionRunnerPtr transitions_;
 };
 
 }  // namespace mcop::memcached

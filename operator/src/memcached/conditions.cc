@@ -54,7 +54,10 @@ Condition progressingCondition(const ConditionsInput& in) {
   }
   Condition progressing{kConditionProgressing, "True", "", "", in.generation, ""};
   const auto& drain = in.drain;
-  if (drain && drain->outcome.empty()) {
+  if (!in.transition_message.empty()) {
+    progressing.reason = "Transitioning";
+    progressing.message = in.transition_message;
+  } else if (drain && drain->outcome.empty()) {
     progressing.reason = "Draining";
     progressing.message = in.drain_message.empty()
                               ? absl::StrCat("draining ", absl::StrJoin(drain->members, ", "))

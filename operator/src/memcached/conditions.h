@@ -32,6 +32,9 @@ struct ConditionsInput {
   std::map<int64_t, PodView> pods;  // as observed
   std::optional<DrainStatus> drain;  // as this pass decided it
   std::string drain_message;        // the drain's own account of what it waits for; "" = none
+  // A Warm transition in progress: its account of what it waits for ("" = none). It comes
+  // first: while it runs, a drain waits for it.
+  std::string transition_message;
   bool lowering_blocked = false;    // the live endpoints may still list an outgoing pod
   bool scaling_up = false;          // this pass raises the StatefulSet's replicas
   bool rolling_update = false;      // the StatefulSet's update and current revisions differ

@@ -48,7 +48,7 @@ void steerDrain(const DrainInput& in, DrainStep& step) {
       // More pods leave: the newly unpublished ones need the full minimum again, and the
       // members that stay need sweeping against the ring that still lists them.
       drain->published_at.clear();
-      drain->stale_copies_swept = false;
+      drain->stale_copies_swept = !in.sweep_before_publish;
     }
     drain->target_replicas = in.wanted;
     drain->members = outgoing(in.cluster, in.wanted, in.current);
@@ -69,19 +69,23 @@ void steerDrain(const DrainInput& in, DrainStep& step) {
 void startDrain(const DrainInput& in, DrainStep& step) {
   auto& drain = step.drain;
   drain = DrainStatus{in.wanted, outgoing(in.cluster, in.wanted, in.current), in.now_precise,
-                      "", "", false};
+                      "", "", !in.sweep_before_publish};
   event(step, kube::EventSeverity::kNormal, "ScalingDown",
         absl::StrCat("scaling down from ", in.current, " to ", in.wanted,
                      " replicas: draining first"));
   event(step, kube::EventSeverity::kNormal, "DrainStarted",
-        absl::StrCat("removing ", absl::StrJoin(drain->members, ", "),
-                     " from the endpoints once the members that stay are swept of stale "
-                     "copies; then waiting at least ", in.min_seconds,
+        absl::StrCat("removing ", absl::StrJoin(drain->members, ", "), " from the endpoints ",
+                     in.sweep_before_publish
+                         ? "once the members that stay are swept of stale copies"
+                         : "through a warm transition",
+                     "; then waiting at least ", in.min_seconds,
                      "s and for their client connections to close"));
   spdlog::info("drain started cluster={} target={} members={}", in.key, in.wanted,
                absl::StrJoin(drain->members, ","));
-  step.message = absl::StrCat("sweeping stale copies before publishing the endpoints without ",
-                              absl::StrJoin(drain->members, ", "));
+  if (in.sweep_before_publish) {
+    step.message = absl::StrCat("sweeping stale copies before publishing the endpoints without ",
+                                absl::StrJoin(drain->members, ", "));
+  }
   // The sweep runs in the next pass, once this record of it is in status.
   keepShorter(step.requeue, milliseconds(1));
 }

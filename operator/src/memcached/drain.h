@@ -56,6 +56,10 @@ struct DrainInput {
   std::optional<DrainStatus> recorded;  // status.drain as read
   std::map<int64_t, PodView> pods;
   int64_t min_seconds = 0;  // spec.drain.minSeconds, for the DrainStarted message
+  // Cold: the members that stay are swept of stale copies before the list without the outgoing
+  // pods is published. Warm (spec.transition.mode): the transition's copy phase sweeps them, and
+  // the drain only waits for the outgoing pods to leave every published ring.
+  bool sweep_before_publish = true;
   std::string now_precise;  // RFC 3339 with microseconds: the drain's timestamps
   std::chrono::milliseconds max_poll_interval{2000};
 };

@@ -1,6 +1,8 @@
 // Endpoints ConfigMap rendering: see endpoints_config.h.
 #include "memcached/endpoints_config.h"
 
+#include <algorithm>
+
 namespace mcop::memcached {
 namespace {
 
@@ -31,6 +33,19 @@ clientconfig::EndpointsDocument endpointsDocument(const EndpointsContent& conten
                           .value_or(clientconfig::Hashing::KetamaLibmemcached);
   d.current.servers.reserve(content.servers.size());
   for (const auto& s : content.servers) d.current.servers.push_back(toServer(s));
+  if (content.phase.empty()) return d;
+  d.phase = clientconfig::parsePhase(content.phase);
+  // The other ring of a transition hashes the same way; it carries the document's version (a
+  // client reads the version only from the top level).
+  const auto ringOf = [&](const std::vector<PublishedServer>& servers) {
+    clientconfig::PublishedRing r;
+    r.version = d.current.version;
+    r.hashing = d.current.hashing;
+    for (const auto& s : servers) r.servers.push_back(toServer(s));
+    return r;
+  };
+  if (!content.next.empty()) d.next = ringOf(content.next);
+  if (!content.previous.empty()) d.previous = ringOf(content.previous);
   return d;
 }
 
@@ -61,8 +76,21 @@ std::optional<std::vector<std::string>> publishedServerNames(const Json& config_
   auto parsed = parsedEndpoints(config_map);
   if (!parsed) return std::nullopt;
   std::vector<std::string> names;
-  for (const auto& s : parsed->current.servers) names.push_back(s.name);
+  const auto add = [&](const std::vector<clientconfig::Server>& servers) {
+    for (const auto& s : servers) {
+      if (std::find(names.begin(), names.end(), s.name) == names.end()) names.push_back(s.name);
+    }
+  };
+  add(parsed->current.servers);
+  if (parsed->next) add(parsed->next->servers);
+  if (parsed->previous) add(parsed->previous->servers);
   return names;
+}
+
+std::string publishedPhase(const Json& config_map) {
+  auto parsed = parsedEndpoints(config_map);
+  if (!parsed || !parsed->phase) return "";
+  return std::string(clientconfig::phaseName(*parsed->phase));
 }
 
 namespace {

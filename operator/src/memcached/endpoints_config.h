@@ -53,9 +53,13 @@ std::map<std::string, std::string> renderEndpointsData(const EndpointsContent& c
 // The version in a live ConfigMap's endpoints.json; nullopt when missing or not a valid
 // endpoints.json (read by libclientconfig's parser, as clients read it).
 std::optional<int64_t> publishedVersion(const Json& config_map);
-// Server names in a live ConfigMap's endpoints.json; nullopt when it cannot be read, by the
-// parser clients use (callers that guard a deletion must then assume the worst).
+// Server names in a live ConfigMap's endpoints.json, in any of its rings (servers, then next and
+// previous during a transition: a member listed in any of them still gets client requests);
+// nullopt when it cannot be read, by the parser clients use (callers that guard a deletion must
+// then assume the worst).
 std::optional<std::vector<std::string>> publishedServerNames(const Json& config_map);
+// The `phase` of a live ConfigMap's endpoints.json; "" when absent or unreadable.
+std::string publishedPhase(const Json& config_map);
 
 struct EndpointsDecision {
   bool changed = false;  // true: apply `data` (its version is `version`)

@@ -43,7 +43,31 @@ util::CounterFamily& staleCopySweepFailures() {
   return c;
 }
 
+util::CounterFamily& transitionItemsCopied() {
+  static util::CounterFamily& c = util::defaultRegistry().counter(
+      "memcached_operator_transition_copied_items_total",
+      "Items copied to their next owners by warm transitions, by cluster.", {"cluster"});
+  return c;
+}
+
+util::CounterFamily& transitionBytesCopied() {
+  static util::CounterFamily& c = util::defaultRegistry().counter(
+      "memcached_operator_transition_copied_bytes_total",
+      "Value bytes copied to their next owners by warm transitions, by cluster.", {"cluster"});
+  return c;
+}
+
+util::HistogramFamily& transitionPhaseDuration() {
+  static util::HistogramFamily& h = util::defaultRegistry().histogram(
+      "memcached_operator_transition_phase_duration_seconds",
+      "Time warm transitions spent in each phase (prepare, copy, switch, finalize), by phase.",
+      {"phase"}, {0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800});
+  return h;
+}
+
 void forgetCluster(const std::string& cluster) {
+  transitionItemsCopied().remove({cluster});
+  transitionBytesCopied().remove({cluster});
   publishedConfigVersion().remove({cluster});
   drainDuration().remove({cluster});
   drainTimeouts().remove({cluster});

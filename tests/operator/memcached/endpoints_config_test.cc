@@ -209,5 +209,54 @@ TEST(EndpointsDecisionTest, PublishedListIsReadAsClientsReadIt) {
   EXPECT_EQ(publishedVersion(configMap({{kEndpointsJsonKey, good}})), 7);
 }
 
+TEST(EndpointsTransitionTest, PhasesRenderTheirRingsAndClientsReadThem) {
+  EndpointsContent c = twoServers();
+  PublishedServer third{"sessions-2", "sessions-2.sessions.shop.svc.cluster.local", "10.4.3.3",
+                        11211, 1, "active"};
+  // prepare: next beside servers; every ring's members count as listed.
+  c.phase = kPhasePrepare;
+  c.next = c.servers;
+  c.next.push_back(third);
+  Json live = configMap(renderEndpointsData(c, 8));
+  EXPECT_EQ(publishedPhase(live), "prepare");
+  EXPECT_EQ(*publishedServerNames(live),
+            (std::vector<std::string>{"sessions-0", "sessions-1", "sessions-2"}));
+  auto doc = clientconfig::parseEndpointsJson(renderEndpointsJson(c, 8));
+  ASSERT_TRUE(doc.ok()) << doc.error().toString();
+  ASSERT_TRUE(doc->next.has_value());
+  EXPECT_EQ(doc->next->servers.size(), 3u);
+  EXPECT_EQ(doc->current.servers.size(), 2u);
+  // switch: servers is the new ring, previous the old one.
+  EndpointsContent sw = twoServers();
+  sw.phase = kPhaseSwitch;
+  sw.previous = sw.servers;
+  sw.servers.push_back(third);
+  live = configMap(renderEndpointsData(sw, 9));
+  EXPECT_EQ(publishedPhase(live), "switch");
+  doc = clientconfig::parseEndpointsJson(renderEndpointsJson(sw, 9));
+  ASSERT_TRUE(doc.ok()) << doc.error().toString();
+  ASSERT_TRUE(doc->previous.has_value());
+  EXPECT_EQ(doc->previous->servers.size(), 2u);
+  EXPECT_FALSE(doc->next.has_value());
+  // The `servers` file a plain client reads lists only the current ring.
+  EXPECT_EQ(renderServersList(sw).find("10.4.3.3"), std::string::npos);
+  EXPECT_NE(renderServersList(sw).find("sessions-2"), std::string::npos);
+  // Without a phase the document is what it was before transitions existed.
+  EXPECT_EQ(publishedPhase(configMap(renderEndpointsData(twoServers(), 7))), "");
+  EXPECT_EQ(renderEndpointsJson(twoServers(), 7).find("phase"), std::string::npos);
+}
+
+TEST(EndpointsTransitionTest, AMemberListedOnlyAsPreviousStillBlocksLowering) {
+  EndpointsContent sw = twoServers();
+  sw.phase = kPhaseFinalize;
+  EndpointsContent prev = twoServers();
+  sw.servers.pop_back();  // sessions-1 leaves
+  sw.phase = kPhaseSwitch;
+  sw.previous = prev.servers;
+  const auto names = publishedServerNames(configMap(renderEndpointsData(sw, 3)));
+  ASSERT_TRUE(names.has_value());
+  EXPECT_EQ(*names, (std::vector<std::string>{"sessions-0", "sessions-1"}));
+}
+
 }  // namespace
 }  // namespace mcop::memcached
