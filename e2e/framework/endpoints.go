@@ -4,12 +4,16 @@ package framework
 // published), shared by the tests that read it (operator) and the ones that write it
 // (clientconfig).
 type Endpoints struct {
-	Schema   string           `json:"schema"`
-	Cluster  string           `json:"cluster"`
-	Version  int64            `json:"version"`
-	Hashing  string           `json:"hashing"`
-	Servers  []EndpointServer `json:"servers"`
-	Previous *Endpoints       `json:"previous"`
+	Schema  string           `json:"schema"`
+	Cluster string           `json:"cluster"`
+	Version int64            `json:"version"`
+	Hashing string           `json:"hashing"`
+	Servers []EndpointServer `json:"servers"`
+	// A Warm transition's phase ("" when none), the ring to come (prepare, copy) and the ring
+	// before (switch, finalize).
+	Phase    string     `json:"phase"`
+	Next     *Endpoints `json:"next"`
+	Previous *Endpoints `json:"previous"`
 }
 
 // EndpointServer is one member of the ring: Host is hashed, Address is connected to.

@@ -1,0 +1,222 @@
+// Warm transitions with real memcached: a cluster in spec.transition.mode Warm scaled 2 -> 3 and
+// back to 2. Every published version is watched: the phases come in order (prepare, copy,
+// switch, finalize, then the stable ring), each once, with the rings the contract says. The keys
+// that move are on their new owner before clients read it there (copied, not cold): after the
+// scale-up the new pod holds the moved keys' values, and the old owners no longer hold them
+// (finalize cleaned them); after the scale-down the values written on the leaving pod are back
+// on their owners, never the older copies those held before the scale-up.
+package operator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// publishedVersions records every endpoints.json version the API server hands out, from a watch
+// of the ConfigMap (a poll could miss a version that lived a few milliseconds).
+type publishedVersions struct {
+	mu   sync.Mutex
+	seen []endpoints
+}
+
+func (e *env) watchPublished(ctx context.Context, name string) *publishedVersions {
+	e.t.Helper()
+	w, err := e.kube.CoreV1().ConfigMaps(e.ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	if err != nil {
+		e.t.Fatalf("watch configmap %s: %v", name, err)
+	}
+	p := &publishedVersions{}
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			cm, ok := ev.Object.(*corev1.ConfigMap)
+			if !ok || (ev.Type != watch.Added && ev.Type != watch.Modified) {
+				continue
+			}
+			var ep endpoints
+			if json.Unmarshal([]byte(cm.Data["endpoints.json"]), &ep) != nil {
+				continue
+			}
+			p.mu.Lock()
+			if n := len(p.seen); n == 0 || p.seen[n-1].Version != ep.Version {
+				p.seen = append(p.seen, ep)
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+func (p *publishedVersions) since(version int64) []endpoints {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []endpoints
+	for _, ep := range p.seen {
+		if ep.Version > version {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+func phasesOf(eps []endpoints) []string {
+	var out []string
+	for _, ep := range eps {
+		ph := ep.Phase
+		if ph == "" {
+			ph = "stable"
+		}
+		out = append(out, fmt.Sprintf("%s%v", ph, ep.Names()))
+	}
+	return out
+}
+
+// checkPhases asserts the versions after `from` walk prepare, copy, switch, finalize, stable
+// from the ring `a` to the ring `b`, each version one higher than the one before.
+func checkPhases(t *testing.T, eps []endpoints, from int64, a, b []string) {
+	t.Helper()
+	want := []string{
+		fmt.Sprintf("prepare%v", a), fmt.Sprintf("copy%v", a), fmt.Sprintf("switch%v", b),
+		fmt.Sprintf("finalize%v", b), fmt.Sprintf("stable%v", b),
+	}
+	got := phasesOf(eps)
+	if !slices.Equal(got, want) {
+		t.Fatalf("published after version %d: %v; want %v", from, got, want)
+	}
+	for i, ep := range eps {
+		if ep.Version != from+int64(i)+1 {
+			t.Errorf("version %d published as #%d after %d: versions must rise by one", ep.Version, i+1, from)
+		}
+		switch ep.Phase {
+		case "prepare", "copy":
+			if ep.Next == nil || !slices.Equal(ep.Next.Names(), b) || ep.Previous != nil {
+				t.Errorf("%s: next %v, previous %v; want next %v and no previous", ep.Phase, ep.Next, ep.Previous, b)
+			}
+		case "switch":
+			if ep.Previous == nil || !slices.Equal(ep.Previous.Names(), a) || ep.Next != nil {
+				t.Errorf("switch: previous %v, next %v; want previous %v", ep.Previous, ep.Next, a)
+			}
+		default:
+			if ep.Next != nil || ep.Previous != nil {
+				t.Errorf("%q: next %v, previous %v; want neither", ep.Phase, ep.Next, ep.Previous)
+			}
+		}
+	}
+}
+
+func TestWarmTransitionsWalkThePhasesAndMoveKeysWarm(t *testing.T) {
+	bin := clientconfigBinary(t)
+	e := newEnv(t)
+	e.startOperator()
+	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
+		"  transition:\n    mode: Warm\n    propagationSeconds: 2\n    windowSeconds: 3\n", minSeconds))
+	e.waitAvailable(clusterName, 90*time.Second)
+	ep2, text2 := e.waitServers(2, 60*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	published := e.watchPublished(ctx, cmName)
+
+	var keys []string
+	for i := 0; i < 400; i++ {
+		keys = append(keys, fmt.Sprintf("session:%d", i))
+	}
+	first := owners(t, bin, text2, keys)
+	for _, k := range keys {
+		mcSet(t, first[k].addr, k, "v1")
+	}
+
+	// 2 -> 3.
+	started := time.Now()
+	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=3")
+	var text3 string
+	e.waitFor(120*time.Second, "the stable ring of 3 published", func() (bool, error) {
+		ep, cm, ok := e.endpointsOf(cmName)
+		if !ok {
+			return false, fmt.Errorf("no ConfigMap")
+		}
+		text3 = cm.Data["endpoints.json"]
+		return len(ep.Servers) == 3 && ep.Phase == "", fmt.Errorf("published %s%v", ep.Phase, ep.Names())
+	})
+	t.Logf("figure: kubectl scale 2 -> 3 (Warm, propagation 2 s, window 3 s) -> stable ring of 3 in %s", time.Since(started).Round(100*time.Millisecond))
+	up := published.since(ep2.Version)
+	checkPhases(t, up, ep2.Version, []string{"cache-0", "cache-1"}, []string{"cache-0", "cache-1", "cache-2"})
+
+	second := owners(t, bin, text3, keys)
+	var moved []string
+	for _, k := range keys {
+		if second[k].name == first[k].name {
+			if v, hit := mcGet(t, second[k].addr, k); !hit || v != "v1" {
+				t.Errorf("%s stayed on %s but reads %q, %v", k, second[k].name, v, hit)
+			}
+			continue
+		}
+		moved = append(moved, k)
+		// Warm: the new owner holds the value before any client wrote it there.
+		if v, hit := mcGet(t, second[k].addr, k); !hit || v != "v1" {
+			t.Errorf("%s moved to %s: %q, %v; want the copied v1", k, second[k].name, v, hit)
+		}
+		// Finalize cleaned the old owner.
+		if v, hit := mcGet(t, first[k].addr, k); hit {
+			t.Errorf("%s: its old owner %s still holds %q after the transition", k, first[k].name, v)
+		}
+		mcSet(t, second[k].addr, k, "v2")
+	}
+	if len(moved) == 0 {
+		t.Fatalf("no key of %d moved to cache-2", len(keys))
+	}
+	t.Logf("%d of %d keys moved to cache-2, all warm", len(moved), len(keys))
+	if raw, ok := e.mcc(clusterName).Object["status"].(map[string]any)["transition"]; ok {
+		t.Errorf("status.transition after the transition: %v", raw)
+	}
+
+	// 3 -> 2: the moved keys go back to their first owners with the values written on cache-2.
+	last := up[len(up)-1].Version
+	started = time.Now()
+	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=2")
+	var textBack string
+	e.waitFor(120*time.Second, "the stable ring of 2 published", func() (bool, error) {
+		ep, cm, ok := e.endpointsOf(cmName)
+		if !ok {
+			return false, fmt.Errorf("no ConfigMap")
+		}
+		textBack = cm.Data["endpoints.json"]
+		return len(ep.Servers) == 2 && ep.Phase == "", fmt.Errorf("published %s%v", ep.Phase, ep.Names())
+	})
+	t.Logf("figure: kubectl scale 3 -> 2 (Warm) -> stable ring of 2 in %s", time.Since(started).Round(100*time.Millisecond))
+	down := published.since(last)
+	checkPhases(t, down, last, []string{"cache-0", "cache-1", "cache-2"}, []string{"cache-0", "cache-1"})
+	back := owners(t, bin, textBack, keys)
+	for _, k := range moved {
+		if back[k] != first[k] {
+			t.Fatalf("%s: owner %v after the scale-down, %v before the scale-up", k, back[k], first[k])
+		}
+		if v, hit := mcGet(t, back[k].addr, k); !hit || v != "v2" {
+			t.Errorf("%s back on %s: %q, %v; want v2 (copied from cache-2), never v1", k, back[k].name, v, hit)
+		}
+	}
+	for _, reason := range []string{"TransitionStarted", "WarmCopyFinished", "TransitionCompleted"} {
+		if n := len(e.eventsWithReason(clusterName, reason)); n != 2 {
+			t.Errorf("%d %s events, want 2", n, reason)
+		}
+	}
+	if n := len(e.eventsWithReason(clusterName, "WarmCopyFailed")); n != 0 {
+		t.Errorf("%d WarmCopyFailed events", n)
+	}
+	// The drain waits for the transition, then lowers the StatefulSet.
+	e.waitFor(60*time.Second, "StatefulSet lowered to 2", func() (bool, error) {
+		return e.stsReplicas(clusterName) == 2, nil
+	})
+	if got := strings.Join(phasesOf(published.since(down[len(down)-1].Version)), " "); got != "" {
+		t.Errorf("versions published after the transition: %s", got)
+	}
+}
