@@ -118,7 +118,8 @@ class Cluster:
         st, ss = mcc.get("status", {}), sts.get("status", {})
         return (len(ep["servers"]) == n and all(s.get("state") == "active" for s in ep["servers"])
                 and st.get("observedGeneration") == mcc["metadata"]["generation"]
-                and st.get("phase") == "Available" and not st.get("drain")
+                and st.get("phase") == "Available" and not st.get("drain") and not st.get("transition")
+                and not ep.get("phase")
                 and ss.get("observedGeneration") == sts["metadata"]["generation"]
                 and ss.get("replicas") == n and ss.get("readyReplicas") == n and ss.get("updatedReplicas") == n
                 and ss.get("currentRevision") == ss.get("updateRevision")
@@ -169,8 +170,8 @@ def cluster_manifest(args):
         "drain": {"minSeconds": args.drain_min_seconds, "timeoutSeconds": 60},
     }
     if args.transition_mode:
-        # Hook for issue 10 (spec.transition.mode: Warm | Cold); the CRD has no such field yet.
-        spec["transition"] = {"mode": args.transition_mode}
+        # propagationSeconds is left to default to drain.minSeconds (the same bound).
+        spec["transition"] = {"mode": args.transition_mode, "windowSeconds": args.window_seconds}
     return json.dumps({"apiVersion": GROUP, "kind": "MemcachedCluster",
                        "metadata": {"name": args.name}, "spec": spec})
 
@@ -304,7 +305,9 @@ def parse_args():
     ap.add_argument("--timeout-ms", type=int, default=1000, help="client connect and socket timeout")
     ap.add_argument("--memory-mb", type=int, default=64)
     ap.add_argument("--rolled-memory-mb", type=int, default=96)
-    ap.add_argument("--transition-mode", default="", help="spec.transition.mode (issue 10); unset today")
+    ap.add_argument("--transition-mode", default="", help="spec.transition.mode: Warm or Cold (unset: the CRD's default, Cold)")
+    ap.add_argument("--window-seconds", type=int, default=10,
+                    help="spec.transition.windowSeconds for --transition-mode Warm (shortened for the local cluster; default 60)")
     args = ap.parse_args()
     args.modes = [m for m in args.modes.split(",") if m]
     args.dists = [d for d in args.dists.split(",") if d]

@@ -32,6 +32,7 @@
 #include "memcached/labels.h"
 #include "memcached/membership.h"
 #include "memcached/planned_event.h"
+#include "memcached/rollout.h"
 #include "memcached/transition.h"
 #include "util/logging.h"
 #include "memcached/metrics.h"
@@ -83,6 +84,7 @@ struct ClusterReconciler::PassPlan {
   ConditionsInput conditions;  // kept to clear a reported write failure once the acts succeed
   std::vector<PlannedEvent> events;
   std::optional<milliseconds> requeue;
+  std::string delete_pod;  // a Warm rolling update restarts this member's pod ("" none)
 };
 
 // One reconcile pass. It holds only what is fixed for the pass (the reconciler, the context and
@@ -109,9 +111,12 @@ class ClusterReconciler::Pass {
                                     const std::vector<PublishedServer>& desired);
   void observeTransitionWork(const ClusterSnapshot& snap, const TransitionInput& in,
                              TransitionStep& step);
+  RolloutStep planRolloutStep(const ClusterSnapshot& snap,
+                              const std::optional<DrainStatus>& drain);
   absl::StatusOr<MembershipResult> planMembership(const ClusterSnapshot& snap,
                                                   const std::optional<DrainStatus>& drain,
-                                                  int64_t replicas);
+                                                  int64_t replicas,
+                                                  const std::set<std::string>& excluded);
   bool guardLowering(const ClusterSnapshot& snap, const PassPlan& plan);
   ConditionsInput conditionsInput(const ClusterSnapshot& snap, const PassPlan& plan,
                                   const DrainStep& drain, const MembershipResult& members,
@@ -143,6 +148,8 @@ class ClusterReconciler::Pass {
                                  std::vector<PlannedEvent>& events,
                                  std::optional<milliseconds>& requeue);
   absl::Status ensurePodDisruptionBudget(const ClusterSnapshot& snap);
+  absl::Status restartMember(const ClusterSnapshot& snap, const PassPlan& plan,
+                             std::vector<PlannedEvent>& events);
   absl::Status apply(const ClusterRef& ref, const kube::ResourceType& type, const Json& desired,
                      const Json* live);
 
@@ -250,7 +257,10 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
                                  plan.current, drain->drain);
   const int64_t decided = plan.replicas;
 
-  auto members = planMembership(snap, drain->drain, decided);
+  RolloutStep rollout = planRolloutStep(snap, drain->drain);
+  plan.status.rollout = rollout.rollout;
+  plan.delete_pod = rollout.delete_pod;
+  auto members = planMembership(snap, drain->drain, decided, rollout.excluded);
   if (!members.ok()) return members.status();
   plan.status.members = members->members;
   TransitionStep transition =
@@ -269,13 +279,16 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   plan.events = drain->events;
   plan.events.insert(plan.events.end(), members->events.begin(), members->events.end());
   plan.events.insert(plan.events.end(), transition.events.begin(), transition.events.end());
+  plan.events.insert(plan.events.end(), rollout.events.begin(), rollout.events.end());
   plan.requeue = drain->requeue;
   if (transition.requeue) keepShorter(plan.requeue, *transition.requeue);
+  if (rollout.requeue) keepShorter(plan.requeue, *rollout.requeue);
   if (blocked || !members->measure_failures.empty()) {
     keepShorter(plan.requeue, r_.options_.max_poll_interval);
   }
   plan.conditions = conditionsInput(snap, plan, *drain, *members, blocked);
   plan.conditions.transition_message = transition.message;
+  plan.conditions.rollout_message = rollout.message;
   plan.conditions.scaling_up = decided > plan.current;
   const ConditionsDecision conditions = decideConditions(plan.conditions);
   applyConditions(conditions, now_text_, plan.status.conditions);
@@ -435,9 +448,34 @@ void ClusterReconciler::Pass::observeTransitionWork(const ClusterSnapshot& snap,
 
 // The members, after probing the Ready ones about to join: a member coming back from a drain is
 // emptied here, before any status or ConfigMap can list it as published again.
+// A Warm rolling update: which member is out of the ring, and whether its pod goes now.
+RolloutStep ClusterReconciler::Pass::planRolloutStep(const ClusterSnapshot& snap,
+                                                     const std::optional<DrainStatus>& drain) {
+  RolloutInput in;
+  in.key = snap.key;
+  in.warm = warmRollout(snap.parsed.spec);
+  if (const auto& sts = snap.children.stateful_set) {
+    in.update_revision = stringAt(*sts, {"status", "updateRevision"});
+  }
+  in.replicas = snap.current_replicas;
+  in.pods = snap.pods;
+  in.recorded = snap.recorded.rollout;
+  in.recorded_members = snap.recorded.members;
+  in.drain = drain.has_value();
+  in.transition = snap.recorded.transition.has_value();
+  if (const auto& cached = snap.children.cached_config_map) {
+    in.listed = publishedServerNames(*cached);
+  }
+  in.now_precise = now_precise_;
+  in.max_poll_interval = r_.options_.max_poll_interval;
+  return planRollout(in);
+}
+
 absl::StatusOr<MembershipResult> ClusterReconciler::Pass::planMembership(
-    const ClusterSnapshot& snap, const std::optional<DrainStatus>& drain, int64_t replicas) {
+    const ClusterSnapshot& snap, const std::optional<DrainStatus>& drain, int64_t replicas,
+    const std::set<std::string>& excluded) {
   MembershipInput in;
+  in.excluded = excluded;
   in.cluster = snap.ref.name;
   in.ns = snap.ref.ns;
   in.domain = r_.options_.cluster_domain;
@@ -694,7 +732,37 @@ absl::Status ClusterReconciler::Pass::act(const ClusterSnapshot& snap, const Pas
   }
   if (auto s = ensurePodDisruptionBudget(snap); !s.ok()) return s;
   if (auto s = publish(snap, plan, events); !s.ok()) return s;
-  return ensureStatefulSet(snap, plan, events, requeue);
+  if (auto s = ensureStatefulSet(snap, plan, events, requeue); !s.ok()) return s;
+  return restartMember(snap, plan, events);
+}
+
+// A Warm rolling update's restart: the pod goes only while the endpoints clients may read once
+// this pass has published list it nowhere (the same guard as lowering replicas).
+absl::Status ClusterReconciler::Pass::restartMember(const ClusterSnapshot& snap,
+                                                   const PassPlan& plan,
+                                                   std::vector<PlannedEvent>& events) {
+  if (plan.delete_pod.empty()) return absl::OkStatus();
+  const std::string& name = snap.parsed.spec.config_map_name;
+  const Json decided =
+      buildEndpointsConfigMap(snap.ref, name, plan.endpoints.data, r_.options_.field_manager);
+  const auto live = endpointsAfterPublish(*r_.api_, snap, name, decided);
+  std::optional<std::vector<std::string>> listed;
+  if (live.ok()) listed = publishedServerNames(*live);
+  if (!live.ok() || !listed ||
+      std::find(listed->begin(), listed->end(), plan.delete_pod) != listed->end()) {
+    spdlog::warn("not restarting yet: the live endpoints may still list it cluster={} pod={}",
+                 snap.key, plan.delete_pod);
+    return absl::OkStatus();  // status says restarting; the next pass deletes it
+  }
+  auto s = r_.api_->remove(kube::resources::kPod, snap.ref.ns, plan.delete_pod, {});
+  if (!s.ok() && !kube::IsNotFound(s)) {
+    return absl::Status(s.code(), absl::StrCat("delete pod ", plan.delete_pod, ": ", s.message()));
+  }
+  spdlog::info("warm rollout: deleted pod cluster={} pod={}", snap.key, plan.delete_pod);
+  events.push_back({kube::EventSeverity::kNormal, "MemberRestarted",
+                    absl::StrCat("deleted ", plan.delete_pod,
+                                 " to restart it with the new pod template (no client lists it)")});
+  return absl::OkStatus();
 }
 
 absl::Status ClusterReconciler::Pass::publish(const ClusterSnapshot& snap, const PassPlan& plan,

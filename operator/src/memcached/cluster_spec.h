@@ -55,6 +55,16 @@ struct TransitionSettings {
   int64_t copy_timeout_seconds = 600;
 };
 
+// How a change of the pod template (image, memory, args) reaches the pods.
+//   Warm:          with spec.transition.mode Warm, the operator restarts one member at a time: a
+//                  transition to the ring without it (its keys copied to the members that take
+//                  them), the pod deleted and recreated from the new template, emptied, then a
+//                  transition back (its keys copied back). The StatefulSet is OnDelete, so it
+//                  never restarts a pod on its own. With transition.mode Cold it acts as
+//                  RollingUpdate (two cold moves would lose more than one restart).
+//   RollingUpdate: the StatefulSet restarts the pods itself, each one cold.
+enum class UpdateStrategy { kWarm, kRollingUpdate };
+
 struct ClusterSpec {
   int64_t replicas = 3;
   std::string image = "memcached:1.6.18";
@@ -79,8 +89,15 @@ struct ClusterSpec {
   std::string hashing = "ketama-libmemcached";
   DrainSettings drain;
   TransitionSettings transition;
+  UpdateStrategy update_strategy = UpdateStrategy::kWarm;
   bool paused = false;
 };
+
+// Whether template changes roll out warm (see UpdateStrategy).
+inline bool warmRollout(const ClusterSpec& spec) {
+  return spec.update_strategy == UpdateStrategy::kWarm &&
+         spec.transition.mode == TransitionMode::kWarm;
+}
 
 struct ParsedSpec {
   ClusterSpec spec;

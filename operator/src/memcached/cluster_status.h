@@ -122,6 +122,19 @@ struct TransitionStatus {
   friend bool operator==(const TransitionStatus&, const TransitionStatus&) = default;
 };
 
+// status.rollout: the member a Warm rolling update is restarting (docs/transitions.md).
+inline constexpr char kRolloutLeaving[] = "leaving";        // moving its keys out
+inline constexpr char kRolloutRestarting[] = "restarting";  // pod deleted, waiting for the new one
+inline constexpr char kRolloutRejoining[] = "rejoining";    // Ready again, moving its keys back
+struct RolloutStatus {
+  std::string member;    // pod name
+  std::string phase;     // kRolloutLeaving ...
+  std::string revision;  // the StatefulSet's updateRevision it restarts into
+  std::string started_at;
+
+  friend bool operator==(const RolloutStatus&, const RolloutStatus&) = default;
+};
+
 struct Condition {
   std::string type;
   std::string status;  // "True", "False", "Unknown"
@@ -148,6 +161,7 @@ struct ClusterStatus {
   std::vector<Member> members;
   std::optional<DrainStatus> drain;
   std::optional<TransitionStatus> transition;
+  std::optional<RolloutStatus> rollout;
   std::vector<Condition> conditions;
 };
 

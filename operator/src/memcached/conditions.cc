@@ -72,9 +72,11 @@ Condition progressingCondition(const ConditionsInput& in) {
     progressing.reason = in.scaling_up ? "ScalingUp" : "WaitingForPods";
     progressing.message = absl::StrCat("waiting for ", absl::StrJoin(joining, ", "),
                                        " to become Ready and join the endpoints");
-  } else if (in.rolling_update) {
+  } else if (in.rolling_update || !in.rollout_message.empty()) {
     progressing.reason = "RollingUpdate";
-    progressing.message = "the StatefulSet is rolling out a new pod template";
+    progressing.message = in.rollout_message.empty()
+                              ? "the StatefulSet is rolling out a new pod template"
+                              : in.rollout_message;
   } else {
     progressing.status = "False";
     progressing.reason = "Stable";

@@ -38,6 +38,7 @@ struct ConditionsInput {
   bool lowering_blocked = false;    // the live endpoints may still list an outgoing pod
   bool scaling_up = false;          // this pass raises the StatefulSet's replicas
   bool rolling_update = false;      // the StatefulSet's update and current revisions differ
+  std::string rollout_message;      // a Warm rolling update's account of itself; "" = none
   std::vector<std::string> measure_failures;  // members whose stats could not be read
   int64_t config_version = 0;
   // Degraded as recorded before this pass: a DrainTimeout (and, with carry_write_failure, an

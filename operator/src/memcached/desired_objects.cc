@@ -232,7 +232,10 @@ Json buildStatefulSet(const ClusterRef& ref, const ClusterSpec& spec, int64_t re
   // replicas.
   s["podManagementPolicy"] = jsonString("Parallel");
   s["selector"] = labelSelector(ref.name);
-  s["updateStrategy"] = jsonObject({{"type", jsonString("RollingUpdate")}});
+  // A Warm rolling update restarts the pods itself, one at a time after moving its keys out;
+  // the StatefulSet must never restart one on its own.
+  s["updateStrategy"] =
+      jsonObject({{"type", jsonString(warmRollout(spec) ? "OnDelete" : "RollingUpdate")}});
   s["template"] = podTemplate(ref, spec, manager);
   sts["spec"] = s;
   // The hash must not depend on replicas: a scale is a replicas change, not a template change.

@@ -58,6 +58,7 @@ std::map<int64_t, PodView> podsByOrdinal(const std::string& cluster,
     v.terminating = findPath(pod, {"metadata", "deletionTimestamp"}) != nullptr &&
                     !findPath(pod, {"metadata", "deletionTimestamp"})->is_null();
     v.ip = stringAt(pod, {"status", "podIP"});
+    v.revision = stringAt(pod, {"metadata", "labels", "controller-revision-hash"});
     if (const Json* conds = findPath(pod, {"status", "conditions"}); conds && conds->is_array()) {
       for (const auto& c : conds->as_array()) {
         if (stringAt(c, {"type"}) == "Ready") v.ready = stringAt(c, {"status"}) == "True";
@@ -176,6 +177,7 @@ std::vector<JoinProbe> joinProbes(const MembershipInput& input) {
   const auto previous = byName(input.previous);
   std::vector<JoinProbe> probes;
   for (int64_t ordinal = 0; ordinal < input.ring_size; ++ordinal) {
+    if (input.excluded.count(podName(input.cluster, ordinal))) continue;
     RingSlot slot = ringSlot(input, previous, ordinal);
     if (slot.published || !slot.ready) continue;
     const bool measure = !slot.member.baseline_connections;
@@ -189,6 +191,12 @@ MembershipResult planMembers(const MembershipInput& input, const JoinProbeResult
   MembershipResult result;
   const auto previous = byName(input.previous);
   for (int64_t ordinal = 0; ordinal < input.ring_size; ++ordinal) {
+    if (input.excluded.count(podName(input.cluster, ordinal))) {
+      Member m = recordedMember(input, previous, ordinal);
+      m.state = MemberState::kDraining;
+      result.members.push_back(std::move(m));
+      continue;
+    }
     RingSlot slot = ringSlot(input, previous, ordinal);
     if (!slot.published && slot.ready) join(slot.member, probed, result);
     result.members.push_back(std::move(slot.member));

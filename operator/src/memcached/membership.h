@@ -29,6 +29,7 @@ struct PodView {
   bool terminating = false;
   std::string ip;
   std::string failure;  // "CrashLoopBackOff" etc. when a container cannot run; "" otherwise
+  std::string revision;  // its controller-revision-hash label: the template it runs
 };
 
 // The cluster's pods by ordinal; pods whose name is not "<cluster>-<ordinal>" are ignored.
@@ -48,6 +49,9 @@ struct MembershipInput {
   int64_t ring_size = 0;
   // Pod names being drained (ordinals >= ring_size): tracked as draining.
   std::vector<std::string> draining;
+  // Pod names in [0, ring_size) kept out of the ring for now (a Warm rolling update restarting
+  // them): tracked as draining, and emptied before they join again.
+  std::set<std::string> excluded;
   std::vector<Member> previous;
   std::map<int64_t, PodView> pods;
 };
