@@ -220,3 +220,85 @@ func TestWarmTransitionsWalkThePhasesAndMoveKeysWarm(t *testing.T) {
 		t.Errorf("versions published after the transition: %s", got)
 	}
 }
+
+// A template change of a Warm cluster restarts one member at a time, each after its keys moved
+// to the other members and before they move back: every key written before the update is still
+// a hit with its value afterwards, though every memcached process was replaced.
+func TestWarmRollingUpdateKeepsEveryKey(t *testing.T) {
+	bin := clientconfigBinary(t)
+	e := newEnv(t)
+	e.startOperator()
+	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  memcached:\n    memoryMB: 64\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
+		"  transition:\n    mode: Warm\n    propagationSeconds: 2\n    windowSeconds: 2\n", minSeconds))
+	e.waitAvailable(clusterName, 90*time.Second)
+	ep2, text2 := e.waitServers(2, 60*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	published := e.watchPublished(ctx, cmName)
+	podUIDs := map[string]string{}
+	for _, n := range []string{"cache-0", "cache-1"} {
+		p, ok := e.pod(n)
+		if !ok {
+			t.Fatalf("pod %s not found", n)
+		}
+		podUIDs[n] = string(p.UID)
+	}
+
+	var keys []string
+	for i := 0; i < 400; i++ {
+		keys = append(keys, fmt.Sprintf("cart:%d", i))
+	}
+	own := owners(t, bin, text2, keys)
+	for _, k := range keys {
+		mcSet(t, own[k].addr, k, "v1")
+	}
+
+	started := time.Now()
+	e.kubectlOK("patch", "mcc/"+clusterName, "--type=merge", "-p", `{"spec":{"memcached":{"memoryMB":80}}}`)
+	var textAfter string
+	e.waitFor(240*time.Second, "both members restarted and the stable ring of 2 published", func() (bool, error) {
+		for n, uid := range podUIDs {
+			p, ok := e.pod(n)
+			if !ok || string(p.UID) == uid || p.DeletionTimestamp != nil {
+				return false, fmt.Errorf("%s not replaced yet", n)
+			}
+		}
+		st := e.mcc(clusterName).Object["status"].(map[string]any)
+		if st["rollout"] != nil || st["transition"] != nil {
+			return false, fmt.Errorf("rollout %v, transition %v", st["rollout"] != nil, st["transition"] != nil)
+		}
+		ep, cm, ok := e.endpointsOf(cmName)
+		if !ok {
+			return false, fmt.Errorf("no ConfigMap")
+		}
+		textAfter = cm.Data["endpoints.json"]
+		return len(ep.Servers) == 2 && ep.Phase == "", fmt.Errorf("published %s%v", ep.Phase, ep.Names())
+	})
+	t.Logf("figure: Warm rolling update of 2 members (propagation 2 s, window 2 s) in %s", time.Since(started).Round(100*time.Millisecond))
+	t.Logf("published: %s", strings.Join(phasesOf(published.since(ep2.Version)), " "))
+
+	// Each member: out (a transition to the ring without it) and back (one to the ring with it).
+	var rings []string
+	for _, ep := range published.since(ep2.Version) {
+		if ep.Phase == "" {
+			rings = append(rings, fmt.Sprint(ep.Names()))
+		}
+	}
+	if want := []string{"[cache-0]", "[cache-0 cache-1]", "[cache-1]", "[cache-0 cache-1]"}; !slices.Equal(rings, want) {
+		t.Errorf("stable rings published during the update: %v; want %v", rings, want)
+	}
+	after := owners(t, bin, textAfter, keys)
+	lost := 0
+	for _, k := range keys {
+		if v, hit := mcGet(t, after[k].addr, k); !hit || v != "v1" {
+			lost++
+			if lost <= 5 {
+				t.Errorf("%s on %s after the update: %q, %v; want v1", k, after[k].name, v, hit)
+			}
+		}
+	}
+	t.Logf("%d of %d keys kept through the rolling update", len(keys)-lost, len(keys))
+	if n := len(e.eventsWithReason(clusterName, "MemberRestarted")); n != 2 {
+		t.Errorf("%d MemberRestarted events, want 2", n)
+	}
+}
