@@ -1,7 +1,9 @@
 // TransitionRunner: see transition_runner.h. One mutex guards the table of works, the FIFO of
 // works waiting for a thread and every work's reported state; a work itself (its sweeps, then
 // its copies) runs without the mutex on one pool thread, which holds the work alive (a dropped
-// work finishes its current step on its own, cancelled, and nobody reads the result).
+// work finishes its current step on its own, cancelled, and nobody reads the result). Works
+// take threads in start order, except that a cluster's work waits while a replaced work of the
+// same cluster is still returning from its cancellation.
 #include "memcached/transition_runner.h"
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <absl/strings/str_cat.h>
@@ -61,6 +64,10 @@ struct TransitionRunner::Impl {
       : sweeper(std::move(sweeper_in)), clock(clock_in) {}
 
   void loop();
+  // The first queued work whose cluster has no work on a thread (a replaced work still returning
+  // from its cancellation keeps its cluster busy, so two works never touch one cluster's
+  // servers at once); drops the cancelled ones it passes. Null when none can run.
+  std::shared_ptr<Job> nextLocked();
   void run(const std::shared_ptr<Job>& job);
   absl::Status sweepAll(Job& job, const SweepControl& control);
   absl::Status copyAll(Job& job, const SweepControl& control);
@@ -76,6 +83,7 @@ struct TransitionRunner::Impl {
   std::condition_variable wake_cv;  // a work was cancelled: cut its pauses short
   std::map<std::string, std::shared_ptr<Job>> jobs;  // by cluster; guarded by mu
   std::deque<std::shared_ptr<Job>> queue;            // waiting for a thread, FIFO; guarded by mu
+  std::set<std::string> running;                     // clusters with a work on a thread; guarded by mu
   bool stopping = false;                             // guarded by mu
   std::vector<std::thread> threads;
 };
@@ -213,15 +221,31 @@ void TransitionRunner::stop() {
 void TransitionRunner::Impl::loop() {
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
-    work_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+    std::shared_ptr<Job> job;
+    work_cv.wait(lock, [&] { return stopping || (job = nextLocked()) != nullptr; });
     if (stopping) return;
-    std::shared_ptr<Job> job = std::move(queue.front());
-    queue.pop_front();
-    if (job->cancelled.load()) continue;  // dropped or replaced while it waited
+    running.insert(job->cluster);
     lock.unlock();
     run(job);
     lock.lock();
+    running.erase(job->cluster);
+    work_cv.notify_all();  // a work of the same cluster may have waited for this one
   }
+}
+
+std::shared_ptr<Job> TransitionRunner::Impl::nextLocked() {
+  for (auto it = queue.begin(); it != queue.end();) {
+    if ((*it)->cancelled.load()) {
+      it = queue.erase(it);  // dropped or replaced while it waited: never runs
+    } else if (running.count((*it)->cluster)) {
+      ++it;
+    } else {
+      std::shared_ptr<Job> job = std::move(*it);
+      queue.erase(it);
+      return job;
+    }
+  }
+  return nullptr;
 }
 
 void TransitionRunner::Impl::run(const std::shared_ptr<Job>& job) {

@@ -34,16 +34,19 @@ class FakeSweeper : public StaleCopySweeper {
     const std::string name = ring.cluster + "/" + ring.servers()[member].name;
     std::unique_lock<std::mutex> lock(mu_);
     calls_.push_back(name);
+    max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
     cv_.notify_all();
     while (!open_) {
-      if (auto s = control.check(); !s.ok()) {
+      if (auto s = control.check(); !s.ok() && !stubborn_) {
         stops_.push_back(s);
+        --in_flight_;
         cv_.notify_all();
         return s;
       }
       // The control's deadline may follow a FakeClock, which notifies nobody: poll it.
       cv_.wait_for(lock, milliseconds(2));
     }
+    --in_flight_;
     if (failing_.count(name)) return absl::UnavailableError("connect refused");
     return SweepCounts{10, member + 1, 0};
   }
@@ -52,6 +55,11 @@ class FakeSweeper : public StaleCopySweeper {
     std::lock_guard<std::mutex> lock(mu_);
     open_ = true;
     cv_.notify_all();
+  }
+  // Sweeps ignore their control: they end only once opened.
+  void stubborn() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stubborn_ = true;
   }
   void fail(const std::string& name) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -71,11 +79,18 @@ class FakeSweeper : public StaleCopySweeper {
     std::lock_guard<std::mutex> lock(mu_);
     return stops_;
   }
+  int maxInFlight() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return max_in_flight_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = false;
+  bool stubborn_ = false;
+  int in_flight_ = 0;
+  int max_in_flight_ = 0;
   std::set<std::string> failing_;
   std::vector<std::string> calls_;
   std::vector<absl::Status> stops_;
@@ -438,6 +453,27 @@ TEST_F(TransitionRunnerRulesTest, WaitingWorksRunInOrder) {
   ASSERT_TRUE(p && p->done);
   EXPECT_EQ(fake_->calls(),
             (std::vector<std::string>{"shop/a/x-0", "shop/b/x-0", "shop/d/x-0"}));
+}
+
+// A replaced work still returning from its cancellation keeps its cluster: the new work of the
+// cluster waits for it even with a thread free, while another cluster's work goes ahead.
+TEST_F(TransitionRunnerRulesTest, ANewWorkWaitsForTheReplacedOneOfItsCluster) {
+  fake_->stubborn();
+  TransitionRunner r(fake_, clock_, 2);
+  ASSERT_TRUE(r.start("shop/a", idOf("t0"), sweepOnly("shop/a", {0})));
+  ASSERT_TRUE(fake_->waitFor(1));
+  ASSERT_TRUE(r.start("shop/a", idOf("t1"), sweepOnly("shop/a", {1})));
+  ASSERT_TRUE(r.start("shop/b", idOf("t0"), sweepOnly("shop/b", {0})));
+  ASSERT_TRUE(fake_->waitFor(2));
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(fake_->calls(), (std::vector<std::string>{"shop/a/x-0", "shop/b/x-0"}));
+  fake_->open();
+  auto p = waitDone(r, "shop/a", idOf("t1"));
+  ASSERT_TRUE(p && p->done);
+  EXPECT_TRUE(p->status.ok()) << p->status;
+  EXPECT_EQ(fake_->calls(),
+            (std::vector<std::string>{"shop/a/x-0", "shop/b/x-0", "shop/a/x-1"}));
+  EXPECT_EQ(fake_->maxInFlight(), 2);
 }
 
 // stop() cancels the running work, joins the threads and refuses new works; idempotent.
