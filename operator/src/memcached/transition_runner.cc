@@ -295,7 +295,9 @@ absl::Status TransitionRunner::Impl::copyOne(Job& job, size_t source, const Swee
   if (resume.done) return absl::OkStatus();
 
   WarmCopyOptions options = job.work.copy;
-  const auto left = duration_cast<milliseconds>(job.deadline - clock.steadyNow());
+  // Rounded up: the work's own deadline (the control) is the one that ends it, not a
+  // truncated copy of it a millisecond early.
+  const auto left = std::chrono::ceil<milliseconds>(job.deadline - clock.steadyNow());
   options.deadline = std::min(options.deadline, left);
   WarmCopyObserver observer;
   observer.on_progress = [&](const WarmCopyProgress& p) {
