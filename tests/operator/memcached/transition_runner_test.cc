@@ -2,7 +2,7 @@
 // first), the sweep that clears a stale copy before the copy replaces it, resuming from recorded
 // progress, cancellation by drop() and the overall deadline of a rate-limited copy; with a fake
 // sweeper, the same-id / other-id rules of start(), the first failure ending the work, the FIFO
-// of works waiting for a thread, and stop().
+// of works waiting for a thread, a cluster's new work waiting for the one it replaced, and stop().
 #include "memcached/transition_runner.h"
 
 #include <atomic>
