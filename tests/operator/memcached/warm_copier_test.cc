@@ -10,14 +10,13 @@
 #include <gtest/gtest.h>
 
 #include "clientconfig/memcached_admin.h"
-#include "libclientconfig/memcached_process.h"
+#include "memcached/three_memcached_fixture.h"
 #include "testing/fake_clock.h"
 
 namespace mcop::memcached {
 namespace {
 
 using clientconfig::MemcachedAdmin;
-using clientconfig::testing::MemcachedProcess;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -41,91 +40,8 @@ class FakeTimeControl : public SweepControl {
   mutable std::atomic<int64_t> paused_{0};
 };
 
-class WarmCopierTest : public testing::Test {
+class WarmCopierTest : public ThreeMemcachedTest {
  protected:
-  void SetUp() override {
-    for (auto* p : {&a_, &b_, &c_}) ASSERT_TRUE(p->running());
-    for (auto* p : {&a_, &b_, &c_}) {
-      auto admin = MemcachedAdmin::connect("127.0.0.1", p->port(), milliseconds(2000));
-      ASSERT_TRUE(admin.ok()) << admin.error().toString();
-      admins_.push_back(std::move(*admin));
-    }
-    two_ = ring({0, 1});
-    three_ = ring({0, 1, 2});
-  }
-
-  // A ring of the named members (0 = a, 1 = b, 2 = c), hashed by their stable host names.
-  clientconfig::SnapshotPtr ring(const std::vector<int>& members) {
-    const MemcachedProcess* procs[] = {&a_, &b_, &c_};
-    std::vector<clientconfig::Server> servers;
-    for (int m : members) {
-      const std::string name = "cache-" + std::to_string(m);
-      servers.push_back({name, name + ".cache.shop.svc", "127.0.0.1", procs[m]->port(), 1, "active"});
-    }
-    auto snapshot = clientconfig::makeSnapshot("shop/cache", members.size(), clientconfig::Hashing::KetamaLibmemcached,
-                                               servers);
-    EXPECT_TRUE(snapshot.ok()) << snapshot.error().toString();
-    return *snapshot;
-  }
-
-  // `n` keys that `from` routes to member index `owner`, named "<prefix><i>", i of 5 digits (so
-  // that every key of a prefix, and so every item of one value size, has the same size).
-  static std::vector<std::string> keysOwned(const clientconfig::Snapshot& from, uint32_t owner, int n,
-                                            const std::string& prefix) {
-    std::vector<std::string> keys;
-    for (int i = 0; static_cast<int>(keys.size()) < n; ++i) {
-      std::string n = std::to_string(i);
-      std::string k = prefix + std::string(5 - std::min<size_t>(5, n.size()), '0') + n;
-      if (from.serverIndex(k) == owner) keys.push_back(k);
-    }
-    return keys;
-  }
-
-  // The host of the server `snapshot` routes `key` to.
-  static std::string ownerHost(const clientconfig::Snapshot& snapshot, const std::string& key) {
-    return snapshot.servers()[snapshot.serverIndex(key)].host;
-  }
-
-  // Keys of a's that move to c in 2 → 3, out of `n` keys a owns.
-  std::vector<std::string> movingKeys(int n) {
-    std::vector<std::string> moving;
-    for (const auto& k : keysOwned(*two_, 0, n, "item:")) {
-      if (three_->serverIndex(k) == 2) moving.push_back(k);
-    }
-    return moving;
-  }
-
-  static std::string valueOf(const std::string& key, size_t size = 100) {
-    std::string v = key + ":";
-    while (v.size() < size) v += static_cast<char>('a' + v.size() % 26);
-    v.resize(size);
-    return v;
-  }
-
-  // Flags i % flag_mod (0: none; memcached stores non-zero flags in 4 more bytes).
-  void put(int member, const std::vector<std::string>& keys, int64_t ttl = 0, uint32_t flag_mod = 7) {
-    std::vector<MemcachedAdmin::MetaSetRequest> reqs;
-    for (size_t i = 0; i < keys.size(); ++i) {
-      reqs.push_back({keys[i], valueOf(keys[i]), ttl, flag_mod ? static_cast<uint32_t>(i % flag_mod) : 0});
-    }
-    auto stored = admins_[member]->metaSetBatch(reqs, clientconfig::MetaSetMode::Set);
-    ASSERT_TRUE(stored.ok()) << stored.error().toString();
-  }
-
-  std::set<std::string> keysOn(int member) {
-    auto items = admins_[member]->metadumpAll();
-    for (int i = 0; i < 500 && !items.ok() && MemcachedAdmin::isCrawlerBusy(items.error()); ++i) {
-      std::this_thread::sleep_for(milliseconds(10));
-      items = admins_[member]->metadumpAll();
-    }
-    EXPECT_TRUE(items.ok()) << items.error().toString();
-    std::set<std::string> keys;
-    if (items.ok()) {
-      for (const auto& it : *items) keys.insert(it.key);
-    }
-    return keys;
-  }
-
   WarmCopyResult copy(const clientconfig::Snapshot& from, size_t source, const clientconfig::Snapshot& to,
                       WarmCopyOptions options = {}, const WarmCopyProgress& resume = {},
                       const WarmCopyObserver& observer = {}) {
@@ -133,9 +49,6 @@ class WarmCopierTest : public testing::Test {
     return copier.copy(from, source, to, control_, resume, observer);
   }
 
-  MemcachedProcess a_, b_, c_;
-  std::vector<clientconfig::MemcachedAdminPtr> admins_;
-  clientconfig::SnapshotPtr two_, three_;
   util::FakeClock clock_;
   FakeTimeControl control_{clock_};
 };
