@@ -27,6 +27,9 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"hashing", `{clientConfig: {hashing: modula}}`, `supported values: "ketama-libmemcached", "ketama-libketama"`},
 		{"cm-name", `{clientConfig: {configMapName: "Not_A_Name"}}`, "spec.clientConfig.configMapName in body should match"},
 		{"port", `{port: 70000}`, "spec.port in body should be less than or equal to 65535"},
+		{"transition-mode", `{transition: {mode: warm}}`, `supported values: "Cold", "Warm"`},
+		{"transition-window", `{transition: {windowSeconds: 86401}}`, "spec.transition.windowSeconds in body should be less than or equal to 86400"},
+		{"transition-copy", `{transition: {copy: {timeoutSeconds: 0}}}`, "spec.transition.copy.timeoutSeconds in body should be greater than or equal to 1"},
 	}
 	for _, c := range cases {
 		out, err := e.applyYAML(fmt.Sprintf("apiVersion: memcached.operator.io/v1alpha1\nkind: MemcachedCluster\nmetadata: {name: bad-%s}\nspec: %s\n", c.name, c.spec))
@@ -122,11 +125,21 @@ func TestDefaultsImmutabilityAndScale(t *testing.T) {
 		"drain":               "map[connectionThreshold:0 minSeconds:60 timeoutSeconds:600]",
 		"podDisruptionBudget": "map[enabled:true maxUnavailable:1]",
 		"clientConfig":        "map[configMapName:defaults-ring hashing:ketama-libmemcached]",
+		// No propagationSeconds: unset, the operator takes drain.minSeconds.
+		"transition": "map[copy:map[itemsPerSecond:20000 maxItems:0 timeoutSeconds:600] mode:Cold windowSeconds:60]",
 	}
 	for k, v := range want {
 		if got := fmt.Sprint(spec[k]); got != v {
 			t.Errorf("default spec.%s = %s, want %s", k, got, v)
 		}
+	}
+	// A partly given transition gets the rest of its defaults, the copy's included.
+	if out, err := e.applyYAML("apiVersion: memcached.operator.io/v1alpha1\nkind: MemcachedCluster\nmetadata: {name: defaults-warm}\nspec: {replicas: 0, transition: {mode: Warm, propagationSeconds: 5}}\n"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	const wantWarm = "map[copy:map[itemsPerSecond:20000 maxItems:0 timeoutSeconds:600] mode:Warm propagationSeconds:5 windowSeconds:60]"
+	if got := fmt.Sprint(e.mcc("defaults-warm").Object["spec"].(map[string]any)["transition"]); got != wantWarm {
+		t.Errorf("spec.transition = %s, want %s", got, wantWarm)
 	}
 	out, err := kubectl("patch", "-n", e.ns, "mcc/defaults", "--type=merge", "-p", `{"spec":{"clientConfig":{"configMapName":"other"}}}`)
 	if err == nil || !strings.Contains(out, "clientConfig.configMapName is immutable") {

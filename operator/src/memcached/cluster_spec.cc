@@ -18,13 +18,11 @@ class SpecReader {
   SpecReader(const Json& spec, std::vector<std::string>& errors) : spec_(spec), errors_(errors) {}
 
   void readInt(std::initializer_list<std::string_view> path, int64_t& out) {
-    const Json* f = findPath(spec_, path);
-    if (!f || f->is_null()) return;
-    if (!f->is_number() || !f->is_integer()) {
-      errors_.push_back(absl::StrCat(pathName(path), " must be an integer"));
-      return;
-    }
-    out = f->as_number().to_int64();
+    if (auto value = intField(path)) out = *value;
+  }
+  // A field whose default depends on another one: stays nullopt when the spec leaves it out.
+  void readInt(std::initializer_list<std::string_view> path, std::optional<int64_t>& out) {
+    if (auto value = intField(path)) out = value;
   }
   void readString(std::initializer_list<std::string_view> path, std::string& out) {
     const Json* f = findPath(spec_, path);
@@ -95,6 +93,17 @@ class SpecReader {
   }
 
  private:
+  // The integer at path; nullopt when absent, null or (reported) not an integer.
+  std::optional<int64_t> intField(std::initializer_list<std::string_view> path) {
+    const Json* f = findPath(spec_, path);
+    if (!f || f->is_null()) return std::nullopt;
+    if (!f->is_number() || !f->is_integer()) {
+      errors_.push_back(absl::StrCat(pathName(path), " must be an integer"));
+      return std::nullopt;
+    }
+    return f->as_number().to_int64();
+  }
+
   const Json& spec_;
   std::vector<std::string>& errors_;
 };
@@ -104,9 +113,18 @@ bool isDnsSubdomain(const std::string& s) {
   return !s.empty() && s.size() <= 253 && std::regex_match(s, re);
 }
 
+// The fields readFields cannot put into ClusterSpec yet: enums as written (typed by their
+// check), and values whose default is another field's resolved value.
+struct RawFields {
+  std::string anti_affinity = "soft";
+  std::string transition_mode = "Cold";
+  std::optional<int64_t> propagation_seconds;  // nullopt: drain.minSeconds
+};
+
 // Reads every field the spec sets over the defaults, in the CRD's order, reporting type errors
-// ("must be an integer"). spec.antiAffinity is returned as written, for checkScheduling.
-std::string readFields(SpecReader& r, ClusterSpec& s) {
+// ("must be an integer").
+RawFields readFields(SpecReader& r, ClusterSpec& s) {
+  RawFields raw;
   // The pod and its container.
   r.readInt({"replicas"}, s.replicas);
   r.readString({"image"}, s.image);
@@ -123,8 +141,7 @@ std::string readFields(SpecReader& r, ClusterSpec& s) {
   r.readStringMap({"nodeSelector"}, s.node_selector);
   r.readRaw({"tolerations"}, s.tolerations, true);
   r.readRaw({"affinity"}, s.affinity, false);
-  std::string anti_affinity = "soft";
-  r.readString({"antiAffinity"}, anti_affinity);
+  r.readString({"antiAffinity"}, raw.anti_affinity);
   r.readRaw({"topologySpreadConstraints"}, s.topology_spread_constraints, true);
   r.readString({"priorityClassName"}, s.priority_class_name);
   r.readStringMap({"podLabels"}, s.pod_labels);
@@ -137,8 +154,15 @@ std::string readFields(SpecReader& r, ClusterSpec& s) {
   r.readInt({"drain", "minSeconds"}, s.drain.min_seconds);
   r.readInt({"drain", "timeoutSeconds"}, s.drain.timeout_seconds);
   r.readInt({"drain", "connectionThreshold"}, s.drain.connection_threshold);
+  // How a ring change reaches the clients.
+  r.readString({"transition", "mode"}, raw.transition_mode);
+  r.readInt({"transition", "propagationSeconds"}, raw.propagation_seconds);
+  r.readInt({"transition", "windowSeconds"}, s.transition.window_seconds);
+  r.readInt({"transition", "copy", "itemsPerSecond"}, s.transition.copy_items_per_second);
+  r.readInt({"transition", "copy", "maxItems"}, s.transition.copy_max_items);
+  r.readInt({"transition", "copy", "timeoutSeconds"}, s.transition.copy_timeout_seconds);
   r.readBool({"paused"}, s.paused);
-  return anti_affinity;
+  return raw;
 }
 
 // The checks below run after every field is read, one spec section each; their messages say
@@ -260,6 +284,41 @@ void checkDrain(const DrainSettings& d, std::vector<std::string>& errors) {
   }
 }
 
+// Also sets the typed mode from its text, and propagationSeconds from drain.minSeconds when the
+// spec leaves it out: both bound how long a published list takes to reach every client.
+void checkTransition(const RawFields& raw, ClusterSpec& s, std::vector<std::string>& errors) {
+  TransitionSettings& t = s.transition;
+  if (raw.transition_mode == "Cold") {
+    t.mode = TransitionMode::kCold;
+  } else if (raw.transition_mode == "Warm") {
+    t.mode = TransitionMode::kWarm;
+  } else {
+    errors.push_back(absl::StrCat("spec.transition.mode \"", raw.transition_mode,
+                                  "\" must be Cold or Warm"));
+  }
+  t.propagation_seconds = raw.propagation_seconds.value_or(s.drain.min_seconds);
+  if (raw.propagation_seconds && (t.propagation_seconds < 0 || t.propagation_seconds > 86400)) {
+    errors.push_back(absl::StrCat("spec.transition.propagationSeconds (", t.propagation_seconds,
+                                  ") must be between 0 and 86400"));
+  }
+  if (t.window_seconds < 0 || t.window_seconds > 86400) {
+    errors.push_back(absl::StrCat("spec.transition.windowSeconds (", t.window_seconds,
+                                  ") must be between 0 and 86400"));
+  }
+  if (t.copy_items_per_second < 0) {
+    errors.push_back(absl::StrCat("spec.transition.copy.itemsPerSecond (",
+                                  t.copy_items_per_second, ") must be >= 0 (0 = unlimited)"));
+  }
+  if (t.copy_max_items < 0) {
+    errors.push_back(absl::StrCat("spec.transition.copy.maxItems (", t.copy_max_items,
+                                  ") must be >= 0 (0 = all)"));
+  }
+  if (t.copy_timeout_seconds < 1 || t.copy_timeout_seconds > 86400) {
+    errors.push_back(absl::StrCat("spec.transition.copy.timeoutSeconds (",
+                                  t.copy_timeout_seconds, ") must be between 1 and 86400"));
+  }
+}
+
 }  // namespace
 
 std::optional<int64_t> itemSizeBytes(const std::string& value) {
@@ -292,16 +351,17 @@ ParsedSpec parseClusterSpec(const Json& cluster) {
   static const Json kEmpty = Json::object();
   const Json* spec_ptr = findPath(cluster, {"spec"});
   SpecReader reader(spec_ptr && spec_ptr->is_object() ? *spec_ptr : kEmpty, out.errors);
-  const std::string anti_affinity = readFields(reader, s);
+  const RawFields raw = readFields(reader, s);
   if (s.config_map_name.empty()) s.config_map_name = name + "-endpoints";
 
   checkName(name, out.errors);
   checkPod(s, out.errors);
   checkMemcached(s.memcached, out.errors);
-  checkScheduling(anti_affinity, s, out.errors);
+  checkScheduling(raw.anti_affinity, s, out.errors);
   checkDisruptionBudget(s, out.errors);
   checkClientConfig(s, out.errors);
   checkDrain(s.drain, out.errors);
+  checkTransition(raw, s, out.errors);
   return out;
 }
 

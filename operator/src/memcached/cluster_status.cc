@@ -2,7 +2,119 @@
 // decides the conditions).
 #include "memcached/cluster_status.h"
 
+#include <algorithm>
+
 namespace mcop::memcached {
+namespace {
+
+// Copy counters are written where every JSON reader holds them exactly (2^53 - 1, as the
+// endpoints versions) and where the CRD's int64 accepts them; a hand-edited negative or
+// non-integer value reads as 0 rather than wrapping into a huge count.
+constexpr uint64_t kMaxJsonCounter = (uint64_t{1} << 53) - 1;
+
+Json counterJson(uint64_t value) {
+  return Json::number(static_cast<int64_t>(std::min(value, kMaxJsonCounter)));
+}
+
+uint64_t counterAt(const Json& v, std::initializer_list<std::string_view> path) {
+  const Json* f = findPath(v, path);
+  if (!f || !f->is_number() || !f->is_integer()) return 0;
+  const auto& n = f->as_number();
+  if (n.is_uint64()) return std::min(n.to_uint64(), kMaxJsonCounter);
+  return 0;  // a negative integer
+}
+
+std::vector<PublishedServer> parseServers(const Json* list) {
+  std::vector<PublishedServer> out;
+  if (!list || !list->is_array()) return out;
+  for (const auto& j : list->as_array()) {
+    PublishedServer server;
+    server.name = stringAt(j, {"name"});
+    server.host = stringAt(j, {"host"});
+    server.address = stringAt(j, {"address"});
+    server.port = intAt(j, {"port"}).value_or(server.port);
+    server.weight = intAt(j, {"weight"}).value_or(server.weight);
+    server.state = stringAt(j, {"state"});
+    if (!server.name.empty()) out.push_back(std::move(server));
+  }
+  return out;
+}
+
+Json serversToJson(const std::vector<PublishedServer>& servers) {
+  std::vector<Json> out;
+  for (const auto& server : servers) {
+    out.push_back(jsonObject({{"name", jsonString(server.name)},
+                              {"host", jsonString(server.host)},
+                              {"address", jsonString(server.address)},
+                              {"port", Json::number(server.port)},
+                              {"weight", Json::number(server.weight)},
+                              {"state", jsonString(server.state)}}));
+  }
+  return jsonArray(std::move(out));
+}
+
+std::vector<CopySourceStatus> parseCopy(const Json* list) {
+  std::vector<CopySourceStatus> out;
+  if (!list || !list->is_array()) return out;
+  for (const auto& j : list->as_array()) {
+    CopySourceStatus source;
+    source.name = stringAt(j, {"name"});
+    source.processed = counterAt(j, {"processed"});
+    source.copied = counterAt(j, {"copied"});
+    source.skipped = counterAt(j, {"skipped"});
+    source.bytes = counterAt(j, {"bytes"});
+    source.done = boolAt(j, {"done"}).value_or(false);
+    source.cursor_last_access = intAt(j, {"cursorLastAccess"}).value_or(0);
+    source.cursor_key = stringAt(j, {"cursorKey"});
+    if (!source.name.empty()) out.push_back(std::move(source));
+  }
+  return out;
+}
+
+Json copyToJson(const std::vector<CopySourceStatus>& copy) {
+  std::vector<Json> out;
+  for (const auto& source : copy) {
+    Json j = jsonObject({{"name", jsonString(source.name)},
+                         {"processed", counterJson(source.processed)},
+                         {"copied", counterJson(source.copied)},
+                         {"skipped", counterJson(source.skipped)},
+                         {"bytes", counterJson(source.bytes)},
+                         {"done", Json::boolean(source.done)},
+                         {"cursorLastAccess", Json::number(source.cursor_last_access)}});
+    if (!source.cursor_key.empty()) j["cursorKey"] = jsonString(source.cursor_key);
+    out.push_back(std::move(j));
+  }
+  return jsonArray(std::move(out));
+}
+
+TransitionStatus parseTransition(const Json& t) {
+  TransitionStatus out;
+  out.phase = stringAt(t, {"phase"});
+  out.from = parseServers(findPath(t, {"from"}));
+  out.to = parseServers(findPath(t, {"to"}));
+  out.started_at = stringAt(t, {"startedAt"});
+  out.phase_started_at = stringAt(t, {"phaseStartedAt"});
+  out.published_at = stringAt(t, {"publishedAt"});
+  out.copy = parseCopy(findPath(t, {"copy"}));
+  out.cold_reason = stringAt(t, {"coldReason"});
+  out.cleaned = boolAt(t, {"cleaned"}).value_or(false);
+  return out;
+}
+
+Json transitionToJson(const TransitionStatus& t) {
+  Json out = jsonObject({{"phase", jsonString(t.phase)},
+                         {"from", serversToJson(t.from)},
+                         {"to", serversToJson(t.to)},
+                         {"startedAt", jsonString(t.started_at)},
+                         {"phaseStartedAt", jsonString(t.phase_started_at)},
+                         {"cleaned", Json::boolean(t.cleaned)}});
+  if (!t.published_at.empty()) out["publishedAt"] = jsonString(t.published_at);
+  if (!t.copy.empty()) out["copy"] = copyToJson(t.copy);
+  if (!t.cold_reason.empty()) out["coldReason"] = jsonString(t.cold_reason);
+  return out;
+}
+
+}  // namespace
 
 const char* memberStateName(MemberState state) {
   switch (state) {
@@ -60,6 +172,9 @@ ClusterStatus parseClusterStatus(const Json& cluster) {
     drain.stale_copies_swept = boolAt(*d, {"staleCopiesSwept"}).value_or(true);
     s.drain = std::move(drain);
   }
+  if (const Json* t = findPath(*st, {"transition"}); t && t->is_object()) {
+    s.transition = parseTransition(*t);
+  }
   if (const Json* conds = findPath(*st, {"conditions"}); conds && conds->is_array()) {
     for (const auto& c : conds->as_array()) {
       Condition cond;
@@ -107,6 +222,7 @@ Json clusterStatusToJson(const ClusterStatus& s) {
     d["staleCopiesSwept"] = Json::boolean(s.drain->stale_copies_swept);
     out["drain"] = d;
   }
+  if (s.transition) out["transition"] = transitionToJson(*s.transition);
   std::vector<Json> conds;
   for (const auto& c : s.conditions) {
     conds.push_back(jsonObject({{"type", jsonString(c.type)},

@@ -2,6 +2,7 @@
 #include "memcached/cluster_spec.h"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 namespace mcop::memcached {
 namespace {
@@ -37,6 +38,99 @@ TEST(ClusterSpecTest, DefaultsMatchTheCrd) {
   EXPECT_EQ(s.pdb_max_unavailable, 1);
   EXPECT_EQ(s.anti_affinity, AntiAffinity::kSoft);
   EXPECT_FALSE(s.paused);
+  EXPECT_EQ(s.transition.mode, TransitionMode::kCold);
+  EXPECT_EQ(s.transition.propagation_seconds, 60);
+  EXPECT_EQ(s.transition.window_seconds, 60);
+  EXPECT_EQ(s.transition.copy_items_per_second, 20000);
+  EXPECT_EQ(s.transition.copy_max_items, 0);
+  EXPECT_EQ(s.transition.copy_timeout_seconds, 600);
+}
+
+// Both bound how long a published list takes to reach every client, so a cluster that shortened
+// the drain's wait gets the same propagation wait unless it says otherwise.
+TEST(ClusterSpecTest, PropagationDefaultsToTheDrainMinimum) {
+  ParsedSpec p = parseClusterSpec(
+      cluster(R"({"drain":{"minSeconds":5},"transition":{"mode":"Warm"}})"));
+  ASSERT_TRUE(p.errors.empty()) << joined(p.errors);
+  EXPECT_EQ(p.spec.transition.propagation_seconds, 5);
+
+  p = parseClusterSpec(cluster(R"({"drain":{"minSeconds":5},"transition":{"propagationSeconds":0}})"));
+  ASSERT_TRUE(p.errors.empty()) << joined(p.errors);
+  EXPECT_EQ(p.spec.transition.propagation_seconds, 0);
+}
+
+YAML::Node crdSpecSchema() {
+  const std::string path =
+      std::string(MCOP_SOURCE_DIR) + "/crds/memcached.operator.io_memcachedclusters.yaml";
+  return YAML::LoadFile(path)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+                             ["spec"];
+}
+
+// The API server fills spec.transition in from the CRD's defaults; an object stored before
+// they existed gets the C++ ones. They must agree, and propagationSeconds must stay unset so
+// that it follows drain.minSeconds.
+TEST(ClusterSpecTest, CrdTransitionDefaultsMatchTheOperators) {
+  const YAML::Node t = crdSpecSchema()["properties"]["transition"];
+  ASSERT_TRUE(t.IsMap());
+  const TransitionSettings want;
+  const YAML::Node whole = t["default"];
+  EXPECT_EQ(whole["mode"].as<std::string>(), "Cold");
+  EXPECT_FALSE(whole["propagationSeconds"].IsDefined());
+  EXPECT_EQ(whole["windowSeconds"].as<int64_t>(), want.window_seconds);
+  for (const YAML::Node& copy : {whole["copy"], t["properties"]["copy"]["default"]}) {
+    EXPECT_EQ(copy["itemsPerSecond"].as<int64_t>(), want.copy_items_per_second);
+    EXPECT_EQ(copy["maxItems"].as<int64_t>(), want.copy_max_items);
+    EXPECT_EQ(copy["timeoutSeconds"].as<int64_t>(), want.copy_timeout_seconds);
+  }
+  const YAML::Node props = t["properties"];
+  EXPECT_EQ(props["mode"]["default"].as<std::string>(), "Cold");
+  EXPECT_EQ(props["mode"]["enum"].as<std::vector<std::string>>(),
+            (std::vector<std::string>{"Cold", "Warm"}));
+  EXPECT_FALSE(props["propagationSeconds"]["default"].IsDefined());
+  EXPECT_EQ(props["windowSeconds"]["default"].as<int64_t>(), want.window_seconds);
+  const YAML::Node copy = props["copy"]["properties"];
+  EXPECT_EQ(copy["itemsPerSecond"]["default"].as<int64_t>(), want.copy_items_per_second);
+  EXPECT_EQ(copy["maxItems"]["default"].as<int64_t>(), want.copy_max_items);
+  EXPECT_EQ(copy["timeoutSeconds"]["default"].as<int64_t>(), want.copy_timeout_seconds);
+}
+
+// The CRD's ranges are the ones the operator checks: each bound is accepted by both, one past
+// it is refused by the operator (the InvalidSpecTest cases above give the messages).
+TEST(ClusterSpecTest, CrdTransitionRangesMatchTheOperators) {
+  const YAML::Node t = crdSpecSchema()["properties"]["transition"]["properties"];
+  struct Range {
+    const char* field;
+    YAML::Node schema;
+    int64_t min;
+    std::optional<int64_t> max;
+  };
+  const Range ranges[] = {
+      {"propagationSeconds", t["propagationSeconds"], 0, 86400},
+      {"windowSeconds", t["windowSeconds"], 0, 86400},
+      {"copy.itemsPerSecond", t["copy"]["properties"]["itemsPerSecond"], 0, std::nullopt},
+      {"copy.maxItems", t["copy"]["properties"]["maxItems"], 0, std::nullopt},
+      {"copy.timeoutSeconds", t["copy"]["properties"]["timeoutSeconds"], 1, 86400},
+  };
+  for (const Range& r : ranges) {
+    SCOPED_TRACE(r.field);
+    EXPECT_EQ(r.schema["minimum"].as<int64_t>(), r.min);
+    EXPECT_EQ(r.schema["maximum"].IsDefined(), r.max.has_value());
+    if (r.max) EXPECT_EQ(r.schema["maximum"].as<int64_t>(), *r.max);
+    const std::string field = r.field;
+    auto transition = [&](int64_t v) {
+      const std::string value = std::to_string(v);
+      if (field.rfind("copy.", 0) == 0) {
+        return R"({"transition":{"copy":{")" + field.substr(5) + R"(":)" + value + "}}}";
+      }
+      return R"({"transition":{")" + field + R"(":)" + value + "}}";
+    };
+    EXPECT_TRUE(parseClusterSpec(cluster(transition(r.min))).errors.empty());
+    EXPECT_FALSE(parseClusterSpec(cluster(transition(r.min - 1))).errors.empty());
+    if (r.max) {
+      EXPECT_TRUE(parseClusterSpec(cluster(transition(*r.max))).errors.empty());
+      EXPECT_FALSE(parseClusterSpec(cluster(transition(*r.max + 1))).errors.empty());
+    }
+  }
 }
 
 TEST(ClusterSpecTest, ReadsEveryField) {
@@ -47,7 +141,9 @@ TEST(ClusterSpecTest, ReadsEveryField) {
     "antiAffinity": "hard", "nodeSelector": {"pool": "cache"},
     "podDisruptionBudget": {"enabled": false, "maxUnavailable": 2},
     "clientConfig": {"configMapName": "cache-ring", "hashing": "ketama-libketama"},
-    "drain": {"minSeconds": 5, "timeoutSeconds": 30, "connectionThreshold": 2}})"));
+    "drain": {"minSeconds": 5, "timeoutSeconds": 30, "connectionThreshold": 2},
+    "transition": {"mode": "Warm", "propagationSeconds": 20, "windowSeconds": 45,
+                   "copy": {"itemsPerSecond": 5000, "maxItems": 100000, "timeoutSeconds": 120}}})"));
   ASSERT_TRUE(p.errors.empty()) << joined(p.errors);
   EXPECT_EQ(p.spec.replicas, 5);
   EXPECT_EQ(p.spec.port, 11300);
@@ -59,6 +155,12 @@ TEST(ClusterSpecTest, ReadsEveryField) {
   EXPECT_EQ(p.spec.config_map_name, "cache-ring");
   EXPECT_EQ(p.spec.hashing, "ketama-libketama");
   EXPECT_EQ(p.spec.drain.connection_threshold, 2);
+  EXPECT_EQ(p.spec.transition.mode, TransitionMode::kWarm);
+  EXPECT_EQ(p.spec.transition.propagation_seconds, 20);
+  EXPECT_EQ(p.spec.transition.window_seconds, 45);
+  EXPECT_EQ(p.spec.transition.copy_items_per_second, 5000);
+  EXPECT_EQ(p.spec.transition.copy_max_items, 100000);
+  EXPECT_EQ(p.spec.transition.copy_timeout_seconds, 120);
 }
 
 struct BadSpec {
@@ -103,7 +205,28 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{R"({"clientConfig":{"configMapName":"Not_A_Name"}})",
                 "must be a DNS subdomain name"},
         BadSpec{R"({"clientConfig":{"hashing":"modula"}})",
-                "must be ketama-libmemcached or ketama-libketama"}),
+                "must be ketama-libmemcached or ketama-libketama"},
+        BadSpec{R"({"transition":{"mode":"warm"}})",
+                "spec.transition.mode \"warm\" must be Cold or Warm"},
+        BadSpec{R"({"transition":{"mode":1}})", "spec.transition.mode must be a string"},
+        BadSpec{R"({"transition":{"propagationSeconds":-1}})",
+                "spec.transition.propagationSeconds (-1) must be between 0 and 86400"},
+        BadSpec{R"({"transition":{"propagationSeconds":86401}})",
+                "spec.transition.propagationSeconds (86401) must be between 0 and 86400"},
+        BadSpec{R"({"transition":{"propagationSeconds":"60"}})",
+                "spec.transition.propagationSeconds must be an integer"},
+        BadSpec{R"({"transition":{"windowSeconds":-1}})",
+                "spec.transition.windowSeconds (-1) must be between 0 and 86400"},
+        BadSpec{R"({"transition":{"windowSeconds":86401}})",
+                "spec.transition.windowSeconds (86401) must be between 0 and 86400"},
+        BadSpec{R"({"transition":{"copy":{"itemsPerSecond":-1}}})",
+                "spec.transition.copy.itemsPerSecond (-1) must be >= 0"},
+        BadSpec{R"({"transition":{"copy":{"maxItems":-5}}})",
+                "spec.transition.copy.maxItems (-5) must be >= 0"},
+        BadSpec{R"({"transition":{"copy":{"timeoutSeconds":0}}})",
+                "spec.transition.copy.timeoutSeconds (0) must be between 1 and 86400"},
+        BadSpec{R"({"transition":{"copy":{"timeoutSeconds":86401}}})",
+                "spec.transition.copy.timeoutSeconds (86401) must be between 1 and 86400"}),
     [](const testing::TestParamInfo<BadSpec>& info) { return "rule" + std::to_string(info.index); });
 
 TEST(ClusterSpecTest, ConnectionsJustEnoughForTheThreadsAreAccepted) {
