@@ -1471,7 +1471,8 @@ TEST_F(ClusterReconcilerTest, AWriteFailureWhoseReportLosesAConflictIsDecidedAga
   EXPECT_EQ(eventCount("ReconcileError"), 0);
 }
 
-// Writes of `resource` fail with `message` (changeable between passes) while `message` is set.
+// Applies to `resource` are rejected with *message (which the test may change between passes)
+// while it is not empty.
 FakeApiClient::FailureHook rejecting(const std::string& resource, const std::string* message) {
   return [resource, message](const FakeApiClient::Action& a) {
     if (!message->empty() && a.verb == Verb::kPatch && a.resource == resource) {
@@ -1563,7 +1564,8 @@ TEST_F(ClusterReconcilerTest, ARejectedScaleUpIsDegradedAndNotAnnouncedAsScaling
 // decided and recorded before the StatefulSet write, and a rejected write only changes Degraded,
 // so Progressing stays True/ScalingUp ("waiting for sessions-2 to become Ready") while the
 // StatefulSet was never raised, on creation as on a scale-up.
-TEST_F(ClusterReconcilerTest, DISABLED_ProgressingDoesNotClaimScalingUpWhileTheStatefulSetIsRejected) {
+TEST_F(ClusterReconcilerTest,
+       DISABLED_ProgressingDoesNotClaimScalingUpWhileTheStatefulSetIsRejected) {
   std::string message = "StatefulSet.apps \"sessions\" is invalid: spec.replicas: Invalid value";
   api_->setFailureHook(rejecting("apps/statefulsets", &message));
   createCluster(R"({"replicas":2})");
