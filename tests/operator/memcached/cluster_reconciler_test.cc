@@ -574,8 +574,56 @@ TEST_F(ClusterReconcilerTest, RestartMidDrainResumesFromStatus) {
   newReconciler();
   reconcile();
   EXPECT_EQ(stsReplicas(), 2);
+  // And again once lowered, before and after the outgoing pod is gone: nothing is told twice.
+  newReconciler();
+  reconcile();
+  runPods();
+  newReconciler();
+  reconcile();
+  EXPECT_FALSE(status().drain.has_value());
   EXPECT_EQ(eventCount("DrainStarted"), 1);
+  EXPECT_EQ(eventCount("DrainCompleted"), 1);
+  // ScalingDown is two events, each once: the decision (before the drain) and the lowering.
+  auto scaling_down = events_.withReason("ScalingDown");
+  ASSERT_EQ(scaling_down.size(), 2u);
+  EXPECT_EQ(scaling_down[0].message, "scaling down from 3 to 2 replicas: draining first");
+  EXPECT_EQ(scaling_down[1].message, "StatefulSet sessions scaled from 3 to 2 replicas");
   EXPECT_EQ(sweeper_->calls().size(), 2u);  // swept once, before publishing; never again
+}
+
+// The operator may stop between deciding and recording. Here every step of a drain first loses
+// its status write (a 409, or the process dying before the write), then the operator restarts and
+// takes the step again: each event is told once, by the pass whose status records it.
+TEST_F(ClusterReconcilerTest, EveryDrainStepLosingItsStatusWriteThenARestartTellsEachEventOnce) {
+  startCluster(3, R"({"minSeconds":0,"timeoutSeconds":600})");
+  const int publishes = eventCount("EndpointsPublished");
+  patchSpec(R"({"replicas":2})");
+  bool lose = false;
+  api_->setFailureHook([&](const FakeApiClient::Action& a) {
+    if (lose && a.verb == Verb::kUpdate && a.subresource == "status") {
+      return absl::AbortedError("the object has been modified");
+    }
+    return absl::OkStatus();
+  });
+  for (int step = 0; step < 12 && (stsReplicas() != 2 || status().drain.has_value()); ++step) {
+    lose = true;
+    sync();
+    (void)reconciler_->reconcile({"shop", "sessions"}, {});
+    lose = false;
+    newReconciler();
+    reconcile();
+    runPods();
+    clock_.advance(seconds(1));
+  }
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_FALSE(status().drain.has_value());
+  EXPECT_EQ(eventCount("DrainStarted"), 1);
+  EXPECT_EQ(eventCount("DrainCompleted"), 1);
+  auto scaling_down = events_.withReason("ScalingDown");
+  ASSERT_EQ(scaling_down.size(), 2u);
+  EXPECT_EQ(scaling_down[0].message, "scaling down from 3 to 2 replicas: draining first");
+  EXPECT_EQ(scaling_down[1].message, "StatefulSet sessions scaled from 3 to 2 replicas");
+  EXPECT_EQ(eventCount("EndpointsPublished"), publishes + 1);  // the list without sessions-2
 }
 
 TEST_F(ClusterReconcilerTest, NeverShrinksWhileAnOutgoingPodIsPublished) {
@@ -1272,6 +1320,89 @@ TEST_F(ClusterReconcilerTest, NeverAdoptsOrLowersAnOrphanedStatefulSet) {
             std::string::npos);
 }
 
+// A PodDisruptionBudget named like the cluster that is not this cluster's: without our labels
+// (someone's hand-made budget), or with them but controlled by another uid (left by an earlier
+// cluster of this name deleted with --cascade=orphan).
+Json foreignPdb(const std::string& owner_uid) {
+  Json pdb = Json::parse(R"({"apiVersion":"policy/v1","kind":"PodDisruptionBudget",
+    "metadata":{"name":"sessions","namespace":"shop"},
+    "spec":{"minAvailable":2,"selector":{"matchLabels":{"app":"web"}}}})");
+  if (!owner_uid.empty()) {
+    pdb["metadata"]["labels"] = Json::parse(
+        R"({"app.kubernetes.io/managed-by":"memcached-operator","memcached.operator.io/cluster":"sessions"})");
+    pdb["metadata"]["ownerReferences"] = Json::parse(
+        R"([{"apiVersion":"memcached.operator.io/v1alpha1","kind":"MemcachedCluster","name":"sessions","uid":")" +
+        owner_uid + R"(","controller":true}])");
+  }
+  return pdb;
+}
+
+// The budget as foreignPdb made it: neither rewritten nor taken over (nor deleted).
+void expectForeignPdbUntouched(FakeApiClient& api, const std::string& owner_uid) {
+  auto pdb = api.peek(res::kPodDisruptionBudget, "shop", "sessions");
+  ASSERT_TRUE(pdb.has_value());
+  EXPECT_EQ(intAt(*pdb, {"spec", "minAvailable"}).value_or(-1), 2);
+  EXPECT_EQ(stringAt(*pdb, {"spec", "selector", "matchLabels", "app"}), "web");
+  EXPECT_FALSE(findPath(*pdb, {"spec", "maxUnavailable"}));
+  const Json* owner = controllerOf(*pdb);
+  EXPECT_EQ(owner ? stringAt(*owner, {"uid"}) : std::string(), owner_uid);
+}
+
+TEST_F(ClusterReconcilerTest, NeverTakesOverAnUnlabelledPodDisruptionBudget) {
+  api_->seed(res::kPodDisruptionBudget, foreignPdb(""));
+  createCluster(R"({"replicas":2})");
+  api_->resetCounters();
+  sync();
+  auto result = reconciler_->reconcile({"shop", "sessions"}, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  // Only status is written: not the budget, nor any other child.
+  EXPECT_EQ(api_->writeCount(), 1);
+  EXPECT_EQ(statusWrites(), 1);
+  expectForeignPdbUntouched(*api_, "");
+  EXPECT_FALSE(api_->peek(res::kService, "shop", "sessions").has_value());
+  EXPECT_FALSE(configMap().has_value());
+  EXPECT_EQ(stsReplicas(), -1);
+  const ClusterStatus s = status();
+  const Condition* degraded = condition(s, kConditionDegraded);
+  EXPECT_EQ(degraded->status, "True");
+  EXPECT_EQ(degraded->reason, "PodDisruptionBudgetConflict");
+  EXPECT_NE(degraded->message.find("PodDisruptionBudget shop/sessions already exists"),
+            std::string::npos)
+      << degraded->message;
+  EXPECT_NE(degraded->message.find("spec.podDisruptionBudget.enabled: false"), std::string::npos)
+      << degraded->message;
+  EXPECT_EQ(eventCount("PodDisruptionBudgetConflict"), 1);
+  ASSERT_TRUE(result->requeue_after.has_value());
+  EXPECT_GE(*result->requeue_after, seconds(30));
+  api_->resetCounters();
+  reconcile();
+  EXPECT_EQ(api_->writeCount(), 0);
+  EXPECT_EQ(eventCount("PodDisruptionBudgetConflict"), 1);
+  expectForeignPdbUntouched(*api_, "");
+}
+
+// With the budget turned off the name is not ours to use, and not ours to clean up either: only
+// a budget this cluster controls is deleted.
+TEST_F(ClusterReconcilerTest, DisabledPdbNeverDeletesSomeoneElsesOfTheSameName) {
+  api_->seed(res::kPodDisruptionBudget, foreignPdb(""));
+  createCluster(R"({"replicas":2,"podDisruptionBudget":{"enabled":false}})");
+  converge();
+  expectForeignPdbUntouched(*api_, "");
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_EQ(published().size(), 2u);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+
+  // Labelled as ours but controlled by an earlier cluster of this name: in our cache, still not
+  // ours.
+  api_->seed(res::kPodDisruptionBudget, foreignPdb("uid-of-an-earlier-sessions"));
+  api_->resetCounters();
+  reconcile();
+  reconcile();
+  EXPECT_EQ(api_->count(Verb::kDelete, res::kPodDisruptionBudget), 0);
+  expectForeignPdbUntouched(*api_, "uid-of-an-earlier-sessions");
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+}
+
 // --- failed child writes ----------------------------------------------------------------------
 
 TEST_F(ClusterReconcilerTest, RejectedStatefulSetIsDegradedWithOneEventPerDistinctFailure) {
@@ -1338,6 +1469,166 @@ TEST_F(ClusterReconcilerTest, AWriteFailureWhoseReportLosesAConflictIsDecidedAga
   EXPECT_EQ(condition(status(), kConditionDegraded)->reason, "ApplyFailed");
   EXPECT_EQ(eventCount("ApplyFailed"), 1);
   EXPECT_EQ(eventCount("ReconcileError"), 0);
+}
+
+// Applies to `resource` are rejected with *message (which the test may change between passes)
+// while it is not empty.
+FakeApiClient::FailureHook rejecting(const std::string& resource, const std::string* message) {
+  return [resource, message](const FakeApiClient::Action& a) {
+    if (!message->empty() && a.verb == Verb::kPatch && a.resource == resource) {
+      return absl::InvalidArgumentError(*message);
+    }
+    return absl::OkStatus();
+  };
+}
+
+// One event per distinct failure: the same failure on retry is none, another failure is one.
+TEST_F(ClusterReconcilerTest, EachDistinctChildWriteFailureIsOneWarningEvent) {
+  createCluster(R"({"replicas":2})");
+  std::string message =
+      "StatefulSet.apps \"sessions\" is invalid: spec.template.spec.containers[0].resources."
+      "requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0";
+  api_->setFailureHook(rejecting("apps/statefulsets", &message));
+  const auto pass = [&] {
+    sync();
+    EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}, {}).ok());
+  };
+  pass();
+  auto warnings = events_.withReason("ApplyFailed");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].severity, kube::EventSeverity::kWarning);
+  EXPECT_NE(warnings[0].message.find(message), std::string::npos) << warnings[0].message;
+  const Condition* degraded = condition(status(), kConditionDegraded);
+  EXPECT_EQ(degraded->status, "True");
+  EXPECT_EQ(degraded->reason, "ApplyFailed");
+  EXPECT_NE(degraded->message.find("apply StatefulSet shop/sessions: " + message),
+            std::string::npos)
+      << degraded->message;
+
+  pass();  // the same failure: no second event
+  EXPECT_EQ(eventCount("ApplyFailed"), 1);
+
+  const std::string first = message;
+  message =
+      "StatefulSet.apps \"sessions\" is invalid: spec.template.metadata.labels: Invalid value: "
+      "\"-team\": name part must consist of alphanumeric characters";
+  pass();  // another failure: a second event, and Degraded says the new one
+  warnings = events_.withReason("ApplyFailed");
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_EQ(warnings[1].severity, kube::EventSeverity::kWarning);
+  EXPECT_NE(warnings[1].message.find(message), std::string::npos) << warnings[1].message;
+  degraded = condition(status(), kConditionDegraded);
+  EXPECT_EQ(degraded->reason, "ApplyFailed");
+  EXPECT_NE(degraded->message.find(message), std::string::npos) << degraded->message;
+  EXPECT_EQ(degraded->message.find(first), std::string::npos) << degraded->message;
+
+  pass();
+  pass();
+  EXPECT_EQ(eventCount("ApplyFailed"), 2);
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+}
+
+// The scale-up the StatefulSet write would have made did not happen: no event may say it did.
+TEST_F(ClusterReconcilerTest, ARejectedScaleUpIsDegradedAndNotAnnouncedAsScalingUp) {
+  startCluster(2);
+  const int64_t v = version();
+  ASSERT_EQ(eventCount("ScalingUp"), 1);  // the creation
+  std::string message =
+      "StatefulSet.apps \"sessions\" is invalid: spec.template.spec.containers[0].resources."
+      "requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1";
+  api_->setFailureHook(rejecting("apps/statefulsets", &message));
+  patchSpec(R"({"replicas":3})");
+  for (int i = 0; i < 3; ++i) {
+    sync();
+    EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}, {}).ok());
+    runPods();
+  }
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_EQ(version(), v);
+  ClusterStatus s = status();
+  EXPECT_EQ(s.phase, "Degraded");
+  const Condition* degraded = condition(s, kConditionDegraded);
+  EXPECT_EQ(degraded->reason, "ApplyFailed");
+  EXPECT_NE(degraded->message.find(message), std::string::npos) << degraded->message;
+  EXPECT_EQ(eventCount("ScalingUp"), 1);
+  EXPECT_EQ(eventCount("ApplyFailed"), 1);
+
+  message.clear();  // fixed
+  reconcile();
+  EXPECT_EQ(stsReplicas(), 3);
+  EXPECT_EQ(eventCount("ScalingUp"), 2);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+}
+
+// KNOWN DEFECT, disabled until fixed (run with --gtest_also_run_disabled_tests): Progressing is
+// decided and recorded before the StatefulSet write, and a rejected write only changes Degraded,
+// so Progressing stays True/ScalingUp ("waiting for sessions-2 to become Ready") while the
+// StatefulSet was never raised, on creation as on a scale-up.
+TEST_F(ClusterReconcilerTest,
+       DISABLED_ProgressingDoesNotClaimScalingUpWhileTheStatefulSetIsRejected) {
+  std::string message = "StatefulSet.apps \"sessions\" is invalid: spec.replicas: Invalid value";
+  api_->setFailureHook(rejecting("apps/statefulsets", &message));
+  createCluster(R"({"replicas":2})");
+  const auto rejectedPass = [&] {
+    sync();
+    EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}, {}).ok());
+    runPods();
+  };
+  rejectedPass();
+  rejectedPass();
+  EXPECT_EQ(stsReplicas(), -1);
+  const Condition* progressing = condition(status(), kConditionProgressing);
+  EXPECT_NE(progressing->reason, "ScalingUp") << "on creation: " << progressing->message;
+
+  message.clear();
+  converge();
+  ASSERT_EQ(stsReplicas(), 2);
+  message = "StatefulSet.apps \"sessions\" is invalid: spec.template.spec.affinity: Invalid value";
+  patchSpec(R"({"replicas":3})");
+  rejectedPass();
+  rejectedPass();
+  EXPECT_EQ(stsReplicas(), 2);
+  progressing = condition(status(), kConditionProgressing);
+  EXPECT_NE(progressing->reason, "ScalingUp") << "on a scale-up: " << progressing->message;
+}
+
+// Not only the StatefulSet and the ConfigMap: a Service the API server refuses is Degraded with
+// its message, once, and nothing after it in the order is written.
+TEST_F(ClusterReconcilerTest, ARejectedServiceIsDegradedWithTheApiMessage) {
+  createCluster(R"({"replicas":2})");
+  std::string message =
+      "Service \"sessions-client\" is invalid: metadata.annotations: Too long: must have at "
+      "most 262144 bytes";
+  api_->setFailureHook([&](const FakeApiClient::Action& a) {
+    if (!message.empty() && a.verb == Verb::kPatch && a.resource == "/services" &&
+        a.name == "sessions-client") {
+      return absl::InvalidArgumentError(message);
+    }
+    return absl::OkStatus();
+  });
+  for (int i = 0; i < 2; ++i) {
+    sync();
+    EXPECT_FALSE(reconciler_->reconcile({"shop", "sessions"}, {}).ok());
+  }
+  ClusterStatus s = status();
+  EXPECT_EQ(s.phase, "Degraded");
+  const Condition* degraded = condition(s, kConditionDegraded);
+  EXPECT_EQ(degraded->status, "True");
+  EXPECT_EQ(degraded->reason, "ApplyFailed");
+  EXPECT_NE(degraded->message.find("apply Service shop/sessions-client: " + message),
+            std::string::npos)
+      << degraded->message;
+  EXPECT_EQ(eventCount("ApplyFailed"), 1);
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+  EXPECT_FALSE(api_->peek(res::kService, "shop", "sessions-client").has_value());
+  EXPECT_FALSE(configMap().has_value());
+  EXPECT_EQ(stsReplicas(), -1);
+
+  message.clear();
+  reconcile();
+  EXPECT_TRUE(api_->peek(res::kService, "shop", "sessions-client").has_value());
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
 }
 
 // --- the version is the operator's -------------------------------------------------------------

@@ -246,6 +246,24 @@ TEST(ClusterSpecTest, LongFlagsThatMerelyStartLikeShortOnesAreAllowed) {
   EXPECT_TRUE(p.errors.empty()) << joined(p.errors);
 }
 
+// Kubernetes publishes kube-root-ca.crt in every namespace: the operator refuses it itself, not
+// only through the CRD's rule (a CRD installed without it, or an older one, must not matter).
+TEST(ClusterSpecTest, KubeRootCaConfigMapNameIsRefusedNamingTheField) {
+  ParsedSpec p =
+      parseClusterSpec(cluster(R"({"clientConfig":{"configMapName":"kube-root-ca.crt"}})"));
+  ASSERT_EQ(p.errors.size(), 1u) << joined(p.errors);
+  EXPECT_NE(p.errors[0].find("spec.clientConfig.configMapName kube-root-ca.crt"),
+            std::string::npos)
+      << p.errors[0];
+  EXPECT_NE(p.errors[0].find("choose another name"), std::string::npos) << p.errors[0];
+  // Only that exact name is Kubernetes': names that merely contain it are ordinary.
+  for (const char* name : {"kube-root-ca.crt-sessions", "my-kube-root-ca.crt"}) {
+    ParsedSpec ok = parseClusterSpec(
+        cluster(std::string(R"({"clientConfig":{"configMapName":")") + name + R"("}})"));
+    EXPECT_TRUE(ok.errors.empty()) << name << ": " << joined(ok.errors);
+  }
+}
+
 TEST(ItemSizeTest, Units) {
   EXPECT_EQ(*itemSizeBytes("1m"), 1048576);
   EXPECT_EQ(*itemSizeBytes("512k"), 524288);
