@@ -118,6 +118,7 @@ bool isDnsSubdomain(const std::string& s) {
 struct RawFields {
   std::string anti_affinity = "soft";
   std::string transition_mode = "Cold";
+  std::string update_strategy = "Warm";
   std::optional<int64_t> propagation_seconds;  // nullopt: drain.minSeconds
 };
 
@@ -156,6 +157,7 @@ RawFields readFields(SpecReader& r, ClusterSpec& s) {
   r.readInt({"drain", "connectionThreshold"}, s.drain.connection_threshold);
   // How a ring change reaches the clients.
   r.readString({"transition", "mode"}, raw.transition_mode);
+  r.readString({"updateStrategy", "type"}, raw.update_strategy);
   r.readInt({"transition", "propagationSeconds"}, raw.propagation_seconds);
   r.readInt({"transition", "windowSeconds"}, s.transition.window_seconds);
   r.readInt({"transition", "copy", "itemsPerSecond"}, s.transition.copy_items_per_second);
@@ -295,6 +297,14 @@ void checkTransition(const RawFields& raw, ClusterSpec& s, std::vector<std::stri
   } else {
     errors.push_back(absl::StrCat("spec.transition.mode \"", raw.transition_mode,
                                   "\" must be Cold or Warm"));
+  }
+  if (raw.update_strategy == "Warm") {
+    s.update_strategy = UpdateStrategy::kWarm;
+  } else if (raw.update_strategy == "RollingUpdate") {
+    s.update_strategy = UpdateStrategy::kRollingUpdate;
+  } else {
+    errors.push_back(absl::StrCat("spec.updateStrategy.type \"", raw.update_strategy,
+                                  "\" must be Warm or RollingUpdate"));
   }
   t.propagation_seconds = raw.propagation_seconds.value_or(s.drain.min_seconds);
   if (raw.propagation_seconds && (t.propagation_seconds < 0 || t.propagation_seconds > 86400)) {

@@ -175,6 +175,11 @@ ClusterStatus parseClusterStatus(const Json& cluster) {
   if (const Json* t = findPath(*st, {"transition"}); t && t->is_object()) {
     s.transition = parseTransition(*t);
   }
+  if (const Json* r = findPath(*st, {"rollout"}); r && r->is_object()) {
+    RolloutStatus rollout{stringAt(*r, {"member"}), stringAt(*r, {"phase"}),
+                          stringAt(*r, {"revision"}), stringAt(*r, {"startedAt"})};
+    if (!rollout.member.empty()) s.rollout = std::move(rollout);
+  }
   if (const Json* conds = findPath(*st, {"conditions"}); conds && conds->is_array()) {
     for (const auto& c : conds->as_array()) {
       Condition cond;
@@ -223,6 +228,12 @@ Json clusterStatusToJson(const ClusterStatus& s) {
     out["drain"] = d;
   }
   if (s.transition) out["transition"] = transitionToJson(*s.transition);
+  if (s.rollout) {
+    out["rollout"] = jsonObject({{"member", jsonString(s.rollout->member)},
+                                 {"phase", jsonString(s.rollout->phase)},
+                                 {"revision", jsonString(s.rollout->revision)},
+                                 {"startedAt", jsonString(s.rollout->started_at)}});
+  }
   std::vector<Json> conds;
   for (const auto& c : s.conditions) {
     conds.push_back(jsonObject({{"type", jsonString(c.type)},

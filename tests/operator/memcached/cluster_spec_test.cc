@@ -44,6 +44,24 @@ TEST(ClusterSpecTest, DefaultsMatchTheCrd) {
   EXPECT_EQ(s.transition.copy_items_per_second, 20000);
   EXPECT_EQ(s.transition.copy_max_items, 0);
   EXPECT_EQ(s.transition.copy_timeout_seconds, 600);
+  EXPECT_EQ(s.update_strategy, UpdateStrategy::kWarm);
+  EXPECT_FALSE(warmRollout(s));  // Warm updates need Warm transitions
+}
+
+TEST(ClusterSpecTest, UpdateStrategyIsReadAndRolloutsAreWarmOnlyWithWarmTransitions) {
+  ParsedSpec p = parseClusterSpec(cluster(R"({"transition":{"mode":"Warm"}})"));
+  ASSERT_TRUE(p.errors.empty()) << joined(p.errors);
+  EXPECT_TRUE(warmRollout(p.spec));
+  p = parseClusterSpec(
+      cluster(R"({"transition":{"mode":"Warm"},"updateStrategy":{"type":"RollingUpdate"}})"));
+  ASSERT_TRUE(p.errors.empty()) << joined(p.errors);
+  EXPECT_EQ(p.spec.update_strategy, UpdateStrategy::kRollingUpdate);
+  EXPECT_FALSE(warmRollout(p.spec));
+  p = parseClusterSpec(cluster(R"({"updateStrategy":{"type":"OnDelete"}})"));
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_NE(p.errors[0].find("spec.updateStrategy.type \"OnDelete\" must be Warm or RollingUpdate"),
+            std::string::npos)
+      << p.errors[0];
 }
 
 // Both bound how long a published list takes to reach every client, so a cluster that shortened

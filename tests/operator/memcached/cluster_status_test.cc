@@ -177,7 +177,18 @@ TEST(ClusterStatusTest, EveryWrittenFieldIsDeclaredInTheCrd) {
   s.drain = DrainStatus{2, {"sessions-2"}, "2026-12-07T10:00:00Z", "2026-12-07T10:00:01Z",
                         kDrainOutcomeDrained, false};
   s.conditions = {Condition{kConditionAvailable, "True", "Ready", "ok", 3, "2026-12-07T10:00:00Z"}};
+  s.rollout = RolloutStatus{"sessions-1", kRolloutRestarting, "sessions-6c9f", "2026-12-07T10:00:00Z"};
   expectDeclared(clusterStatusToJson(s), status, "status");
+}
+
+TEST(ClusterStatusTest, RolloutRoundTripsAndIsAbsentWhenNone) {
+  ClusterStatus s;
+  s.rollout = RolloutStatus{"sessions-1", kRolloutLeaving, "sessions-6c9f",
+                            "2026-12-07T10:00:00.000001Z"};
+  EXPECT_EQ(roundTrip(s).rollout, s.rollout);
+  s.rollout.reset();
+  EXPECT_FALSE(roundTrip(s).rollout.has_value());
+  EXPECT_EQ(findPath(clusterStatusToJson(s), {"rollout"}), nullptr);
 }
 
 }  // namespace

@@ -43,6 +43,18 @@ TEST_F(ChildrenTest, HeadlessService) {
   EXPECT_EQ(stringAt(svc, {"spec", "selector", "memcached.operator.io/cluster"}), "sessions");
 }
 
+TEST_F(ChildrenTest, WarmRolloutsMakeTheStatefulSetOnDelete) {
+  EXPECT_EQ(stringAt(buildStatefulSet(ref_, spec_, 2, "m"), {"spec", "updateStrategy", "type"}),
+            "RollingUpdate");
+  ClusterSpec warm = spec_;
+  warm.transition.mode = TransitionMode::kWarm;
+  EXPECT_EQ(stringAt(buildStatefulSet(ref_, warm, 2, "m"), {"spec", "updateStrategy", "type"}),
+            "OnDelete");
+  warm.update_strategy = UpdateStrategy::kRollingUpdate;
+  EXPECT_EQ(stringAt(buildStatefulSet(ref_, warm, 2, "m"), {"spec", "updateStrategy", "type"}),
+            "RollingUpdate");
+}
+
 TEST_F(ChildrenTest, ClientService) {
   Json svc = buildClientService(ref_, spec_, "memcached-operator");
   expectOwnedAndLabelled(svc);
