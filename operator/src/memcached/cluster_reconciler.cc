@@ -677,6 +677,9 @@ absl::Status ClusterReconciler::Pass::reportWriteFailure(const Json& cluster,
   ClusterStatus status = plan.status;
   setDegraded(status, plan.status.conditions, kReasonApplyFailed, message,
               plan.conditions.generation, events);
+  ConditionsInput blocked = plan.conditions;
+  blocked.previous_degraded = *findCondition(status.conditions, kConditionDegraded);
+  setCondition(status.conditions, progressingCondition(blocked), now_text_);
   spdlog::warn("child write failed cluster={}/{} error={}",
                stringAt(cluster, {"metadata", "namespace"}),
                stringAt(cluster, {"metadata", "name"}), util::quoted(message));

@@ -54,7 +54,15 @@ Condition progressingCondition(const ConditionsInput& in) {
   }
   Condition progressing{kConditionProgressing, "True", "", "", in.generation, ""};
   const auto& drain = in.drain;
-  if (!in.transition_message.empty()) {
+  const auto& prev = in.previous_degraded;
+  if (in.carry_write_failure && prev && prev->status == "True" &&
+      prev->reason == kReasonApplyFailed && prev->observed_generation == in.generation) {
+    // A child write the API server refuses blocks everything after it: nothing is scaling up
+    // or rolling out until it goes through (Degraded says why).
+    progressing.status = "False";
+    progressing.reason = kReasonApplyFailed;
+    progressing.message = "blocked until the API server accepts the write that Degraded reports";
+  } else if (!in.transition_message.empty()) {
     progressing.reason = "Transitioning";
     progressing.message = in.transition_message;
   } else if (drain && drain->outcome.empty()) {

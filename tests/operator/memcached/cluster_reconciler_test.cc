@@ -1565,7 +1565,7 @@ TEST_F(ClusterReconcilerTest, ARejectedScaleUpIsDegradedAndNotAnnouncedAsScaling
 // so Progressing stays True/ScalingUp ("waiting for sessions-2 to become Ready") while the
 // StatefulSet was never raised, on creation as on a scale-up.
 TEST_F(ClusterReconcilerTest,
-       DISABLED_ProgressingDoesNotClaimScalingUpWhileTheStatefulSetIsRejected) {
+       ProgressingDoesNotClaimScalingUpWhileTheStatefulSetIsRejected) {
   std::string message = "StatefulSet.apps \"sessions\" is invalid: spec.replicas: Invalid value";
   api_->setFailureHook(rejecting("apps/statefulsets", &message));
   createCluster(R"({"replicas":2})");
