@@ -125,6 +125,7 @@ func owners(t *testing.T, bin, endpointsJSON string, keys []string) map[string]o
 	res := map[string]owner{}
 	for _, ln := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
 		key, rest, ok := strings.Cut(ln, "\t")
+		rest, _, _ = strings.Cut(rest, "\t") // next=/previous= during a transition
 		name, addr, ok2 := strings.Cut(rest, " ")
 		if !ok || !ok2 {
 			t.Fatalf("clientconfig route: unexpected line %q", ln)

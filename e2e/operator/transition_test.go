@@ -114,6 +114,24 @@ func checkPhases(t *testing.T, eps []endpoints, from int64, a, b []string) {
 	}
 }
 
+// waitStable waits until the endpoints ConfigMap publishes n servers and no transition phase
+// (a Warm cluster's members join through transitions too); it returns the endpoints and the
+// endpoints.json text.
+func (e *env) waitStable(n int, timeout time.Duration) (endpoints, string) {
+	e.t.Helper()
+	var ep endpoints
+	var text string
+	e.waitFor(timeout, fmt.Sprintf("the stable ring of %d published", n), func() (bool, error) {
+		got, cm, ok := e.endpointsOf(cmName)
+		if !ok {
+			return false, fmt.Errorf("no ConfigMap")
+		}
+		ep, text = got, cm.Data["endpoints.json"]
+		return len(ep.Servers) == n && ep.Phase == "", fmt.Errorf("published %s%v", ep.Phase, ep.Names())
+	})
+	return ep, text
+}
+
 func TestWarmTransitionsWalkThePhasesAndMoveKeysWarm(t *testing.T) {
 	bin := clientconfigBinary(t)
 	e := newEnv(t)
@@ -121,7 +139,7 @@ func TestWarmTransitionsWalkThePhasesAndMoveKeysWarm(t *testing.T) {
 	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
 		"  transition:\n    mode: Warm\n    propagationSeconds: 2\n    windowSeconds: 3\n", minSeconds))
 	e.waitAvailable(clusterName, 90*time.Second)
-	ep2, text2 := e.waitServers(2, 60*time.Second)
+	ep2, text2 := e.waitStable(2, 90*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	published := e.watchPublished(ctx, cmName)
@@ -138,15 +156,7 @@ func TestWarmTransitionsWalkThePhasesAndMoveKeysWarm(t *testing.T) {
 	// 2 -> 3.
 	started := time.Now()
 	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=3")
-	var text3 string
-	e.waitFor(120*time.Second, "the stable ring of 3 published", func() (bool, error) {
-		ep, cm, ok := e.endpointsOf(cmName)
-		if !ok {
-			return false, fmt.Errorf("no ConfigMap")
-		}
-		text3 = cm.Data["endpoints.json"]
-		return len(ep.Servers) == 3 && ep.Phase == "", fmt.Errorf("published %s%v", ep.Phase, ep.Names())
-	})
+	_, text3 := e.waitStable(3, 120*time.Second)
 	t.Logf("figure: kubectl scale 2 -> 3 (Warm, propagation 2 s, window 3 s) -> stable ring of 3 in %s", time.Since(started).Round(100*time.Millisecond))
 	up := published.since(ep2.Version)
 	checkPhases(t, up, ep2.Version, []string{"cache-0", "cache-1"}, []string{"cache-0", "cache-1", "cache-2"})
@@ -183,15 +193,7 @@ func TestWarmTransitionsWalkThePhasesAndMoveKeysWarm(t *testing.T) {
 	last := up[len(up)-1].Version
 	started = time.Now()
 	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=2")
-	var textBack string
-	e.waitFor(120*time.Second, "the stable ring of 2 published", func() (bool, error) {
-		ep, cm, ok := e.endpointsOf(cmName)
-		if !ok {
-			return false, fmt.Errorf("no ConfigMap")
-		}
-		textBack = cm.Data["endpoints.json"]
-		return len(ep.Servers) == 2 && ep.Phase == "", fmt.Errorf("published %s%v", ep.Phase, ep.Names())
-	})
+	_, textBack := e.waitStable(2, 120*time.Second)
 	t.Logf("figure: kubectl scale 3 -> 2 (Warm) -> stable ring of 2 in %s", time.Since(started).Round(100*time.Millisecond))
 	down := published.since(last)
 	checkPhases(t, down, last, []string{"cache-0", "cache-1", "cache-2"}, []string{"cache-0", "cache-1"})
@@ -231,7 +233,7 @@ func TestWarmRollingUpdateKeepsEveryKey(t *testing.T) {
 	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  memcached:\n    memoryMB: 64\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
 		"  transition:\n    mode: Warm\n    propagationSeconds: 2\n    windowSeconds: 2\n", minSeconds))
 	e.waitAvailable(clusterName, 90*time.Second)
-	ep2, text2 := e.waitServers(2, 60*time.Second)
+	ep2, text2 := e.waitStable(2, 90*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	published := e.watchPublished(ctx, cmName)

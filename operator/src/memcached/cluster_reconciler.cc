@@ -266,6 +266,9 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   TransitionStep transition =
       planTransitionStep(snap, publishedServers(plan.status.members, spec.port));
   plan.status.transition = transition.transition;
+  plan.status.ring_established =
+      snap.recorded.ring_established ||
+      static_cast<int64_t>(transition.servers.size()) >= spec.replicas;
   plan.content = EndpointsContent{snap.key,           spec.hashing,    transition.servers,
                                   transition.phase,   transition.next, transition.previous};
   const auto& live_cm = snap.children.config_map;
@@ -375,6 +378,7 @@ TransitionStep ClusterReconciler::Pass::planTransitionStep(
   in.recorded = snap.recorded.transition;
   in.published = publishedServers(snap.recorded.members, spec.port);
   in.desired = desired;
+  in.established = snap.recorded.ring_established;
   if (const auto& cached = snap.children.cached_config_map) {
     in.cached_version = publishedVersion(*cached);
     in.cached_phase = publishedPhase(*cached);

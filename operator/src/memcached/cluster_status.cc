@@ -175,6 +175,7 @@ ClusterStatus parseClusterStatus(const Json& cluster) {
   if (const Json* t = findPath(*st, {"transition"}); t && t->is_object()) {
     s.transition = parseTransition(*t);
   }
+  s.ring_established = boolAt(*st, {"ringEstablished"}).value_or(false);
   if (const Json* r = findPath(*st, {"rollout"}); r && r->is_object()) {
     RolloutStatus rollout{stringAt(*r, {"member"}), stringAt(*r, {"phase"}),
                           stringAt(*r, {"revision"}), stringAt(*r, {"startedAt"})};
@@ -227,6 +228,7 @@ Json clusterStatusToJson(const ClusterStatus& s) {
     d["staleCopiesSwept"] = Json::boolean(s.drain->stale_copies_swept);
     out["drain"] = d;
   }
+  if (s.ring_established) out["ringEstablished"] = Json::boolean(true);
   if (s.transition) out["transition"] = transitionToJson(*s.transition);
   if (s.rollout) {
     out["rollout"] = jsonObject({{"member", jsonString(s.rollout->member)},

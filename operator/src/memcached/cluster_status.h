@@ -162,6 +162,10 @@ struct ClusterStatus {
   std::optional<DrainStatus> drain;
   std::optional<TransitionStatus> transition;
   std::optional<RolloutStatus> rollout;
+  // The published ring has held spec.replicas members at least once. Until then the cluster is
+  // coming up and its members join without Warm transitions (each would cost the propagation
+  // waits, with little or nothing cached to keep warm).
+  bool ring_established = false;
   std::vector<Condition> conditions;
 };
 

@@ -299,9 +299,10 @@ bool sameNames(const std::vector<PublishedServer>& a, const std::vector<Publishe
 TransitionStep planTransition(const TransitionInput& in) {
   TransitionStep step;
   if (!in.recorded) {
-    // A transition starts only between two non-empty rings: the first publish has no clients
-    // to keep warm, and an empty ring has no owner to copy to.
-    if (in.settings.mode == TransitionMode::kWarm && !in.published.empty() &&
+    // A transition starts only between two non-empty rings of an established cluster: the
+    // first publishes of a cluster coming up have little to keep warm, and an empty ring has no
+    // owner to copy to.
+    if (in.settings.mode == TransitionMode::kWarm && in.established && !in.published.empty() &&
         !in.desired.empty() && !sameNames(in.published, in.desired)) {
       startTransition(step, in, in.published);
     }

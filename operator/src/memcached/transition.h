@@ -40,6 +40,8 @@ struct TransitionInput {
   std::vector<PublishedServer> published;
   // The ring the members decide in this pass.
   std::vector<PublishedServer> desired;
+  // status.ringEstablished: a cluster still coming up starts no transition.
+  bool established = true;
   // The cached ConfigMap's version and phase ("" for none); nullopt when none is readable.
   std::optional<int64_t> cached_version;
   std::string cached_phase;

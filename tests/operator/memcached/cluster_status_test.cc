@@ -178,6 +178,7 @@ TEST(ClusterStatusTest, EveryWrittenFieldIsDeclaredInTheCrd) {
                         kDrainOutcomeDrained, false};
   s.conditions = {Condition{kConditionAvailable, "True", "Ready", "ok", 3, "2026-12-07T10:00:00Z"}};
   s.rollout = RolloutStatus{"sessions-1", kRolloutRestarting, "sessions-6c9f", "2026-12-07T10:00:00Z"};
+  s.ring_established = true;
   expectDeclared(clusterStatusToJson(s), status, "status");
 }
 
@@ -188,6 +189,9 @@ TEST(ClusterStatusTest, RolloutRoundTripsAndIsAbsentWhenNone) {
   EXPECT_EQ(roundTrip(s).rollout, s.rollout);
   s.rollout.reset();
   EXPECT_FALSE(roundTrip(s).rollout.has_value());
+  EXPECT_FALSE(roundTrip(s).ring_established);
+  s.ring_established = true;
+  EXPECT_TRUE(roundTrip(s).ring_established);
   EXPECT_EQ(findPath(clusterStatusToJson(s), {"rollout"}), nullptr);
 }
 

@@ -75,6 +75,11 @@ TEST(Transition, ColdModePublishesTheDesiredRingAtOnce) {
 
 TEST(Transition, NoTransitionForTheFirstPublishOrAnUnchangedRing) {
   EXPECT_FALSE(planTransition(input(0, 2)).transition);
+  // A cluster still coming up (its ring never held spec.replicas members): members join cold.
+  auto coming_up = input(1, 2);
+  coming_up.established = false;
+  EXPECT_FALSE(planTransition(coming_up).transition);
+  EXPECT_EQ(names(planTransition(coming_up).servers), names(ring(2)));
   EXPECT_FALSE(planTransition(input(3, 3)).transition);
   // Only addresses changed (a pod rescheduled): published at once, no keys move.
   auto in = input(3, 3);
