@@ -11,8 +11,8 @@ type Endpoints struct {
 	Servers []EndpointServer `json:"servers"`
 	// A Warm transition's phase ("" when none), the ring to come (prepare, copy) and the ring
 	// before (switch, finalize).
-	Phase    string     `json:"phase"`
-	Next     *Endpoints `json:"next"`
+	Phase    string     `json:"phase,omitempty"`
+	Next     *Endpoints `json:"next,omitempty"`
 	Previous *Endpoints `json:"previous"`
 }
 

@@ -21,9 +21,9 @@ import (
 // their status; finalizers/update lets it set blockOwnerDeletion on its
 // children's ownerReference (OwnerReferencesPermissionEnforcement); children
 // are written by server-side apply (patch, create when missing), never
-// updated; the only delete is a PodDisruptionBudget that
-// spec.podDisruptionBudget.enabled turned off (the garbage collector deletes
-// the rest).
+// updated; the deletes are a PodDisruptionBudget that
+// spec.podDisruptionBudget.enabled turned off and the pod a Warm rolling
+// update restarts (the garbage collector deletes the rest).
 var neededVerbs = map[string][]string{
 	"memcached.operator.io/memcachedclusters":            {"get", "list", "watch"},
 	"memcached.operator.io/memcachedclusters/status":     {"patch", "update"},
@@ -32,7 +32,7 @@ var neededVerbs = map[string][]string{
 	"/services":                                          {"get", "list", "watch", "create", "patch"},
 	"/configmaps":                                        {"get", "list", "watch", "create", "patch"},
 	"policy/poddisruptionbudgets":                        {"get", "list", "watch", "create", "patch", "delete"},
-	"/pods":                                              {"get", "list", "watch"},
+	"/pods":                                              {"get", "list", "watch", "delete"},
 	"/events":                                            {"create", "patch"},
 }
 

@@ -522,6 +522,15 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 		"-p", `{"metadata":{"annotations":{"example.com/x":"y"}}}`); r.err != nil {
 		t.Errorf("patching its own endpoints ConfigMap as the operator:\n%s", r)
 	}
+	// Pods: the one pod write, the deletion that restarts a member in a Warm
+	// rolling update, only for a member of a MemcachedCluster's StatefulSet.
+	if r := e.kubectlRun("delete", "pod", leader.Name, "-n", e.ns, "--dry-run=server", "--as="+sa); r.err == nil ||
+		!strings.Contains(r.stderr, "may only delete pods of the StatefulSet of a MemcachedCluster") {
+		t.Errorf("deleting an operator pod as the operator: want the owned-objects policy to refuse it:\n%s", r)
+	}
+	if r := e.kubectlRun("delete", "pod", clusterName+"-0", "-n", e.ns, "--dry-run=server", "--as="+sa); r.err != nil {
+		t.Errorf("deleting a member pod as the operator (a Warm rolling update):\n%s", r)
+	}
 
 	// 5. Kill the leader's process: the Lease is renewed by a live process
 	// within the lease duration (plus a retry period), and reconciling goes on.

@@ -304,3 +304,71 @@ func TestWarmRollingUpdateKeepsEveryKey(t *testing.T) {
 		t.Errorf("%d MemberRestarted events, want 2", n)
 	}
 }
+
+// The operator is killed (SIGKILL) as soon as each phase of a Warm 2 -> 3 is published, and a new
+// one started: it resumes from status.transition, so every phase is still published once and in
+// order, no version is skipped or repeated, and the moved keys are still copied.
+func TestWarmTransitionResumesAfterAKillInEveryPhase(t *testing.T) {
+	bin := clientconfigBinary(t)
+	e := newEnv(t)
+	op := e.startOperator()
+	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
+		"  transition:\n    mode: Warm\n    propagationSeconds: 3\n    windowSeconds: 3\n", minSeconds))
+	e.waitAvailable(clusterName, 90*time.Second)
+	ep2, text2 := e.waitStable(2, 90*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	published := e.watchPublished(ctx, cmName)
+	var keys []string
+	for i := 0; i < 300; i++ {
+		keys = append(keys, fmt.Sprintf("order:%d", i))
+	}
+	first := owners(t, bin, text2, keys)
+	for _, k := range keys {
+		mcSet(t, first[k].addr, k, "v1")
+	}
+
+	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=3")
+	killed := map[string]bool{}
+	deadline := time.Now().Add(120 * time.Second)
+	for time.Now().Before(deadline) {
+		eps := published.since(ep2.Version)
+		if len(eps) > 0 {
+			last := eps[len(eps)-1]
+			if last.Phase == "" && len(last.Servers) == 3 {
+				break
+			}
+			if last.Phase != "" && !killed[last.Phase] {
+				killed[last.Phase] = true
+				op.kill()
+				t.Logf("killed the operator in phase %s (version %d)", last.Phase, last.Version)
+				op = e.startOperator()
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, ph := range []string{"prepare", "copy", "switch", "finalize"} {
+		if !killed[ph] {
+			t.Errorf("the operator was not killed in phase %s", ph)
+		}
+	}
+	_, text3 := e.waitStable(3, 60*time.Second)
+	checkPhases(t, published.since(ep2.Version), ep2.Version, []string{"cache-0", "cache-1"}, []string{"cache-0", "cache-1", "cache-2"})
+	second := owners(t, bin, text3, keys)
+	moved, cold := 0, 0
+	for _, k := range keys {
+		if second[k].name == first[k].name {
+			continue
+		}
+		moved++
+		if v, hit := mcGet(t, second[k].addr, k); !hit {
+			cold++
+		} else if v != "v1" {
+			t.Errorf("%s on %s: %q, want v1", k, second[k].name, v)
+		}
+	}
+	t.Logf("%d keys moved to cache-2, %d of them cold after the kills", moved, cold)
+	if moved == 0 || cold > 0 {
+		t.Errorf("%d of %d moved keys were not copied", cold, moved)
+	}
+}
