@@ -122,7 +122,9 @@ class Cluster:
                 and not ep.get("phase")
                 and ss.get("observedGeneration") == sts["metadata"]["generation"]
                 and ss.get("replicas") == n and ss.get("readyReplicas") == n and ss.get("updatedReplicas") == n
-                and ss.get("currentRevision") == ss.get("updateRevision")
+                # an OnDelete StatefulSet (Warm rolling updates) never moves currentRevision on:
+                # every pod at the update revision is the end of a rollout
+                and (ss.get("currentRevision") == ss.get("updateRevision") or ss.get("updatedReplicas") == n)
                 and read_projected_version(self.config_dir) == ep["version"])
 
     def wait_settled(self, n, timeout):

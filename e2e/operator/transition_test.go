@@ -300,6 +300,12 @@ func TestWarmRollingUpdateKeepsEveryKey(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d keys kept through the rolling update", len(keys)-lost, len(keys))
+	// Done means done: an OnDelete StatefulSet never moves currentRevision on, which must not
+	// leave Progressing claiming a rolling update.
+	e.waitFor(20*time.Second, "Progressing False after the rolling update", func() (bool, error) {
+		c := statusOf(e.mcc(clusterName)).condition("Progressing")
+		return c.Status == "False", fmt.Errorf("Progressing %s %s: %s", c.Status, c.Reason, c.Message)
+	})
 	if n := len(e.eventsWithReason(clusterName, "MemberRestarted")); n != 2 {
 		t.Errorf("%d MemberRestarted events, want 2", n)
 	}

@@ -540,8 +540,12 @@ ConditionsInput ClusterReconciler::Pass::conditionsInput(const ClusterSnapshot& 
   in.drain_message = drain.message;
   in.lowering_blocked = lowering_blocked;
   if (const auto& sts = snap.children.stateful_set) {
+    // An OnDelete StatefulSet (Warm rolling updates) never moves currentRevision forward, so
+    // the rollout is over once every replica runs the update revision.
     in.rolling_update = stringAt(*sts, {"status", "updateRevision"}) !=
-                        stringAt(*sts, {"status", "currentRevision"});
+                            stringAt(*sts, {"status", "currentRevision"}) &&
+                        intAt(*sts, {"status", "updatedReplicas"}).value_or(0) <
+                            intAt(*sts, {"status", "replicas"}).value_or(0);
   }
   in.measure_failures = members.measure_failures;
   in.config_version = plan.status.config_version;
