@@ -109,11 +109,15 @@ class Cluster:
     def sts(self):
         return self.api.get("/apis/apps/v1/namespaces/%s/statefulsets/%s" % (self.ns, self.name))
 
-    def settled(self, n):
+    def settled(self, n, not_revision=None):
         """True when n members are published active, the operator and the StatefulSet are at rest,
-        and the projected directory shows the published version."""
+        and the projected directory shows the published version. With not_revision (the
+        StatefulSet's updateRevision before a template change), the StatefulSet must have moved on
+        from it: the operator may record the new generation before it applies the template."""
         mcc, ep, sts = self.mcc(), self.endpoints(), self.sts()
         if not mcc or not ep or not sts:
+            return False
+        if not_revision and sts.get("status", {}).get("updateRevision") == not_revision:
             return False
         st, ss = mcc.get("status", {}), sts.get("status", {})
         return (len(ep["servers"]) == n and all(s.get("state") == "active" for s in ep["servers"])
@@ -127,11 +131,11 @@ class Cluster:
                 and (ss.get("currentRevision") == ss.get("updateRevision") or ss.get("updatedReplicas") == n)
                 and read_projected_version(self.config_dir) == ep["version"])
 
-    def wait_settled(self, n, timeout):
+    def wait_settled(self, n, timeout, not_revision=None):
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                if self.settled(n):
+                if self.settled(n, not_revision):
                     return time.time()
             except (OSError, ValueError, KeyError):
                 pass
@@ -308,7 +312,7 @@ def parse_args():
     ap.add_argument("--memory-mb", type=int, default=64)
     ap.add_argument("--rolled-memory-mb", type=int, default=96)
     ap.add_argument("--transition-mode", default="", help="spec.transition.mode: Warm or Cold (unset: the CRD's default, Cold)")
-    ap.add_argument("--window-seconds", type=int, default=10,
+    ap.add_argument("--window-seconds", type=int, default=30,
                     help="spec.transition.windowSeconds for --transition-mode Warm (shortened for the local cluster; default 60)")
     args = ap.parse_args()
     args.modes = [m for m in args.modes.split(",") if m]
@@ -385,8 +389,9 @@ def main():
             ev = {"name": title, "command": "kubectl " + " ".join(argv), "start": time.time()}
             baseline = live.ratios(ev["start"] - 15, ev["start"])
             log("%s: %s" % (title, ev["command"]))
+            before = (cluster.sts() or {}).get("status", {}).get("updateRevision") if e == "rolling-update" else None
             kubectl(*(argv + ["-n", ns]))
-            ev["done"] = cluster.wait_settled(n, 300)
+            ev["done"] = cluster.wait_settled(n, 300, before)
             ev["versions"] = [{"t": t - run["started"], "version": v, "servers": s}
                               for t, v, s in cluster.published if t >= ev["start"] - 0.5]
             log("%s settled after %.1fs; waiting for every client's hit ratio to come back (at most %gs)"

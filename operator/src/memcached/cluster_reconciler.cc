@@ -436,7 +436,8 @@ void ClusterReconciler::Pass::observeTransitionWork(const ClusterSnapshot& snap,
     }
   }
   if (!progress) return;  // stopping: the next leader starts it again
-  const bool copy = step.work == TransitionWorkKind::kCopy;
+  const bool copy = step.work == TransitionWorkKind::kCopy ||
+                    step.work == TransitionWorkKind::kBackfill;
   applyTransitionWork(step, in, {progress->done, progress->status, progress->copies,
                                  progress->swept, progress->elapsed});
   if (copy && progress->done) {

@@ -97,6 +97,7 @@ TransitionStatus parseTransition(const Json& t) {
   out.published_at = stringAt(t, {"publishedAt"});
   out.copy = parseCopy(findPath(t, {"copy"}));
   out.cold_reason = stringAt(t, {"coldReason"});
+  out.backfilled = boolAt(t, {"backfilled"}).value_or(false);
   out.cleaned = boolAt(t, {"cleaned"}).value_or(false);
   return out;
 }
@@ -107,6 +108,7 @@ Json transitionToJson(const TransitionStatus& t) {
                          {"to", serversToJson(t.to)},
                          {"startedAt", jsonString(t.started_at)},
                          {"phaseStartedAt", jsonString(t.phase_started_at)},
+                         {"backfilled", Json::boolean(t.backfilled)},
                          {"cleaned", Json::boolean(t.cleaned)}});
   if (!t.published_at.empty()) out["publishedAt"] = jsonString(t.published_at);
   if (!t.copy.empty()) out["copy"] = copyToJson(t.copy);

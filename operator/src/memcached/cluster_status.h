@@ -116,6 +116,11 @@ struct TransitionStatus {
   // The copy failed or timed out: the keys that moved start cold (backfill still reads through
   // to the previous owner during switch). The reason, as reported in the Warning event.
   std::string cold_reason;
+  // switch: once clients read the new ring, the items written on the old owners after their
+  // copy (their next-owner copy was deleted by the writer) are copied once more, so the new
+  // owners hold them before `previous` is dropped (what the clients' read-through would do,
+  // for keys nobody reads within the window).
+  bool backfilled = false;
   // finalize: the old owners that stay are cleaned of the copies they no longer own.
   bool cleaned = false;
 

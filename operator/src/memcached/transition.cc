@@ -195,6 +195,13 @@ void advance(TransitionStep& step, const TransitionInput& in) {
     return;
   }
   if (t.phase == kPhaseSwitch) {
+    if (!t.backfilled) {
+      if (!waited(step, in, propagation, "clients pick up the new ring")) return;
+      step.work = TransitionWorkKind::kBackfill;
+      step.message = absl::StrCat("warm transition to ", ringText(t.to),
+                                  ": copying the items written after their first copy");
+      return;
+    }
     if (!waited(step, in, seconds(in.settings.window_seconds),
                 "clients read misses through to the previous owners")) {
       return;
@@ -348,6 +355,20 @@ void applyTransitionWork(TransitionStep& step, const TransitionInput& in,
     step.work = TransitionWorkKind::kNone;
     enterPhase(step, in, kPhaseSwitch);
     advance(step, in);
+  } else if (step.work == TransitionWorkKind::kBackfill) {
+    if (!work.done) {
+      keepShorter(step.requeue, in.max_poll_interval);
+      return;
+    }
+    // A failed backfill costs only warmth: clients still read misses through to the previous
+    // owners until the window ends.
+    if (!work.status.ok()) {
+      spdlog::warn("transition backfill failed cluster={} error={}", in.key,
+                   std::string(work.status.message()));
+    }
+    t.backfilled = true;
+    step.work = TransitionWorkKind::kNone;
+    advance(step, in);
   } else {
     if (!work.done) {
       keepShorter(step.requeue, in.max_poll_interval);
@@ -383,6 +404,14 @@ absl::StatusOr<TransitionWork> transitionWork(const TransitionStep& step,
   }
   work.from = *from;
   work.to = *to;
+  if (step.work == TransitionWorkKind::kBackfill) {
+    // A second pass of the same copy: every source, from the start (add never overwrites).
+    for (size_t i = 0; i < t.from.size(); ++i) work.sources.push_back(i);
+    work.copy.items_per_second = static_cast<double>(settings.copy_items_per_second);
+    work.copy.max_items = static_cast<uint64_t>(settings.copy_max_items);
+    work.copy.deadline = work.deadline;
+    return work;
+  }
   // Members that stay and receive keys may hold old copies of them (left by an earlier
   // transition or drain): an `add` would not replace those, so they are swept first. Only a
   // ring that loses members moves keys onto members that stay.

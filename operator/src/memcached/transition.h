@@ -9,7 +9,10 @@
 //   copy     -> switch:   the copy is done (TransitionRunner: targets swept, moving items copied).
 //                         A failed or timed-out copy records coldReason, warns, and goes on.
 //   switch   -> finalize: windowSeconds after switch was seen published (`servers` = to,
-//                         `previous` = from: clients read a miss through to the old owner).
+//                         `previous` = from: clients read a miss through to the old owner), and
+//                         the backfill is done: propagationSeconds after the publish (every
+//                         client writes the new owners now) the moving items are copied once
+//                         more, which brings over the ones written after their first copy.
 //   finalize -> none:     propagationSeconds after finalize was seen published (no client reads
 //                         the old owners any more), the old owners that stay are cleaned of the
 //                         copies they no longer own; then `to` is published as stable, or the
@@ -52,7 +55,7 @@ struct TransitionInput {
 };
 
 // The work a phase needs from the TransitionRunner before it can move on.
-enum class TransitionWorkKind { kNone, kCopy, kClean };
+enum class TransitionWorkKind { kNone, kCopy, kBackfill, kClean };
 
 struct TransitionStep {
   std::optional<TransitionStatus> transition;  // what status records

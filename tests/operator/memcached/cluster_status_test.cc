@@ -29,6 +29,7 @@ TransitionStatus fullTransition() {
   CopySourceStatus b{"sessions-1", 5, 4, 1, 400, false, 0, ""};
   t.copy = {a, b};
   t.cold_reason = "copy to sessions-2 timed out";
+  t.backfilled = true;
   t.cleaned = true;
   return t;
 }

@@ -203,11 +203,45 @@ TEST(Transition, AFailedCopyGoesOnColdWithAWarning) {
   }
 }
 
+TEST(Transition, SwitchBackfillsOnceClientsReadTheNewRing) {
+  auto in = inPhase(kPhaseSwitch, 2, 3, seconds(9));
+  auto step = planTransition(in);
+  EXPECT_EQ(step.work, TransitionWorkKind::kNone);  // clients may still write the old owners
+  in = inPhase(kPhaseSwitch, 2, 3, seconds(10));
+  step = planTransition(in);
+  ASSERT_EQ(step.work, TransitionWorkKind::kBackfill);
+  EXPECT_EQ(names(step.previous), names(ring(2)));
+  auto work = transitionWork(step, "shop/sessions", "ketama-libmemcached", {});
+  ASSERT_TRUE(work.ok());
+  EXPECT_TRUE(work->sweep.empty());
+  EXPECT_EQ(work->sources, (std::vector<size_t>{0, 1}));
+  EXPECT_TRUE(work->resume.empty());
+  EXPECT_NE(transitionWorkId("u", *step.transition),
+            (TransitionWorkId{"u", step.transition->started_at, kPhaseCopy}));
+  applyTransitionWork(step, in, {false, absl::OkStatus(), {}, {}, {}});
+  EXPECT_FALSE(step.transition->backfilled);
+  // Done (even failed: it only costs warmth): recorded, and the window still applies.
+  applyTransitionWork(step, in, {true, absl::UnavailableError("gone"), {}, {}, {}});
+  EXPECT_TRUE(step.transition->backfilled);
+  EXPECT_EQ(step.transition->phase, kPhaseSwitch);
+  EXPECT_EQ(step.work, TransitionWorkKind::kNone);
+}
+
+// A switch published `since` ago whose backfill is done.
+TransitionInput backfilled(seconds since) {
+  auto in = inPhase(kPhaseSwitch, 2, 3, since);
+  in.recorded->backfilled = true;
+  return in;
+}
+
 TEST(Transition, SwitchKeepsPreviousForTheWindowThenFinalizes) {
-  auto step = planTransition(inPhase(kPhaseSwitch, 2, 3, seconds(29)));
+  auto step = planTransition(backfilled(seconds(29)));
   EXPECT_EQ(step.transition->phase, kPhaseSwitch);
   EXPECT_EQ(names(step.previous), names(ring(2)));
-  step = planTransition(inPhase(kPhaseSwitch, 2, 3, seconds(30)));
+  // The window has passed but the backfill has not run: it runs first.
+  EXPECT_EQ(planTransition(inPhase(kPhaseSwitch, 2, 3, seconds(30))).work,
+            TransitionWorkKind::kBackfill);
+  step = planTransition(backfilled(seconds(30)));
   EXPECT_EQ(step.transition->phase, kPhaseFinalize);
   EXPECT_EQ(step.phase, kPhaseFinalize);
   EXPECT_EQ(names(step.servers), names(ring(3)));
