@@ -312,7 +312,7 @@ def parse_args():
     ap.add_argument("--memory-mb", type=int, default=64)
     ap.add_argument("--rolled-memory-mb", type=int, default=96)
     ap.add_argument("--transition-mode", default="", help="spec.transition.mode: Warm or Cold (unset: the CRD's default, Cold)")
-    ap.add_argument("--window-seconds", type=int, default=30,
+    ap.add_argument("--window-seconds", type=int, default=10,
                     help="spec.transition.windowSeconds for --transition-mode Warm (shortened for the local cluster; default 60)")
     args = ap.parse_args()
     args.modes = [m for m in args.modes.split(",") if m]
