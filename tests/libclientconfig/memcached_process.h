@@ -93,6 +93,12 @@ private:
     }
     for (int i = 0; i < 200; ++i) {
       if (canConnect(port)) {
+        // Another test's memcached may have taken the port between freePort() and our bind:
+        // then the connect reached that one and ours exits with "failed to listen" within
+        // milliseconds. Only a child still running after that is ours to use.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) return; // not ours: retry
         pid_ = pid;
         port_ = port;
         return;
