@@ -297,6 +297,7 @@ class CopyRun {
   absl::Status addCopies(size_t begin, const std::vector<std::optional<clientconfig::MetaValue>>& values,
                          std::vector<Stored>& stored);
   absl::Status recheck(const std::vector<Stored>& stored);
+  absl::Status undo(const std::vector<Stored>& stored, absl::Status failure);
 
   const util::Clock& clock_;
   const WarmCopyOptions& options_;
@@ -330,13 +331,13 @@ absl::Status CopyRun::copyBatch(size_t begin, size_t end) {
   auto values = reader_->metaGetBatch(keys);
   if (!values.ok()) return adminStatus(values.error(), "read from source");
   std::vector<Stored> stored;
-  if (auto s = addCopies(begin, *values, stored); !s.ok()) return s;
+  if (auto s = addCopies(begin, *values, stored); !s.ok()) return undo(stored, s);
   if (!stored.empty() && observer_.before_recheck) {
     std::vector<std::string> stored_keys;
     for (const auto& st : stored) stored_keys.push_back(candidates_[st.candidate].key);
     observer_.before_recheck(stored_keys);
   }
-  if (auto s = recheck(stored); !s.ok()) return s;
+  if (auto s = recheck(stored); !s.ok()) return undo(stored, s);
   auto& counts = progress_.counts;
   counts.processed += end - begin;
   ++counts.batches;
@@ -380,6 +381,31 @@ absl::Status CopyRun::addCopies(size_t begin, const std::vector<std::optional<cl
     }
   }
   return absl::OkStatus();
+}
+
+// A batch that failed between its adds and the end of its re-check: its copies were not all
+// confirmed, and one of them may hold a value the source has since replaced. Each is deleted
+// while it is still the copy made here (CAS-conditional), so a newer write on the target stays.
+// Best effort: a target that cannot be reached keeps what it has, which the returned error
+// reports (the caller treats the targets as cold).
+absl::Status CopyRun::undo(const std::vector<Stored>& stored, absl::Status failure) {
+  std::map<uint32_t, std::vector<MemcachedAdmin::CasKey>> by_target;
+  for (const auto& st : stored) {
+    by_target[candidates_[st.candidate].target].push_back(
+        {candidates_[st.candidate].key, st.copy_cas});
+  }
+  size_t kept = 0;
+  for (const auto& [index, copies] : by_target) {
+    auto it = targets_.find(index);
+    if (it == targets_.end() || !it->second.admin ||
+        !it->second.admin->metaDeleteIfCasBatch(copies).ok()) {
+      kept += copies.size();
+    }
+  }
+  if (kept == 0) return failure;
+  return absl::Status(failure.code(),
+                      absl::StrCat(failure.message(), "; ", kept,
+                                   " unconfirmed copies could not be deleted from their targets"));
 }
 
 // Re-reads the source's CAS of every stored copy; deletes the copies whose source changed.

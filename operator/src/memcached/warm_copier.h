@@ -26,8 +26,9 @@
 // Memory: the candidates kept are at most ~2 × max_items keys (all moving keys when unbounded).
 // Cancellation and the overall deadline are checked between batches (and while enumerating), so
 // a copy stopped that way has re-checked every copy it made. A connection error stops it with
-// the error; the copies of the batch in flight may then lack their re-check, so the caller must
-// treat the targets as cold (flush them) after a failed copy.
+// the error; the copies of the batch in flight that were not confirmed are then deleted from
+// their targets (CAS-conditional, so a newer write there stays). Only a target that cannot be
+// reached keeps them, and the error says so.
 // Thread-safety: copy() keeps its state on the stack and its own connections; any number of
 // threads may call it at once (the Clock and SweepControl must be thread-safe, as theirs are).
 #pragma once

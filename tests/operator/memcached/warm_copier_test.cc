@@ -193,6 +193,28 @@ TEST_F(WarmCopierTest, AWriteBetweenReadAndRecheckLeavesNoCopy) {
   for (const auto& k : raced) EXPECT_FALSE(on_c.count(k)) << k << " kept a copy of the value before the write";
 }
 
+// The source dies between a batch's adds and its re-check: nothing confirms those copies, so
+// they are deleted from the target and the copy fails with the source's error.
+TEST_F(WarmCopierTest, AFailedRecheckLeavesNoUnconfirmedCopy) {
+  std::vector<std::string> moving;
+  for (const auto& k : keysOwned(*two_, 0, 900, "item:")) {
+    if (three_->serverIndex(k) == 2) moving.push_back(k);
+  }
+  put(0, moving);
+  size_t batches = 0;
+  WarmCopyObserver observer;
+  observer.before_recheck = [&](const std::vector<std::string>&) {
+    if (++batches == 2) a_.stop();
+  };
+  auto result = copy(*two_, 0, *three_, {.batch = 50}, {}, observer);
+  ASSERT_FALSE(result.status.ok());
+  EXPECT_NE(std::string(result.status.message()).find("re-check on source"), std::string::npos)
+      << result.status;
+  // The first batch was confirmed; the second was deleted again.
+  EXPECT_EQ(result.progress.counts.copied, keysOn(2).size());
+  EXPECT_EQ(keysOn(2).size(), 50u);
+}
+
 // The hottest keys (latest access) go first: bounded by max_items, or by the target's budget,
 // only the hot ones are copied.
 TEST_F(WarmCopierTest, HottestFirstWithinMaxItemsAndTargetBudget) {
