@@ -69,6 +69,24 @@ func (p *publishedVersions) since(version int64) []endpoints {
 	return out
 }
 
+// upTo waits until the watch has delivered `version` (a GET can see a version before the
+// watch event for it arrives).
+func (p *publishedVersions) upTo(t *testing.T, version int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		n := len(p.seen)
+		seen := n > 0 && p.seen[n-1].Version >= version
+		p.mu.Unlock()
+		if seen {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the ConfigMap watch did not deliver version %d within 10s", version)
+}
+
 func phasesOf(eps []endpoints) []string {
 	var out []string
 	for _, ep := range eps {
@@ -156,7 +174,8 @@ func TestWarmTransitionsWalkThePhasesAndMoveKeysWarm(t *testing.T) {
 	// 2 -> 3.
 	started := time.Now()
 	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=3")
-	_, text3 := e.waitStable(3, 120*time.Second)
+	ep3, text3 := e.waitStable(3, 120*time.Second)
+	published.upTo(t, ep3.Version)
 	t.Logf("figure: kubectl scale 2 -> 3 (Warm, propagation 2 s, window 3 s) -> stable ring of 3 in %s", time.Since(started).Round(100*time.Millisecond))
 	up := published.since(ep2.Version)
 	checkPhases(t, up, ep2.Version, []string{"cache-0", "cache-1"}, []string{"cache-0", "cache-1", "cache-2"})
@@ -193,7 +212,8 @@ func TestWarmTransitionsWalkThePhasesAndMoveKeysWarm(t *testing.T) {
 	last := up[len(up)-1].Version
 	started = time.Now()
 	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=2")
-	_, textBack := e.waitStable(2, 120*time.Second)
+	epBack, textBack := e.waitStable(2, 120*time.Second)
+	published.upTo(t, epBack.Version)
 	t.Logf("figure: kubectl scale 3 -> 2 (Warm) -> stable ring of 2 in %s", time.Since(started).Round(100*time.Millisecond))
 	down := published.since(last)
 	checkPhases(t, down, last, []string{"cache-0", "cache-1", "cache-2"}, []string{"cache-0", "cache-1"})
@@ -258,6 +278,7 @@ func TestWarmRollingUpdateKeepsEveryKey(t *testing.T) {
 	started := time.Now()
 	e.kubectlOK("patch", "mcc/"+clusterName, "--type=merge", "-p", `{"spec":{"memcached":{"memoryMB":80}}}`)
 	var textAfter string
+	var versionAfter int64
 	e.waitFor(240*time.Second, "both members restarted and the stable ring of 2 published", func() (bool, error) {
 		for n, uid := range podUIDs {
 			p, ok := e.pod(n)
@@ -273,9 +294,10 @@ func TestWarmRollingUpdateKeepsEveryKey(t *testing.T) {
 		if !ok {
 			return false, fmt.Errorf("no ConfigMap")
 		}
-		textAfter = cm.Data["endpoints.json"]
+		textAfter, versionAfter = cm.Data["endpoints.json"], ep.Version
 		return len(ep.Servers) == 2 && ep.Phase == "", fmt.Errorf("published %s%v", ep.Phase, ep.Names())
 	})
+	published.upTo(t, versionAfter)
 	t.Logf("figure: Warm rolling update of 2 members (propagation 2 s, window 2 s) in %s", time.Since(started).Round(100*time.Millisecond))
 	t.Logf("published: %s", strings.Join(phasesOf(published.since(ep2.Version)), " "))
 
@@ -358,7 +380,8 @@ func TestWarmTransitionResumesAfterAKillInEveryPhase(t *testing.T) {
 			t.Errorf("the operator was not killed in phase %s", ph)
 		}
 	}
-	_, text3 := e.waitStable(3, 60*time.Second)
+	ep3, text3 := e.waitStable(3, 60*time.Second)
+	published.upTo(t, ep3.Version)
 	checkPhases(t, published.since(ep2.Version), ep2.Version, []string{"cache-0", "cache-1"}, []string{"cache-0", "cache-1", "cache-2"})
 	second := owners(t, bin, text3, keys)
 	moved, cold := 0, 0
@@ -376,5 +399,50 @@ func TestWarmTransitionResumesAfterAKillInEveryPhase(t *testing.T) {
 	t.Logf("%d keys moved to cache-2, %d of them cold after the kills", moved, cold)
 	if moved == 0 || cold > 0 {
 		t.Errorf("%d of %d moved keys were not copied", cold, moved)
+	}
+}
+
+// A scale during a Warm transition waits for it: 2 -> 3 is in its prepare phase when
+// spec.replicas becomes 4; the transition to 3 runs to its end and the one to 4 starts from there. Two transitions
+// never interleave: every version published is a phase of one of them, in order.
+func TestWarmScaleDuringATransitionIsQueued(t *testing.T) {
+	e := newEnv(t)
+	e.startOperator()
+	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
+		"  transition:\n    mode: Warm\n    propagationSeconds: 2\n    windowSeconds: 2\n", minSeconds))
+	e.waitAvailable(clusterName, 90*time.Second)
+	ep2, _ := e.waitStable(2, 90*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	published := e.watchPublished(ctx, cmName)
+
+	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=3")
+	e.waitFor(60*time.Second, "the transition to 3 under way", func() (bool, error) {
+		eps := published.since(ep2.Version)
+		return len(eps) > 0 && eps[len(eps)-1].Phase == "prepare", fmt.Errorf("published %v", phasesOf(eps))
+	})
+	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=4")
+	ep4, _ := e.waitStable(4, 120*time.Second)
+	published.upTo(t, ep4.Version)
+
+	got := phasesOf(published.since(ep2.Version))
+	two, three, four := "[cache-0 cache-1]", "[cache-0 cache-1 cache-2]", "[cache-0 cache-1 cache-2 cache-3]"
+	want := []string{"prepare" + two, "copy" + two, "switch" + three, "finalize" + three,
+		"prepare" + three, "copy" + three, "switch" + four, "finalize" + four, "stable" + four}
+	// The member may join only after the first transition ended: then its stable ring is
+	// published in between.
+	wantGap := append(append(append([]string{}, want[:4]...), "stable"+three), want[4:]...)
+	if !slices.Equal(got, want) && !slices.Equal(got, wantGap) {
+		t.Fatalf("published after version %d: %v; want %v (or with stable%s after the first)", ep2.Version, got, want, three)
+	}
+	for i, ep := range published.since(ep2.Version) {
+		if ep.Version != ep2.Version+int64(i)+1 {
+			t.Errorf("version %d published as #%d: versions must rise by one", ep.Version, i+1)
+		}
+		if ep.Phase == "prepare" || ep.Phase == "copy" {
+			if ep.Next == nil || len(ep.Next.Servers) != len(ep.Servers)+1 {
+				t.Errorf("%s of version %d: next %v beside %v; want one member more", ep.Phase, ep.Version, ep.Next, ep.Names())
+			}
+		}
 	}
 }
