@@ -150,17 +150,25 @@ func (e *env) waitStable(n int, timeout time.Duration) (endpoints, string) {
 	return ep, text
 }
 
+// warmCluster creates the 2-member Warm cluster the tests below start from (propagationSeconds
+// and windowSeconds given, `extra` spec lines before the drain), waits for its stable ring and
+// starts watching its endpoints ConfigMap; the watch ends with the test.
+func (e *env) warmCluster(propagation, window int, extra string) (endpoints, string, *publishedVersions) {
+	e.t.Helper()
+	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n%s  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
+		"  transition:\n    mode: Warm\n    propagationSeconds: %d\n    windowSeconds: %d\n", extra, minSeconds, propagation, window))
+	e.waitAvailable(clusterName, 90*time.Second)
+	ep, text := e.waitStable(2, 90*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	e.t.Cleanup(cancel)
+	return ep, text, e.watchPublished(ctx, cmName)
+}
+
 func TestWarmTransitionsWalkThePhasesAndMoveKeysWarm(t *testing.T) {
 	bin := clientconfigBinary(t)
 	e := newEnv(t)
 	e.startOperator()
-	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
-		"  transition:\n    mode: Warm\n    propagationSeconds: 2\n    windowSeconds: 3\n", minSeconds))
-	e.waitAvailable(clusterName, 90*time.Second)
-	ep2, text2 := e.waitStable(2, 90*time.Second)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	published := e.watchPublished(ctx, cmName)
+	ep2, text2, published := e.warmCluster(2, 3, "")
 
 	var keys []string
 	for i := 0; i < 400; i++ {
@@ -250,13 +258,7 @@ func TestWarmRollingUpdateKeepsEveryKey(t *testing.T) {
 	bin := clientconfigBinary(t)
 	e := newEnv(t)
 	e.startOperator()
-	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  memcached:\n    memoryMB: 64\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
-		"  transition:\n    mode: Warm\n    propagationSeconds: 2\n    windowSeconds: 2\n", minSeconds))
-	e.waitAvailable(clusterName, 90*time.Second)
-	ep2, text2 := e.waitStable(2, 90*time.Second)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	published := e.watchPublished(ctx, cmName)
+	ep2, text2, published := e.warmCluster(2, 2, "  memcached:\n    memoryMB: 64\n")
 	podUIDs := map[string]string{}
 	for _, n := range []string{"cache-0", "cache-1"} {
 		p, ok := e.pod(n)
@@ -340,13 +342,7 @@ func TestWarmTransitionResumesAfterAKillInEveryPhase(t *testing.T) {
 	bin := clientconfigBinary(t)
 	e := newEnv(t)
 	op := e.startOperator()
-	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
-		"  transition:\n    mode: Warm\n    propagationSeconds: 3\n    windowSeconds: 3\n", minSeconds))
-	e.waitAvailable(clusterName, 90*time.Second)
-	ep2, text2 := e.waitStable(2, 90*time.Second)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	published := e.watchPublished(ctx, cmName)
+	ep2, text2, published := e.warmCluster(3, 3, "")
 	var keys []string
 	for i := 0; i < 300; i++ {
 		keys = append(keys, fmt.Sprintf("order:%d", i))
@@ -408,13 +404,7 @@ func TestWarmTransitionResumesAfterAKillInEveryPhase(t *testing.T) {
 func TestWarmScaleDuringATransitionIsQueued(t *testing.T) {
 	e := newEnv(t)
 	e.startOperator()
-	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n"+
-		"  transition:\n    mode: Warm\n    propagationSeconds: 2\n    windowSeconds: 2\n", minSeconds))
-	e.waitAvailable(clusterName, 90*time.Second)
-	ep2, _ := e.waitStable(2, 90*time.Second)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	published := e.watchPublished(ctx, cmName)
+	ep2, _, published := e.warmCluster(2, 2, "")
 
 	e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=3")
 	e.waitFor(60*time.Second, "the transition to 3 under way", func() (bool, error) {

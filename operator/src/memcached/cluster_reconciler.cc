@@ -438,8 +438,7 @@ void ClusterReconciler::Pass::observeTransitionWork(const ClusterSnapshot& snap,
   if (!progress) return;  // stopping: the next leader starts it again
   const bool copy = step.work == TransitionWorkKind::kCopy ||
                     step.work == TransitionWorkKind::kBackfill;
-  applyTransitionWork(step, in, {progress->done, progress->status, progress->copies,
-                                 progress->swept, progress->elapsed});
+  applyTransitionWork(step, in, *progress);
   if (copy && progress->done) {
     uint64_t copied = 0, bytes = 0;
     for (const auto& [name, p] : progress->copies) {

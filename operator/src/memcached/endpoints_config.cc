@@ -4,13 +4,14 @@
 #include <algorithm>
 
 namespace mcop::memcached {
-namespace {
 
 clientconfig::Server toServer(const PublishedServer& s) {
   // Ports and weights are validated by the spec (1..65535, 1..); the narrowing is exact.
   return {s.name, s.host, s.address, static_cast<uint16_t>(s.port),
           static_cast<uint32_t>(s.weight), s.state};
 }
+
+namespace {
 
 // The published endpoints.json of a live ConfigMap, read as clients read it.
 std::optional<clientconfig::EndpointsDocument> parsedEndpoints(const Json& config_map) {

@@ -39,6 +39,8 @@ struct EndpointsContent {
   std::vector<PublishedServer> previous;  // switch: the ring before
 };
 
+// One published server as libclientconfig's contract types it.
+clientconfig::Server toServer(const PublishedServer& s);
 // The document libclientconfig renders for `content` at `version`.
 clientconfig::EndpointsDocument endpointsDocument(const EndpointsContent& content,
                                                   int64_t version);

@@ -9,6 +9,7 @@
 #include <absl/strings/str_join.h>
 #include <spdlog/spdlog.h>
 
+#include "memcached/endpoints_config.h"
 #include "util/time.h"
 
 namespace mcop::memcached {
@@ -285,10 +286,7 @@ absl::StatusOr<clientconfig::SnapshotPtr> ring(const std::string& cluster,
                                                const std::string& hashing,
                                                const std::vector<PublishedServer>& servers) {
   std::vector<clientconfig::Server> list;
-  for (const auto& s : servers) {
-    list.push_back({s.name, s.host, s.address, static_cast<uint16_t>(s.port),
-                    static_cast<uint32_t>(s.weight), s.state});
-  }
+  for (const auto& s : servers) list.push_back(toServer(s));
   auto snap = clientconfig::makeSnapshot(
       cluster, 0, clientconfig::parseHashing(hashing).value_or(
                       clientconfig::Hashing::KetamaLibmemcached),
@@ -331,7 +329,7 @@ TransitionStep planTransition(const TransitionInput& in) {
 }
 
 void applyTransitionWork(TransitionStep& step, const TransitionInput& in,
-                         const TransitionWorkObservation& work) {
+                         const TransitionWorkProgress& work) {
   if (!step.transition || step.work == TransitionWorkKind::kNone) return;
   TransitionStatus& t = *step.transition;
   if (step.work == TransitionWorkKind::kCopy) {
@@ -404,12 +402,12 @@ absl::StatusOr<TransitionWork> transitionWork(const TransitionStep& step,
   }
   work.from = *from;
   work.to = *to;
+  work.copy.items_per_second = static_cast<double>(settings.copy_items_per_second);
+  work.copy.max_items = static_cast<uint64_t>(settings.copy_max_items);
+  work.copy.deadline = work.deadline;
   if (step.work == TransitionWorkKind::kBackfill) {
     // A second pass of the same copy: every source, from the start (add never overwrites).
     for (size_t i = 0; i < t.from.size(); ++i) work.sources.push_back(i);
-    work.copy.items_per_second = static_cast<double>(settings.copy_items_per_second);
-    work.copy.max_items = static_cast<uint64_t>(settings.copy_max_items);
-    work.copy.deadline = work.deadline;
     return work;
   }
   // Members that stay and receive keys may hold old copies of them (left by an earlier
@@ -429,9 +427,6 @@ absl::StatusOr<TransitionWork> transitionWork(const TransitionStep& step,
     }
     work.sources.push_back(i);
   }
-  work.copy.items_per_second = static_cast<double>(settings.copy_items_per_second);
-  work.copy.max_items = static_cast<uint64_t>(settings.copy_max_items);
-  work.copy.deadline = work.deadline;
   return work;
 }
 

@@ -75,19 +75,10 @@ struct TransitionStep {
 // Start, advance or finish the transition, up to the work the current phase needs.
 TransitionStep planTransition(const TransitionInput& in);
 
-// What the reconciler saw of the phase's work (TransitionRunner::progress).
-struct TransitionWorkObservation {
-  bool done = false;
-  absl::Status status;  // once done
-  std::map<std::string, WarmCopyProgress> copies;
-  SweepCounts swept;
-  std::chrono::milliseconds elapsed{0};
-};
-
-// Records the work's progress in the step (copy counters, coldReason, cleaned) and, once it is
+// Records the work's progress (TransitionRunner::progress) in the step (copy counters, coldReason, cleaned) and, once it is
 // done, moves the transition on as planTransition would.
 void applyTransitionWork(TransitionStep& step, const TransitionInput& in,
-                         const TransitionWorkObservation& work);
+                         const TransitionWorkProgress& work);
 
 // The work of the step's phase: copy (sweep the targets that stay against `from`, then copy
 // every source) or clean (sweep the old owners that stay against `to`). Rings are built with
