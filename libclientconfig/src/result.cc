@@ -14,6 +14,7 @@ const char* errorCodeName(ErrorCode code) {
   case ErrorCode::DeadlineExceeded: return "DeadlineExceeded";
   case ErrorCode::Protocol: return "Protocol";
   case ErrorCode::Internal: return "Internal";
+  case ErrorCode::PermissionDenied: return "PermissionDenied";
   }
   return "Unknown";
 }

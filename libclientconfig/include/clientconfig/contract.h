@@ -76,8 +76,22 @@ std::optional<Phase> parsePhase(std::string_view name);
 //   prepare/copy: `next` required, no `previous`
 //   switch:       `previous` required, no `next`
 //   finalize:     no `next`; `previous` optional
+// What a client must speak to the cluster's servers. Rendered after `hashing` only when TLS or
+// authentication is on, so a plaintext cluster's document is byte for byte what it was:
+//   "tls": {"clientAuth": "none"|"require"}   TLS on every connection; "require": the server
+//                                             verifies a client certificate too
+//   "auth": "ascii"                           memcached ASCII authentication (-Y); the
+//                                             credentials are never in the document
+struct ServerSecurity {
+  bool tls = false;
+  bool client_certificate = false;  // tls.clientAuth "require"
+  bool auth = false;
+  bool operator==(const ServerSecurity&) const = default;
+};
+
 struct EndpointsDocument {
   std::string cluster;  // "namespace/name"
+  ServerSecurity security;
   std::optional<Phase> phase;            // rendered only when set: a stable document is unchanged
   PublishedRing current;
   std::optional<PublishedRing> next;     // the ring to come (prepare, copy); rendered only when set

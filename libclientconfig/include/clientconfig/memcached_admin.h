@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "clientconfig/result.h"
+#include "clientconfig/security.h"
 #include "clientconfig/transport.h"
 
 namespace clientconfig {
@@ -61,7 +62,21 @@ public:
   static Result<std::unique_ptr<MemcachedAdmin>> connect(const std::string& host, uint16_t port,
                                                          std::chrono::milliseconds timeout = kDefaultTimeout);
 
+  // Connects with `options`: TLS when options.tls is set (the handshake within `timeout`), then
+  // ASCII authentication when credentials are given. A refused certificate or wrong credentials
+  // are PermissionDenied, naming which.
+  static Result<std::unique_ptr<MemcachedAdmin>> connect(const std::string& host, uint16_t port,
+                                                         std::chrono::milliseconds timeout,
+                                                         const ConnectOptions& options);
+
   explicit MemcachedAdmin(TransportPtr transport, std::chrono::milliseconds timeout = kDefaultTimeout);
+
+  // For a TLS connection, SHA-256 (lower-case hex) of the DER of the certificate the server
+  // presented; empty for plaintext. Tells whether a member serves a rotated certificate yet.
+  std::string peerCertificateSha256() const { return transport_->peerCertificateSha256(); }
+  // `refresh_certs`: memcached reloads its certificate and key files; its error when it cannot
+  // (it then keeps serving the ones it had).
+  Result<void> refreshCerts();
 
   // Per-line read timeout for later commands.
   void setTimeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }

@@ -22,6 +22,8 @@ enum class ErrorCode {
   DeadlineExceeded,   // a timeout elapsed
   Protocol,           // the peer answered something we cannot parse or did not expect
   Internal,           // a bug or a system call failing in an unexpected way
+  PermissionDenied,   // the server refused our identity: TLS handshake (certificate) or
+                      // authentication (wrong or missing credentials)
 };
 
 const char* errorCodeName(ErrorCode code);

@@ -28,6 +28,8 @@ public:
   // This end's address as memcached prints peers in `stats conns` ("tcp:IP:PORT"),
   // so a caller can leave its own connection out of a count; empty if unknown.
   virtual std::string localAddress() const { return {}; }
+  // TLS transports: SHA-256 hex of the peer's leaf certificate (DER); empty otherwise.
+  virtual std::string peerCertificateSha256() const { return {}; }
 };
 
 using TransportPtr = std::unique_ptr<Transport>;

@@ -19,6 +19,8 @@ inline absl::Status adminStatus(const clientconfig::Error& e, const std::string&
       return absl::DeadlineExceededError(absl::StrCat(prefix, e.message));
     case clientconfig::ErrorCode::Unavailable:
       return absl::UnavailableError(absl::StrCat(prefix, e.message));
+    case clientconfig::ErrorCode::PermissionDenied:
+      return absl::PermissionDeniedError(absl::StrCat(prefix, e.message));
     default:
       return absl::UnknownError(absl::StrCat(prefix, e.toString()));
   }

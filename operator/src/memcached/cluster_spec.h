@@ -65,6 +65,46 @@ struct TransitionSettings {
 //   RollingUpdate: the StatefulSet restarts the pods itself, each one cold.
 enum class UpdateStrategy { kWarm, kRollingUpdate };
 
+// spec.tls: memcached serves TLS only (-Z) with the Secret's tls.crt/tls.key, and with
+// clientAuth Require verifies client certificates against its ca.crt (ssl_verify_mode=2).
+enum class ClientAuth { kNone, kRequire };
+
+struct TlsSettings {
+  bool enabled = false;      // spec.tls present
+  std::string secret_name;   // keys tls.crt, tls.key, ca.crt (a cert-manager Certificate's Secret)
+  ClientAuth client_auth = ClientAuth::kNone;
+  // The certificate the operator (and the exporter) present under Require: a Secret with
+  // tls.crt/tls.key (and ca.crt). Empty: secret_name (its certificate must then allow client
+  // authentication).
+  std::string client_secret_name;
+};
+
+// spec.auth: memcached ASCII authentication (-Y) with the auth file (user:password lines) in
+// a key of a Secret. The operator authenticates with the first entry.
+struct AuthSettings {
+  bool enabled = false;  // spec.auth present
+  std::string secret_name;
+  std::string secret_key = "authfile";
+};
+
+// spec.networkPolicy: a NetworkPolicy that admits ingress to memcached only from the listed
+// peers, the operator's pods and (with monitoring) the scraper.
+struct NetworkPolicySettings {
+  bool enabled = false;
+  std::vector<Json> allowed_clients;  // NetworkPolicyPeer objects as given (podSelector,
+                                      // namespaceSelector, both)
+  std::vector<Json> allowed_scrapers; // peers allowed to the exporter port
+};
+
+// spec.monitoring: a memcached exporter sidecar, and a ServiceMonitor when that CRD exists.
+struct MonitoringSettings {
+  bool enabled = false;
+  std::string image = "quay.io/prometheus/memcached-exporter:v0.15.3";
+  int64_t port = 9150;
+  std::optional<Json> resources;
+  bool service_monitor = true;  // create one when monitoring.coreos.com/v1 is served
+};
+
 struct ClusterSpec {
   int64_t replicas = 3;
   std::string image = "memcached:1.6.18";
@@ -90,6 +130,10 @@ struct ClusterSpec {
   DrainSettings drain;
   TransitionSettings transition;
   UpdateStrategy update_strategy = UpdateStrategy::kWarm;
+  TlsSettings tls;
+  AuthSettings auth;
+  NetworkPolicySettings network_policy;
+  MonitoringSettings monitoring;
   bool paused = false;
 };
 

@@ -37,6 +37,8 @@ struct EndpointsContent {
   std::string phase;
   std::vector<PublishedServer> next;      // prepare, copy: the ring to come
   std::vector<PublishedServer> previous;  // switch: the ring before
+  // TLS / authentication on the servers (spec.tls, spec.auth): rendered only when on.
+  clientconfig::ServerSecurity security;
 };
 
 // One published server as libclientconfig's contract types it.
