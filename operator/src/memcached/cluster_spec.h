@@ -99,7 +99,7 @@ struct NetworkPolicySettings {
 // spec.monitoring: a memcached exporter sidecar, and a ServiceMonitor when that CRD exists.
 struct MonitoringSettings {
   bool enabled = false;
-  std::string image = "quay.io/prometheus/memcached-exporter:v0.15.3";
+  std::string image = "quay.io/prometheus/memcached-exporter:v0.15.0";
   int64_t port = 9150;
   std::optional<Json> resources;
   bool service_monitor = true;  // create one when monitoring.coreos.com/v1 is served
