@@ -85,6 +85,10 @@ struct AuthSettings {
   bool enabled = false;  // spec.auth present
   std::string secret_name;
   std::string secret_key = "authfile";
+  // Resolved by the reconciler, not parsed: SHA-256 hex of the auth file it validated ("" until
+  // then). The pod template carries it as an annotation, because memcached reads its auth file
+  // only at start: a changed file reaches the members by a (warm) rolling restart.
+  std::string file_hash;
 };
 
 // spec.networkPolicy: a NetworkPolicy that admits ingress to memcached only from the listed
