@@ -1,6 +1,6 @@
 // TLS for memcached connections: TlsContext (an OpenSSL client SSL_CTX built from PEM),
 // TlsFilesWatcher (follows a mounted Secret) and TlsTransport (SSL over the TCP transport's
-// non-blocking socket, every step bounded by a deadline).
+// non-blocking socket, every step bounded by a deadline); parseAuthFile and AuthFileWatcher.
 // Thread-safety: a TlsContext is immutable after construction (OpenSSL allows an SSL_CTX to be
 // shared by connections on several threads once configured); TlsFilesWatcher locks mu_;
 // a TlsTransport is one connection used by one thread at a time.
@@ -414,6 +414,38 @@ Result<Credentials> parseAuthFile(std::string_view text) {
     return Credentials{std::string(user), std::string(line.substr(colon + 1))};
   }
   return makeError(ErrorCode::InvalidArgument, "auth file: no user:password entry");
+}
+
+AuthFileWatcher::AuthFileWatcher(std::string path) : path_(std::move(path)) {}
+
+Result<Credentials> AuthFileWatcher::current(std::chrono::milliseconds recheck) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto now = Clock::now();
+  if (credentials_ && now - checked_ < recheck) return *credentials_;
+  checked_ = now;
+  auto text = readWholeFile(path_, "auth file");
+  if (!text.ok()) {
+    last_error_ = text.error().message;
+    if (credentials_) return *credentials_;
+    return text.error();
+  }
+  std::string fingerprint = sha256Hex(*text);
+  if (credentials_ && fingerprint == fingerprint_) return *credentials_;
+  auto parsed = parseAuthFile(*text);
+  if (!parsed.ok()) {
+    last_error_ = path_ + ": " + parsed.error().message;
+    if (credentials_) return *credentials_;
+    return makeError(parsed.error().code, *last_error_);
+  }
+  credentials_ = std::move(*parsed);
+  fingerprint_ = std::move(fingerprint);
+  last_error_.reset();
+  return *credentials_;
+}
+
+std::optional<std::string> AuthFileWatcher::lastError() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_error_;
 }
 
 } // namespace clientconfig

@@ -24,9 +24,10 @@ struct PemPair {
   std::string key_pem;
 };
 
+// Seconds from now.
 struct Validity {
-  long not_before_days = -1;
-  long not_after_days = 30;
+  long not_before = -86400;
+  long not_after = 30 * 86400;
 };
 
 class TestCa {
@@ -84,8 +85,8 @@ private:
   }
   static EVP_PKEY* newKey() { return EVP_EC_gen("P-256"); }
   static void setValidity(X509* x, Validity v) {
-    X509_gmtime_adj(X509_getm_notBefore(x), v.not_before_days * 86400);
-    X509_gmtime_adj(X509_getm_notAfter(x), v.not_after_days * 86400);
+    X509_gmtime_adj(X509_getm_notBefore(x), v.not_before);
+    X509_gmtime_adj(X509_getm_notAfter(x), v.not_after);
   }
   static void addExt(X509* issuer, X509* subject, int nid, const char* value) {
     X509V3_CTX ctx;

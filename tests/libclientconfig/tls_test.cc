@@ -26,7 +26,7 @@ struct Pki {
   PemPair server = ca.issue("memcached", "DNS:m-0.m.ns.svc,DNS:localhost,IP:127.0.0.1", true);
   PemPair client = ca.issue("client", "", false);
   PemPair foreign_client = other_ca.issue("client", "", false);
-  PemPair expired_client = ca.issue("client", "", false, Validity{-10, -1});
+  PemPair expired_client = ca.issue("client", "", false, Validity{-10 * 86400, -86400});
 };
 
 Pki& pki() {
@@ -160,7 +160,7 @@ TEST_F(TlsServerTest, ServerCertificateChecks) {
 }
 
 TEST_F(TlsServerTest, ExpiredServerCertificateRefused) {
-  dir_ = std::make_unique<ServerTlsDir>(pki().ca, pki().ca.issue("memcached", "DNS:localhost", true, Validity{-10, -1}));
+  dir_ = std::make_unique<ServerTlsDir>(pki().ca, pki().ca.issue("memcached", "DNS:localhost", true, Validity{-10 * 86400, -86400}));
   server_ = std::make_unique<MemcachedProcess>(dir_->memcachedArgs(0));
   ASSERT_TRUE(server_->running());
   auto a = connectTls(server_->port(), context(pki().ca.certPem()));
