@@ -277,6 +277,11 @@ TlsTransport::~TlsTransport() {
 
 std::string TlsTransport::protocolVersion() const { return SSL_get_version(ssl_); }
 
+std::string TlsTransport::cipherName() const {
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
+  return c ? SSL_CIPHER_get_name(c) : "";
+}
+
 template <class Op> Result<int> TlsTransport::drive(Op op, Deadline deadline, const char* what) {
   for (;;) {
     ERR_clear_error();

@@ -1,4 +1,4 @@
-// Test-only certificate authority: ECDSA P-256 keys and X.509 certificates generated with the
+// Test-only certificate authority: ECDSA P-256 (or RSA-2048) keys and X.509 certificates generated with the
 // OpenSSL API at test time (CAs, server certificates with DNS/IP SANs, client certificates,
 // expired ones), and a directory of PEM files a memcached process can read.
 // Thread-safety: test-only; one thread.
@@ -12,6 +12,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -30,9 +31,11 @@ struct Validity {
   long not_after = 30 * 86400;
 };
 
+enum class KeyType { EcdsaP256, Rsa2048 };
+
 class TestCa {
 public:
-  explicit TestCa(const std::string& common_name) {
+  explicit TestCa(const std::string& common_name, KeyType type = KeyType::EcdsaP256) : type_(type) {
     key_.reset(newKey());
     cert_.reset(X509_new());
     X509_set_version(cert_.get(), 2);
@@ -83,7 +86,7 @@ private:
     static long serial = 1000;
     return ++serial;
   }
-  static EVP_PKEY* newKey() { return EVP_EC_gen("P-256"); }
+  EVP_PKEY* newKey() const { return type_ == KeyType::Rsa2048 ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256"); }
   static void setValidity(X509* x, Validity v) {
     X509_gmtime_adj(X509_getm_notBefore(x), v.not_before);
     X509_gmtime_adj(X509_getm_notAfter(x), v.not_after);
@@ -109,6 +112,7 @@ private:
     return s;
   }
 
+  KeyType type_;
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key_{nullptr, EVP_PKEY_free};
   std::unique_ptr<X509, decltype(&X509_free)> cert_{nullptr, X509_free};
 };

@@ -120,8 +120,9 @@ public:
   // command alone: every record then ends where a command ends, and memcached, which reads a
   // record at a time, always consumes whole records.
   Result<void> writeCommands(std::string_view data, const std::vector<size_t>& ends) override;
-  // "TLSv1.3", for diagnostics and the benchmark.
+  // "TLSv1.3" and "TLS_AES_256_GCM_SHA384", for diagnostics and the benchmark.
   std::string protocolVersion() const;
+  std::string cipherName() const;
 
 protected:
   Result<void> receiveSome(std::string& out, Deadline deadline) override;
