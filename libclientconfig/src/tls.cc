@@ -313,7 +313,9 @@ template <class Op> Result<int> TlsTransport::drive(Op op, Deadline deadline, co
                        prefix + "the server refused this client's certificate (" + detail +
                            "): it requires one signed by its CA");
     }
-    return makeError(ErrorCode::Unavailable, prefix + drainErrors());
+    // A plaintext memcached answers a ClientHello with "ERROR\r\n", which is no TLS record.
+    std::string hint = reason == SSL_R_WRONG_VERSION_NUMBER ? " (does the server speak TLS on this port?)" : "";
+    return makeError(ErrorCode::Unavailable, prefix + drainErrors() + hint);
   }
 }
 
