@@ -45,6 +45,7 @@ struct Flags {
   milliseconds watch_idle_timeout{180000};
   std::string cluster_domain = "cluster.local";
   milliseconds sweep_timeout{120000};
+  milliseconds secret_recheck{30000};
 };
 
 Flags parseFlags(int argc, char** argv) {
@@ -70,6 +71,7 @@ Flags parseFlags(int argc, char** argv) {
     ("watch-idle-timeout", "restart a watch that received nothing, not even a bookmark (sent about every minute), for this long", cxxopts::value<std::string>()->default_value("3m"))
     ("cluster-domain", "cluster DNS domain used in published host names", cxxopts::value<std::string>()->default_value("cluster.local"))
     ("stale-copy-sweep-timeout", "overall time for a scale-down's sweep of stale copies (members not done by then are reported and the drain goes on)", cxxopts::value<std::string>()->default_value("120s"))
+    ("secret-recheck-interval", "how often a cluster with spec.tls or spec.auth reads its Secrets again (they are read by name, never watched: the operator may only get Secrets)", cxxopts::value<std::string>()->default_value("30s"))
     ("version", "print the version and exit")
     ("h,help", "print this help and exit");
   // clang-format on
@@ -107,6 +109,7 @@ Flags parseFlags(int argc, char** argv) {
     f.retry_period = dur("retry-period");
     f.sweep_timeout = dur("stale-copy-sweep-timeout");
     f.watch_idle_timeout = dur("watch-idle-timeout");
+    f.secret_recheck = dur("secret-recheck-interval");
   } catch (const std::exception& e) {
     fail(absl::StrCat(e.what(), " (see --help)"), 2);
   }
@@ -164,6 +167,7 @@ int main(int argc, char** argv) {
   cluster.workers = flags.workers;
   cluster.reconciler.cluster_domain = flags.cluster_domain;
   cluster.reconciler.sweeps.deadline = flags.sweep_timeout;
+  cluster.reconciler.secret_recheck = flags.secret_recheck;
   memcached::addClusterController(**mgr, cluster);
 
   (*mgr)->shutdownOnSignals();

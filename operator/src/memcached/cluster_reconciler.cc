@@ -85,6 +85,9 @@ struct ClusterReconciler::PassPlan {
   std::vector<PlannedEvent> events;
   std::optional<milliseconds> requeue;
   std::string delete_pod;  // a Warm rolling update restarts this member's pod ("" none)
+  // A referenced Secret is invalid: the StatefulSet is not written and no pod is deleted, since
+  // a memcached started now would load the bad files (the replicas stay where they are).
+  bool hold_pods = false;
 };
 
 // One reconcile pass. It holds only what is fixed for the pass (the reconciler, the context and
@@ -104,6 +107,8 @@ class ClusterReconciler::Pass {
  private:
   // Plan (with the reads its decisions ask for).
   absl::StatusOr<PassPlan> plan(const ClusterSnapshot& snap);
+  // What the Secrets' state adds to the plan: the hold, its events and the recheck.
+  void planSecrets(const ClusterSnapshot& snap, PassPlan& plan);
   absl::StatusOr<DrainStep> planDrainStep(const ClusterSnapshot& snap);
   absl::Status evaluateDrainStep(const ClusterSnapshot& snap, DrainStep& step);
   void settleSweep(const ClusterSnapshot& snap, const std::optional<DrainStatus>& drain);
@@ -158,6 +163,7 @@ class ClusterReconciler::Pass {
   const std::chrono::system_clock::time_point now_;
   const std::string now_text_;     // conditions: metav1.Time, whole seconds
   const std::string now_precise_;  // drain clock: microseconds, so a 4 s timeout is never 3.1 s
+  ClusterSecrets secrets_;         // the material this pass uses, and what is wrong (run())
 };
 
 ClusterReconciler::ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores,
@@ -189,6 +195,7 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
     // Deleted: the children carry ownerReferences, so the garbage collector removes them.
     spdlog::debug("cluster gone cluster={}", request.key());
     forgetCluster(request.key());
+    secrets_.forget(request.key());
     sweeps_->drop(request.key(), "the cluster is deleted");
     transitions_->drop(request.key(), "the cluster is deleted");
     return controller::Result{};
@@ -219,6 +226,9 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run(Json cluster, bo
   // An invalid or paused spec, or a child name taken by another object: status is the only write.
   if (!snap->parsed.errors.empty() || snap->parsed.spec.paused) return recordOnly(*snap);
   if (!snap->children.conflicts.empty()) return recordConflicts(*snap);
+  // The Secrets the spec references, before anything is built from them (the pod template
+  // carries the auth file's hash).
+  secrets_ = observeSecrets(*r_.api_, r_.secrets_, *snap, now_);
 
   // Plan.
   auto plan = this->plan(*snap);
@@ -255,11 +265,15 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   plan.current = snap.current_replicas;
   plan.replicas = decideReplicas(snap.children.stateful_set.has_value(), spec.replicas,
                                  plan.current, drain->drain);
+  plan.hold_pods = secrets_.hold();
+  if (plan.hold_pods && snap.children.stateful_set) plan.replicas = plan.current;
   const int64_t decided = plan.replicas;
 
-  RolloutStep rollout = planRolloutStep(snap, drain->drain);
+  // While held, no rolling update starts; one under way goes on but deletes no pod.
+  RolloutStep rollout;
+  if (!plan.hold_pods || snap.recorded.rollout) rollout = planRolloutStep(snap, drain->drain);
   plan.status.rollout = rollout.rollout;
-  plan.delete_pod = rollout.delete_pod;
+  if (!plan.hold_pods) plan.delete_pod = rollout.delete_pod;
   auto members = planMembership(snap, drain->drain, decided, rollout.excluded);
   if (!members.ok()) return members.status();
   plan.status.members = members->members;
@@ -269,8 +283,13 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   plan.status.ring_established =
       snap.recorded.ring_established ||
       static_cast<int64_t>(transition.servers.size()) >= spec.replicas;
-  plan.content = EndpointsContent{snap.key,           spec.hashing,    transition.servers,
-                                  transition.phase,   transition.next, transition.previous};
+  // What clients must speak, from the spec (the document never holds a credential).
+  const clientconfig::ServerSecurity security{
+      spec.tls.enabled, spec.tls.enabled && spec.tls.client_auth == ClientAuth::kRequire,
+      spec.auth.enabled};
+  plan.content = EndpointsContent{snap.key,         spec.hashing,    transition.servers,
+                                  transition.phase, transition.next, transition.previous,
+                                  security};
   const auto& live_cm = snap.children.config_map;
   plan.endpoints =
       decideEndpoints(plan.content, live_cm ? &*live_cm : nullptr, snap.recorded.config_version);
@@ -293,10 +312,33 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   plan.conditions.transition_message = transition.message;
   plan.conditions.rollout_message = rollout.message;
   plan.conditions.scaling_up = decided > plan.current;
+  planSecrets(snap, plan);
   const ConditionsDecision conditions = decideConditions(plan.conditions);
   applyConditions(conditions, now_text_, plan.status.conditions);
   plan.status.phase = conditions.phase;
   return plan;
+}
+
+// One Warning event per distinct problem, not per pass: a problem already in the recorded
+// Degraded message was reported. A cluster referencing Secrets is looked at again every
+// secret_recheck, since nothing wakes it when a Secret changes.
+void ClusterReconciler::Pass::planSecrets(const ClusterSnapshot& snap, PassPlan& plan) {
+  const ClusterSpec& spec = snap.parsed.spec;
+  if (spec.tls.enabled || spec.auth.enabled) {
+    keepShorter(plan.requeue, r_.options_.secret_recheck);
+  }
+  plan.conditions.secret_problems = secrets_.problems;
+  const Condition* prev = findCondition(snap.recorded.conditions, kConditionDegraded);
+  for (const auto& p : secrets_.problems) {
+    if (prev && prev->status == "True" && prev->message.find(p.message) != std::string::npos) {
+      continue;
+    }
+    spdlog::warn("invalid secret cluster={} reason={} detail={}", snap.key, p.reason,
+                 util::quoted(p.message));
+    plan.events.push_back({kube::EventSeverity::kWarning, p.reason,
+                           absl::StrCat(p.message, "; holding pod starts, restarts and "
+                                                   "deletions until it is fixed")});
+  }
 }
 
 // The drain step, with what it needs to see in between: the sweep's progress, then (once swept
@@ -743,6 +785,7 @@ absl::Status ClusterReconciler::Pass::act(const ClusterSnapshot& snap, const Pas
   }
   if (auto s = ensurePodDisruptionBudget(snap); !s.ok()) return s;
   if (auto s = publish(snap, plan, events); !s.ok()) return s;
+  if (plan.hold_pods) return absl::OkStatus();  // see PassPlan::hold_pods
   if (auto s = ensureStatefulSet(snap, plan, events, requeue); !s.ok()) return s;
   return restartMember(snap, plan, events);
 }

@@ -124,6 +124,15 @@ absl::StatusOr<ClusterSnapshot> observeCluster(kube::ApiClient& api, const Clust
   return snap;
 }
 
+ClusterSecrets observeSecrets(kube::ApiClient& api, SecretTracker& tracker, ClusterSnapshot& snap,
+                              std::chrono::system_clock::time_point now) {
+  ClusterSpec& spec = snap.parsed.spec;
+  ClusterSecrets secrets =
+      tracker.resolve(snap.key, snap.ref.uid, readClusterSecrets(api, snap.ref.ns, spec, now));
+  if (secrets.auth) spec.auth.file_hash = secrets.auth->file_hash;
+  return secrets;
+}
+
 SweepObservation observeSweep(const controller::Context& ctx, kube::ApiClient& api,
                               const ClusterStores& stores, SweepRunner& sweeps,
                               const ClusterSnapshot& snap, const DrainStatus& drain,

@@ -19,6 +19,7 @@
 #include "controller/reconciler.h"
 #include "kube/api_client.h"
 #include "kube/object_store.h"
+#include "memcached/cluster_security.h"
 #include "memcached/cluster_spec.h"
 #include "memcached/cluster_status.h"
 #include "memcached/connection_counter.h"
@@ -73,6 +74,13 @@ struct ClusterSnapshot {
 // The controller ownerReference of `obj`, if any; whether it names `uid`.
 const Json* controllerOf(const Json& obj);
 bool controlledBy(const Json& obj, const std::string& uid);
+
+// The Secrets `snap`'s spec references, read by name and validated (cluster_security.h) and
+// resolved against the cluster's last good material in `tracker`; sets
+// snap.parsed.spec.auth.file_hash to the hash of the auth file in use (the validated one, else
+// the last good one), which the pod template carries.
+ClusterSecrets observeSecrets(kube::ApiClient& api, SecretTracker& tracker, ClusterSnapshot& snap,
+                              std::chrono::system_clock::time_point now);
 
 // Reads the snapshot of `cluster` (from the clusters cache). Fails only when an API lookup of an
 // uncached child name fails (other than NotFound).

@@ -4,6 +4,7 @@
 // without counting them as operator writes.
 #include "memcached/cluster_reconciler.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -21,6 +22,11 @@
 #include "memcached/json_util.h"
 #include "memcached/metrics.h"
 #include "testing/fake_clock.h"
+#include "test_pki.h"
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sstream>
 
 namespace mcop::memcached {
 namespace {
@@ -1872,6 +1878,171 @@ TEST_F(ClusterReconcilerTest, ASweepWaitEndsAtThePassDeadline) {
   EXPECT_LE(*result->requeue_after, seconds(1));
   EXPECT_FALSE(status().drain->stale_copies_swept);
   EXPECT_EQ(published().size(), 3u);
+}
+
+// --- The Secrets a cluster references (spec.tls, spec.auth) ---
+
+// Captures what the operator logs while it lives, so a test can grep the log for secrets.
+class LogCapture {
+ public:
+  LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)) {
+    spdlog::default_logger()->sinks().push_back(sink_);
+    level_ = spdlog::default_logger()->level();
+    spdlog::default_logger()->set_level(spdlog::level::debug);
+  }
+  ~LogCapture() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+    spdlog::default_logger()->set_level(level_);
+  }
+  std::string text() {
+    spdlog::default_logger()->flush();
+    return out_.str();
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+  spdlog::level::level_enum level_;
+};
+
+class ClusterReconcilerSecretsTest : public ClusterReconcilerTest {
+ protected:
+  static constexpr char kPassword[] = "Very-s3cret-Passw0rd";
+
+  void SetUp() override {
+    // spec.tls and spec.auth are parsed by cluster_spec.cc (another change); until it reads
+    // them, these passes cannot see a referenced Secret.
+    Json probe = Json::parse(R"({"metadata":{"name":"x","namespace":"y"},
+        "spec":{"tls":{"secretName":"t"},"auth":{"secretName":"a"}}})");
+    const ParsedSpec parsed = parseClusterSpec(probe);
+    if (!parsed.spec.tls.enabled || !parsed.spec.auth.enabled) {
+      GTEST_SKIP() << "spec.tls / spec.auth are not parsed in this build";
+    }
+  }
+  void seedValidSecrets() {
+    api_->seed(kSecretResource, testpki::secret("shop", "cache-tls", testpki::tlsData(leaf_, ca_)));
+    seedAuth(std::string("app:") + kPassword + "\n");
+  }
+  void seedAuth(const std::string& file) {
+    api_->seed(kSecretResource, testpki::secret("shop", "cache-auth", {{"authfile", file}}));
+  }
+  static std::string secureSpec(int replicas) {
+    return R"({"replicas":)" + std::to_string(replicas) +
+           R"(,"drain":{"minSeconds":0,"timeoutSeconds":600},
+               "tls":{"secretName":"cache-tls"},"auth":{"secretName":"cache-auth"}})";
+  }
+  // Everything a user or another tool can read about the cluster: status, events, the
+  // endpoints ConfigMap and the StatefulSet.
+  std::string everythingPublic() {
+    std::string all = cluster().serialize();
+    for (const auto& e : events_.events()) all += e.reason + " " + e.message + "\n";
+    if (auto cm = configMap()) all += cm->serialize();
+    if (auto sts = api_->peek(res::kStatefulSet, "shop", "sessions")) all += sts->serialize();
+    return all;
+  }
+  void expectNoSecretIn(const std::string& text) {
+    EXPECT_EQ(text.find(kPassword), std::string::npos);
+    EXPECT_EQ(text.find("PRIVATE KEY"), std::string::npos);
+    // Nor the base64 of the key as the Secret carries it.
+    const std::string key_b64 = absl::Base64Escape(leaf_.key_pem());
+    EXPECT_EQ(text.find(key_b64.substr(40, 40)), std::string::npos);
+  }
+
+  testpki::Identity ca_ = testpki::newCa();
+  testpki::Identity leaf_ = testpki::newLeaf(ca_);
+};
+
+TEST_F(ClusterReconcilerSecretsTest, AMissingSecretCreatesNoPodsAndIsReportedOnce) {
+  LogCapture log;
+  createCluster(secureSpec(2));
+  controller::Result result;
+  for (int i = 0; i < 3; ++i) result = reconcile();
+  EXPECT_EQ(stsReplicas(), -1);  // no StatefulSet: its pods would mount a Secret that is not there
+  ClusterStatus s = status();
+  const Condition* degraded = condition(s, kConditionDegraded);
+  EXPECT_EQ(degraded->status, "True");
+  EXPECT_EQ(degraded->reason, kReasonTlsSecretInvalid);
+  EXPECT_NE(degraded->message.find("Secret shop/cache-tls (spec.tls.secretName) does not exist"),
+            std::string::npos) << degraded->message;
+  EXPECT_NE(degraded->message.find("Secret shop/cache-auth"), std::string::npos);
+  EXPECT_NE(degraded->message.find("no memcached pod"), std::string::npos);
+  EXPECT_EQ(eventCount(kReasonTlsSecretInvalid), 1);
+  EXPECT_EQ(eventCount(kReasonAuthSecretInvalid), 1);
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+  // Nothing wakes the cluster when the Secret appears: it looks again on its own.
+  ASSERT_TRUE(result.requeue_after.has_value());
+  EXPECT_LE(*result.requeue_after, std::chrono::milliseconds(30000));
+  // Only GETs by name: never a list or watch of Secrets.
+  for (const auto& a : api_->actions()) {
+    if (a.resource == "/secrets") EXPECT_EQ(a.verb, Verb::kGet);
+  }
+
+  seedValidSecrets();
+  converge();
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_EQ(published().size(), 2u);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+  expectNoSecretIn(everythingPublic());
+  expectNoSecretIn(log.text());
+}
+
+TEST_F(ClusterReconcilerSecretsTest, AnInvalidSecretHoldsScaleDownWithNothingDeleted) {
+  LogCapture log;
+  seedValidSecrets();
+  createCluster(secureSpec(3));
+  converge();
+  ASSERT_EQ(published().size(), 3u);
+
+  // The auth file is emptied, then the cluster is scaled down.
+  seedAuth("");
+  patchSpec(R"({"replicas":2})");
+  for (int i = 0; i < 6; ++i) {
+    reconcile();
+    runPods();
+    clock_.advance(seconds(5));
+  }
+  EXPECT_EQ(stsReplicas(), 3);
+  EXPECT_TRUE(podExists(2));
+  EXPECT_EQ(api_->peek(res::kStatefulSet, "shop", "sessions").has_value(), true);
+  ClusterStatus s = status();
+  EXPECT_EQ(condition(s, kConditionDegraded)->reason, kReasonAuthSecretInvalid);
+  EXPECT_NE(condition(s, kConditionDegraded)->message.find("the auth file is empty"),
+            std::string::npos);
+  EXPECT_EQ(eventCount(kReasonAuthSecretInvalid), 1);  // one per distinct problem, not per pass
+
+  // A different problem is a new event.
+  seedAuth("no-colon\n");
+  reconcile();
+  EXPECT_EQ(eventCount(kReasonAuthSecretInvalid), 2);
+
+  // Fixed: the scale-down goes on.
+  seedAuth(std::string("app:") + kPassword + "\n");
+  for (int i = 0; i < 6 && stsReplicas() != 2; ++i) {
+    reconcile();
+    runPods();
+    clock_.advance(seconds(5));
+  }
+  EXPECT_EQ(stsReplicas(), 2);
+  expectNoSecretIn(everythingPublic());
+  expectNoSecretIn(log.text());
+}
+
+TEST_F(ClusterReconcilerSecretsTest, AChangedAuthFileChangesThePodTemplateAndAnInvalidOneDoesNot) {
+  seedValidSecrets();
+  createCluster(secureSpec(2));
+  converge();
+  const std::string before =
+      api_->peek(res::kStatefulSet, "shop", "sessions")->at("spec").at("template").serialize();
+  seedAuth("app:rotated-password\n");
+  reconcile();
+  const std::string rotated =
+      api_->peek(res::kStatefulSet, "shop", "sessions")->at("spec").at("template").serialize();
+  EXPECT_NE(rotated, before);  // the file's hash is in the template: the members restart
+  seedAuth("");
+  reconcile();
+  EXPECT_EQ(api_->peek(res::kStatefulSet, "shop", "sessions")->at("spec").at("template").serialize(),
+            rotated);
 }
 
 }  // namespace
