@@ -109,6 +109,12 @@ class ClusterReconciler::Pass {
   absl::StatusOr<PassPlan> plan(const ClusterSnapshot& snap);
   // What the Secrets' state adds to the plan: the hold, its events and the recheck.
   void planSecrets(const ClusterSnapshot& snap, PassPlan& plan);
+  // status.tls: the members are asked to reload a rotated certificate until all serve it.
+  absl::Status planCertificateStep(const ClusterSnapshot& snap, PassPlan& plan);
+  MemberAccess access(const ClusterSnapshot& snap) const {
+    return MemberAccess{snap.ref.name, snap.ref.ns, r_.options_.cluster_domain,
+                        static_cast<int>(snap.parsed.spec.port), security_};
+  }
   absl::StatusOr<DrainStep> planDrainStep(const ClusterSnapshot& snap);
   absl::Status evaluateDrainStep(const ClusterSnapshot& snap, DrainStep& step);
   void settleSweep(const ClusterSnapshot& snap, const std::optional<DrainStatus>& drain);
@@ -164,12 +170,14 @@ class ClusterReconciler::Pass {
   const std::string now_text_;     // conditions: metav1.Time, whole seconds
   const std::string now_precise_;  // drain clock: microseconds, so a 4 s timeout is never 3.1 s
   ClusterSecrets secrets_;         // the material this pass uses, and what is wrong (run())
+  MemberSecurityPtr security_;     // the connections to the members, built from secrets_
 };
 
 ClusterReconciler::ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores,
                                      kube::EventRecorder& events, const util::Clock& clock,
                                      ConnectionCounterPtr connections,
                                      StaleCopySweeperPtr sweeper, MemberFlusherPtr flusher,
+                                     CertificateReloaderPtr certificates,
                                      ClusterReconcilerOptions options)
     : api_(std::move(api)),
       stores_(stores),
@@ -177,6 +185,7 @@ ClusterReconciler::ClusterReconciler(kube::ApiClientPtr api, ClusterStores store
       clock_(clock),
       connections_(std::move(connections)),
       flusher_(std::move(flusher)),
+      certificates_(std::move(certificates)),
       options_(std::move(options)),
       sweeps_(std::make_unique<SweepRunner>(sweeper, clock, options_.sweeps)),
       transitions_(std::make_unique<TransitionRunner>(std::move(sweeper), clock)) {}
@@ -229,6 +238,9 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run(Json cluster, bo
   // The Secrets the spec references, before anything is built from them (the pod template
   // carries the auth file's hash).
   secrets_ = observeSecrets(*r_.api_, r_.secrets_, *snap, now_);
+  auto security = buildMemberSecurity(secrets_);
+  if (!security.ok()) return security.status();
+  security_ = std::move(*security);
 
   // Plan.
   auto plan = this->plan(*snap);
@@ -313,6 +325,7 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   plan.conditions.rollout_message = rollout.message;
   plan.conditions.scaling_up = decided > plan.current;
   planSecrets(snap, plan);
+  if (auto s = planCertificateStep(snap, plan); !s.ok()) return s;
   const ConditionsDecision conditions = decideConditions(plan.conditions);
   applyConditions(conditions, now_text_, plan.status.conditions);
   plan.status.phase = conditions.phase;
@@ -341,6 +354,55 @@ void ClusterReconciler::Pass::planSecrets(const ClusterSnapshot& snap, PassPlan&
   }
 }
 
+// status.tls and the reloads of a rotated certificate. Never while the TLS Secret is invalid:
+// refresh_certs would load its bad files (status keeps what was recorded).
+absl::Status ClusterReconciler::Pass::planCertificateStep(const ClusterSnapshot& snap,
+                                                          PassPlan& plan) {
+  const ClusterSpec& spec = snap.parsed.spec;
+  if (!spec.tls.enabled) {
+    plan.status.tls.reset();
+    return absl::OkStatus();
+  }
+  const bool invalid = std::any_of(secrets_.problems.begin(), secrets_.problems.end(),
+                                   [](const SecretProblem& p) {
+                                     return p.reason == kReasonTlsSecretInvalid;
+                                   });
+  if (invalid || !secrets_.tls) return absl::OkStatus();  // status.tls as recorded
+  CertificateInput in;
+  in.key = snap.key;
+  in.tls = &*secrets_.tls;
+  in.recorded = snap.recorded.tls;
+  in.now = now_;
+  in.recheck = r_.options_.certificate_recheck;
+  std::vector<MemberEndpoint> members;
+  for (const auto& m : plan.status.members) {
+    if (m.state != MemberState::kActive || m.address.empty()) continue;
+    in.members.push_back(m.name);
+    members.push_back(
+        MemberEndpoint{m.name, m.address, static_cast<int>(spec.port), m.host, security_});
+  }
+  CertificateChecks checks;
+  if (certificatesNeedCheck(in)) {
+    auto checked = checkCertificates(ctx_, *r_.certificates_, members, in.tls->server.sha256);
+    if (!checked.ok()) return checked.status();
+    checks = std::move(*checked);
+  }
+  CertificateStep step = planCertificates(in, checks);
+  plan.status.tls = step.tls;
+  plan.events.insert(plan.events.end(), step.events.begin(), step.events.end());
+  if (step.requeue) keepShorter(plan.requeue, *step.requeue);
+  plan.conditions.certificate_failures = step.failures;
+  const Condition* prev = findCondition(snap.recorded.conditions, kConditionDegraded);
+  for (const auto& f : step.failures) {
+    if (prev && prev->status == "True" && prev->message.find(f) != std::string::npos) continue;
+    spdlog::warn("certificate reload failed cluster={} detail={}", snap.key, util::quoted(f));
+    plan.events.push_back({kube::EventSeverity::kWarning, kReasonCertificateReloadFailed,
+                           absl::StrCat("refresh_certs failed on ", f,
+                                        "; the member keeps serving its previous certificate")});
+  }
+  return absl::OkStatus();
+}
+
 // The drain step, with what it needs to see in between: the sweep's progress, then (once swept
 // and past the minimum) the outgoing members' connection counts.
 absl::StatusOr<DrainStep> ClusterReconciler::Pass::planDrainStep(const ClusterSnapshot& snap) {
@@ -352,7 +414,7 @@ absl::StatusOr<DrainStep> ClusterReconciler::Pass::planDrainStep(const ClusterSn
   DrainStep step = planDrain(in);
   if (step.next == DrainNext::kSweep) {
     const SweepObservation sweep = observeSweep(ctx_, *r_.api_, r_.stores_, *r_.sweeps_, snap,
-                                                *step.drain, r_.options_.sweep_wait);
+                                                *step.drain, r_.options_.sweep_wait, security_);
     applySweep(step, sweep, snap.key, r_.options_.max_poll_interval);
   }
   if (step.next == DrainNext::kEvaluate) {
@@ -372,8 +434,7 @@ absl::Status ClusterReconciler::Pass::evaluateDrainStep(const ClusterSnapshot& s
   if (eval.clock.measuring) {
     eval.probes = drainConnectionProbes(*step.drain, snap.ref.name, snap.recorded.members,
                                         snap.pods);
-    auto counts = measureConnections(ctx_, *r_.connections_, eval.probes,
-                                     static_cast<int>(spec.port));
+    auto counts = measureConnections(ctx_, *r_.connections_, eval.probes, access(snap));
     if (!counts.ok()) return counts.status();
     eval.counts = std::move(*counts);
   }
@@ -458,7 +519,8 @@ void ClusterReconciler::Pass::observeTransitionWork(const ClusterSnapshot& snap,
                       [&](const PublishedServer& f) { return f.name == s.name; })) {
         continue;
       }
-      if (auto flushed = r_.flusher_->flushAll(s.address, static_cast<int>(s.port));
+      if (auto flushed = r_.flusher_->flushAll(
+              MemberEndpoint{s.name, s.address, static_cast<int>(s.port), s.host, security_});
           !flushed.ok()) {
         spdlog::warn("transition: cannot empty a joining member cluster={} pod={} error={}",
                      snap.key, s.name, util::quoted(std::string(flushed.message())));
@@ -471,6 +533,7 @@ void ClusterReconciler::Pass::observeTransitionWork(const ClusterSnapshot& snap,
   }
   if (!progress) {
     auto work = transitionWork(step, snap.key, snap.parsed.spec.hashing, in.settings);
+    if (work.ok()) work->copy.security = security_;  // the copy's and the clean's connections
     if (!work.ok()) {
       progress = TransitionWorkProgress{true, work.status(), {}, {}, {}};
     } else if (runner.start(snap.key, *id, std::move(*work))) {
@@ -534,8 +597,8 @@ absl::StatusOr<MembershipResult> ClusterReconciler::Pass::planMembership(
   }
   in.previous = snap.recorded.members;
   in.pods = snap.pods;
-  auto probed = probeJoiners(ctx_, *r_.connections_, *r_.flusher_, joinProbes(in),
-                             static_cast<int>(snap.parsed.spec.port), snap.key);
+  auto probed =
+      probeJoiners(ctx_, *r_.connections_, *r_.flusher_, joinProbes(in), access(snap), snap.key);
   if (!probed.ok()) return probed.status();
   MembershipResult result = planMembers(in, *probed);
   for (const auto& name : result.joined) {

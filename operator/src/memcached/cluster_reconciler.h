@@ -19,6 +19,7 @@
 #include "controller/reconciler.h"
 #include "kube/api_client.h"
 #include "kube/event_recorder.h"
+#include "memcached/certificate_rotation.h"
 #include "memcached/cluster_security.h"
 #include "memcached/connection_counter.h"
 #include "memcached/member_flusher.h"
@@ -47,6 +48,8 @@ struct ClusterReconcilerOptions {
   // name, never watched (the operator may only `get` them), so a rotated or fixed Secret is
   // seen within this interval (--secret-recheck-interval).
   std::chrono::milliseconds secret_recheck{30000};
+  // A member that does not serve a rotated certificate yet is looked at again this often.
+  std::chrono::milliseconds certificate_recheck{10000};
 };
 
 class ClusterReconciler : public controller::Reconciler {
@@ -54,7 +57,7 @@ class ClusterReconciler : public controller::Reconciler {
   ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores, kube::EventRecorder& events,
                     const util::Clock& clock, ConnectionCounterPtr connections,
                     StaleCopySweeperPtr sweeper, MemberFlusherPtr flusher,
-                    ClusterReconcilerOptions options = {});
+                    CertificateReloaderPtr certificates, ClusterReconcilerOptions options = {});
   ~ClusterReconciler() override;
 
   absl::StatusOr<controller::Result> reconcile(const controller::Request& request,
@@ -73,6 +76,7 @@ class ClusterReconciler : public controller::Reconciler {
   const util::Clock& clock_;
   ConnectionCounterPtr connections_;
   MemberFlusherPtr flusher_;
+  CertificateReloaderPtr certificates_;
   ClusterReconcilerOptions options_;
   SweepRunnerPtr sweeps_;
   TransitionRunnerPtr transitions_;

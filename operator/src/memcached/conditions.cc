@@ -109,6 +109,12 @@ Condition degradedCondition(const ConditionsInput& in) {
     degraded.status = "True";
     degraded.reason = in.secret_problems.front().reason;
     degraded.message = secretProblemsMessage(in.secret_problems);
+  } else if (!in.certificate_failures.empty()) {
+    degraded.status = "True";
+    degraded.reason = "CertificateReloadFailed";
+    degraded.message = absl::StrCat(
+        "refresh_certs failed on ", absl::StrJoin(in.certificate_failures, "; "),
+        ": those members keep serving their previous certificate; retried every few seconds");
   } else if (!failing.empty()) {
     degraded.status = "True";
     degraded.reason = "PodsFailing";

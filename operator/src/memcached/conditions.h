@@ -44,6 +44,9 @@ struct ConditionsInput {
   // A referenced Secret is invalid (cluster_security.h): Degraded says so first, whatever else
   // is wrong, because it holds every pod start, restart and deletion until fixed.
   std::vector<SecretProblem> secret_problems;
+  // Members whose refresh_certs failed ("member: error"): they keep serving their previous
+  // certificate.
+  std::vector<std::string> certificate_failures;
   int64_t config_version = 0;
   // Degraded as recorded before this pass: a DrainTimeout (and, with carry_write_failure, an
   // ApplyFailed) of this generation is kept.

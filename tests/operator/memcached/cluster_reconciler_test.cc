@@ -39,9 +39,11 @@ using std::chrono::seconds;
 
 class FakeConnectionCounter : public ConnectionCounter {
  public:
-  absl::StatusOr<int64_t> currentConnections(const std::string& address, int port) override {
+  absl::StatusOr<int64_t> currentConnections(const MemberEndpoint& member) override {
+    const std::string& address = member.address;
     std::lock_guard<std::mutex> lock(mu_);
     ++calls_;
+    endpoints_.push_back(member);
     if (failing_.count(address)) return absl::UnavailableError("connect refused " + address);
     auto it = conns_.find(address);
     return it == conns_.end() ? kBaseline : it->second;
@@ -62,6 +64,11 @@ class FakeConnectionCounter : public ConnectionCounter {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_;
   }
+  // Every member asked, as asked (host, security).
+  std::vector<MemberEndpoint> endpoints() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return endpoints_;
+  }
   // The measuring connection alone, as a fresh memcached 1.6.x reports it (listening sockets
   // are not counted).
   static constexpr int64_t kBaseline = 1;
@@ -71,12 +78,14 @@ class FakeConnectionCounter : public ConnectionCounter {
   std::map<std::string, int64_t> conns_;
   std::set<std::string> failing_;
   int calls_ = 0;
+  std::vector<MemberEndpoint> endpoints_;
 };
 
 // Records each flush_all, and can fail it.
 class FakeMemberFlusher : public MemberFlusher {
  public:
-  absl::Status flushAll(const std::string& address, int port) override {
+  absl::Status flushAll(const MemberEndpoint& member) override {
+    const std::string& address = member.address;
     std::lock_guard<std::mutex> lock(mu_);
     if (failing_) return absl::UnavailableError("connect refused " + address);
     flushed_.push_back(address);
@@ -110,8 +119,10 @@ class FakeStaleCopySweeper : public StaleCopySweeper {
     std::vector<std::string> published_then;
   };
   absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member,
-                                    const SweepControl& control) override {
+                                    const SweepControl& control,
+                                    const MemberSecurity* security) override {
     std::unique_lock<std::mutex> lock(mu_);
+    securities_.push_back(security);
     Call call{ring.servers()[member].name, {}, ring.hashing(), ring.version(), {}};
     for (const auto& s : ring.servers()) call.ring.push_back(s.name);
     if (hook_) call.published_then = hook_();
@@ -169,6 +180,54 @@ class FakeStaleCopySweeper : public StaleCopySweeper {
   bool held_ = false;
   std::set<std::string> failing_;
   std::function<std::vector<std::string>()> hook_;
+  std::vector<const MemberSecurity*> securities_;
+};
+
+// The certificate each member serves (by address), what refresh_certs makes it serve (the
+// files the kubelet projected), and members whose refresh_certs fails.
+class FakeCertificateReloader : public CertificateReloader {
+ public:
+  absl::StatusOr<std::string> servedCertificate(const MemberEndpoint& m) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++looks_;
+    auto it = served_.find(m.address);
+    if (it == served_.end()) return absl::UnavailableError("connect refused " + m.address);
+    return it->second;
+  }
+  absl::Status reloadCertificates(const MemberEndpoint& m) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++reloads_;
+    if (failing_.count(m.address)) return absl::InternalError("refresh_certs: ERROR");
+    if (auto it = projected_.find(m.address); it != projected_.end()) served_[m.address] = it->second;
+    return absl::OkStatus();
+  }
+  void serve(const std::string& address, const std::string& sha) {
+    std::lock_guard<std::mutex> lock(mu_);
+    served_[address] = sha;
+  }
+  void project(const std::string& address, const std::string& sha) {
+    std::lock_guard<std::mutex> lock(mu_);
+    projected_[address] = sha;
+  }
+  void fail(const std::string& address, bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (on) failing_.insert(address); else failing_.erase(address);
+  }
+  int reloads() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reloads_;
+  }
+  int looks() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return looks_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::string> served_, projected_;
+  std::set<std::string> failing_;
+  int reloads_ = 0;
+  int looks_ = 0;
 };
 
 std::string podIp(int ordinal) { return "127.0.10." + std::to_string(ordinal + 1); }
@@ -199,7 +258,7 @@ class ClusterReconcilerTest : public testing::Test {
     ClusterStores stores{&clusters_, &stateful_sets_, &services_, &config_maps_, &pdbs_, &pods_};
     reconciler_.reset();  // its sweeps stop before the new one starts
     reconciler_ = std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_,
-                                                      sweeper_, flusher_, options);
+                                                      sweeper_, flusher_, certificates_, options);
   }
 
   void syncStore(kube::MemoryStore& store, const kube::ResourceType& type) {
@@ -325,6 +384,8 @@ class ClusterReconcilerTest : public testing::Test {
   std::shared_ptr<FakeConnectionCounter> counter_ = std::make_shared<FakeConnectionCounter>();
   std::shared_ptr<FakeStaleCopySweeper> sweeper_ = std::make_shared<FakeStaleCopySweeper>();
   std::shared_ptr<FakeMemberFlusher> flusher_ = std::make_shared<FakeMemberFlusher>();
+  std::shared_ptr<FakeCertificateReloader> certificates_ =
+      std::make_shared<FakeCertificateReloader>();
   std::unique_ptr<ClusterReconciler> reconciler_;
 };
 
@@ -1911,6 +1972,8 @@ class ClusterReconcilerSecretsTest : public ClusterReconcilerTest {
   static constexpr char kPassword[] = "Very-s3cret-Passw0rd";
 
   void SetUp() override {
+    // The certificates are made for the real time, which the operator checks them at.
+    clock_.advance(std::chrono::system_clock::now() - clock_.now());
     // spec.tls and spec.auth are parsed by cluster_spec.cc (another change); until it reads
     // them, these passes cannot see a referenced Secret.
     Json probe = Json::parse(R"({"metadata":{"name":"x","namespace":"y"},
@@ -2043,6 +2106,111 @@ TEST_F(ClusterReconcilerSecretsTest, AChangedAuthFileChangesThePodTemplateAndAnI
   reconcile();
   EXPECT_EQ(api_->peek(res::kStatefulSet, "shop", "sessions")->at("spec").at("template").serialize(),
             rotated);
+}
+
+std::string leafSha(const testpki::Identity& id) {
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(id.cert.get(), &der);
+  std::string out = sha256Hex(std::string(reinterpret_cast<char*>(der), len));
+  OPENSSL_free(der);
+  return out;
+}
+
+TEST_F(ClusterReconcilerSecretsTest, TheOperatorsConnectionsUseTheValidatedSecrets) {
+  seedValidSecrets();
+  for (int i = 0; i < 2; ++i) certificates_->serve(podIp(i), leafSha(leaf_));
+  createCluster(secureSpec(2));
+  converge();
+  const auto asked = counter_->endpoints();
+  ASSERT_FALSE(asked.empty());
+  for (const auto& m : asked) {
+    EXPECT_EQ(m.host, m.name + ".sessions.shop.svc.cluster.local");
+    ASSERT_TRUE(m.security != nullptr);
+    EXPECT_TRUE(m.security->tls != nullptr);
+    ASSERT_TRUE(m.security->credentials.has_value());
+    EXPECT_EQ(m.security->credentials->username, "app");
+    EXPECT_EQ(m.security->credentials->password, kPassword);
+    const auto options = connectOptions(m.security.get(), m.host);
+    EXPECT_EQ(options.server_name, m.host);
+  }
+  // A plaintext cluster's connections stay plaintext.
+  EXPECT_EQ(connectOptions(nullptr, "x").tls, nullptr);
+}
+
+TEST_F(ClusterReconcilerSecretsTest, ARotatedCertificateIsReloadedUntilEveryMemberServesIt) {
+  seedValidSecrets();
+  for (int i = 0; i < 2; ++i) certificates_->serve(podIp(i), leafSha(leaf_));
+  createCluster(secureSpec(2));
+  converge();
+  ClusterStatus s = status();
+  ASSERT_TRUE(s.tls.has_value());
+  EXPECT_EQ(s.tls->certificate_sha256, leafSha(leaf_));
+  EXPECT_EQ(s.tls->members_serving, 2);
+  EXPECT_EQ(certificates_->reloads(), 0);
+  // Steady state: nobody is asked again.
+  const int looks = certificates_->looks();
+  reconcile();
+  EXPECT_EQ(certificates_->looks(), looks);
+
+  // cert-manager renews the Secret; the kubelet has projected it into sessions-0 only.
+  testpki::Identity renewed = testpki::newLeaf(ca_);
+  api_->seed(kSecretResource, testpki::secret("shop", "cache-tls", testpki::tlsData(renewed, ca_)));
+  certificates_->project(podIp(0), leafSha(renewed));
+  auto result = reconcile();
+  s = status();
+  EXPECT_EQ(s.tls->certificate_sha256, leafSha(renewed));
+  EXPECT_EQ(s.tls->members_serving, 1);
+  EXPECT_EQ(s.tls->pending, std::vector<std::string>{"sessions-1"});
+  ASSERT_TRUE(result.requeue_after.has_value());
+  EXPECT_LE(*result.requeue_after, milliseconds(10000));
+  EXPECT_EQ(eventCount("CertificatesReloaded"), 0);
+
+  // Then into sessions-1: every member serves it, one event.
+  certificates_->project(podIp(1), leafSha(renewed));
+  reconcile();
+  s = status();
+  EXPECT_EQ(s.tls->members_serving, 2);
+  EXPECT_TRUE(s.tls->pending.empty());
+  EXPECT_EQ(eventCount("CertificatesReloaded"), 1);
+  reconcile();
+  EXPECT_EQ(eventCount("CertificatesReloaded"), 1);
+}
+
+TEST_F(ClusterReconcilerSecretsTest, AFailedReloadIsDegradedOnceAndRetried) {
+  seedValidSecrets();
+  for (int i = 0; i < 2; ++i) certificates_->serve(podIp(i), leafSha(leaf_));
+  createCluster(secureSpec(2));
+  converge();
+  testpki::Identity renewed = testpki::newLeaf(ca_);
+  api_->seed(kSecretResource, testpki::secret("shop", "cache-tls", testpki::tlsData(renewed, ca_)));
+  certificates_->project(podIp(0), leafSha(renewed));
+  certificates_->fail(podIp(1), true);
+  for (int i = 0; i < 3; ++i) reconcile();
+  const ClusterStatus s = status();
+  const Condition* degraded = condition(s, kConditionDegraded);
+  EXPECT_EQ(degraded->reason, "CertificateReloadFailed");
+  EXPECT_NE(degraded->message.find("sessions-1"), std::string::npos);
+  EXPECT_EQ(eventCount("CertificateReloadFailed"), 1);
+  certificates_->fail(podIp(1), false);
+  certificates_->project(podIp(1), leafSha(renewed));
+  reconcile();
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+  EXPECT_EQ(eventCount("CertificatesReloaded"), 1);
+}
+
+TEST_F(ClusterReconcilerSecretsTest, NoReloadWhileTheTlsSecretIsInvalid) {
+  seedValidSecrets();
+  for (int i = 0; i < 2; ++i) certificates_->serve(podIp(i), leafSha(leaf_));
+  createCluster(secureSpec(2));
+  converge();
+  const ClusterStatus before = status();
+  testpki::Identity expired = testpki::newLeaf(ca_, "memcached", -std::chrono::hours(48),
+                                               -std::chrono::hours(1));
+  api_->seed(kSecretResource, testpki::secret("shop", "cache-tls", testpki::tlsData(expired, ca_)));
+  for (int i = 0; i < 3; ++i) reconcile();
+  EXPECT_EQ(certificates_->reloads(), 0);
+  EXPECT_EQ(status().tls, before.tls);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->reason, kReasonTlsSecretInvalid);
 }
 
 }  // namespace
