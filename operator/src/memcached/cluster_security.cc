@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "clientconfig/security.h"
 #include "util/time.h"
 
 namespace mcop::memcached {
@@ -314,8 +315,16 @@ absl::StatusOr<AuthMaterial> readAuth(kube::ApiClient& api, const std::string& n
                                                    auth.secret_key, ": ",
                                                    entry.status().message()));
   }
+  // The operator authenticates as applications do: with the entry libclientconfig reads (the
+  // first; the stricter check above already passed, so this cannot disagree about it).
+  auto credentials = clientconfig::parseAuthFile(*file);
+  if (!credentials.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(secretLabel(ns, auth.secret_name), " key ",
+                                                   auth.secret_key, ": ",
+                                                   credentials.error().message));
+  }
   return AuthMaterial{auth.secret_name, stringAt(*secret, {"metadata", "resourceVersion"}),
-                      sha256Hex(*file), entry->username, entry->password};
+                      sha256Hex(*file), credentials->username, credentials->password};
 }
 
 }  // namespace
