@@ -86,8 +86,9 @@ struct AuthSettings {
   std::string secret_name;
   std::string secret_key = "authfile";
   // Resolved by the reconciler, not parsed: SHA-256 hex of the auth file it validated ("" until
-  // then). The pod template carries it as an annotation, because memcached reads its auth file
-  // only at start: a changed file reaches the members by a (warm) rolling restart.
+  // then). The pod template carries it as an annotation: memcached re-reads its auth file only
+  // on SIGHUP, which the operator cannot send into a pod, so a changed file reaches the members
+  // by a (warm) rolling restart.
   std::string file_hash;
 };
 
