@@ -9,11 +9,14 @@
 
 #include <gtest/gtest.h>
 
+#include "test_pki.h"
+
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
+#include <map>
 
 #include "libclientconfig/memcached_process.h"
 #include "memcached/desired_objects.h"
@@ -24,7 +27,6 @@ namespace {
 using clientconfig::testing::MemcachedProcess;
 using Clock = std::chrono::steady_clock;
 
-const std::string kTestTls = std::string(MCOP_TEST_DATA_DIR) + "/tls";
 
 struct ProbeRun {
   int status = -1;  // bash's exit status
@@ -57,10 +59,10 @@ ProbeRun runProbe(const ClusterSpec& spec) {
 
 // The TLS and auth arguments memcachedArgs gives the pod, with the mounts pointing at the test's
 // files (MemcachedProcess sets the port, the listen address and the memory itself).
-std::vector<std::string> securityArgs(const ClusterSpec& spec, const std::string& auth_dir) {
+std::vector<std::string> securityArgs(const ClusterSpec& spec, const std::string& dir) {
   const auto relocated = [&](std::string arg) {
-    const std::pair<std::string, std::string> mounts[] = {{kTlsMountPath, kTestTls},
-                                                           {kAuthMountPath, auth_dir}};
+    const std::pair<std::string, std::string> mounts[] = {{kTlsMountPath, dir},
+                                                           {kAuthMountPath, dir}};
     for (const auto& [from, to] : mounts) {
       for (size_t at; (at = arg.find(from)) != std::string::npos;) arg.replace(at, from.size(), to);
     }
@@ -87,11 +89,22 @@ class ReadinessProbeTest : public testing::Test {
     ASSERT_NE(::mkdtemp(dir), nullptr);
     auth_dir_ = dir;
     ::chmod(dir, 0755);  // memcached drops to nobody when the tests run as root
-    std::ofstream(auth_dir_ + "/authfile") << "alice:secret\n";
-    ::chmod((auth_dir_ + "/authfile").c_str(), 0644);
+    // Certificates made for this run: nothing with a private key is kept in the repository.
+    const testpki::Identity ca = testpki::newCa();
+    const testpki::Identity leaf = testpki::newLeaf(ca, "sessions");
+    const std::map<std::string, std::string> files = {{"authfile", "alice:secret\n"},
+                                                      {"ca.crt", ca.cert_pem()},
+                                                      {"tls.crt", leaf.cert_pem()},
+                                                      {"tls.key", leaf.key_pem()}};
+    for (const auto& [name, content] : files) {
+      std::ofstream(auth_dir_ + "/" + name) << content;
+      ::chmod((auth_dir_ + "/" + name).c_str(), 0644);
+    }
   }
   void TearDown() override {
-    ::unlink((auth_dir_ + "/authfile").c_str());
+    for (const char* name : {"authfile", "ca.crt", "tls.crt", "tls.key"}) {
+      ::unlink((auth_dir_ + "/" + name).c_str());
+    }
     ::rmdir(auth_dir_.c_str());
   }
 
