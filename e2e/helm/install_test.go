@@ -391,6 +391,14 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 		_ = e.kube.CoreV1().Namespaces().Delete(context.Background(), e.ns, metav1.DeleteOptions{})
 	})
 
+	// The namespace enforces the Restricted Pod Security Standard, as every test namespace
+	// does: the operator's pods must pass it. Created here with its labels (helm's
+	// --create-namespace below then finds it), since helm cannot label what it creates.
+	if _, err := e.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: e.ns, Labels: framework.RestrictedNamespaceLabels()}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("namespace %s: %v", e.ns, err)
+	}
+
 	// 1. Install, as the README says, with the one setting this cluster needs:
 	// all pods share the host's network, so each listens on its own pod IP.
 	start := time.Now()
