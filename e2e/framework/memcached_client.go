@@ -150,3 +150,33 @@ func (c *MemcachedConn) Delete(key string) error {
 	}
 	return nil
 }
+
+// Line reads one more reply line (a multi-line answer: stats, meta data).
+func (c *MemcachedConn) Line() (string, error) {
+	_ = c.conn.SetDeadline(time.Now().Add(c.timeout))
+	return c.line()
+}
+
+// Gets reads key's value and CAS unique.
+func (c *MemcachedConn) Gets(key string) (string, uint64, error) {
+	line, err := c.Request("gets " + key + "\r\n")
+	if err != nil {
+		return "", 0, err
+	}
+	f := strings.Fields(line)
+	if len(f) != 5 || f[0] != "VALUE" {
+		return "", 0, fmt.Errorf("gets %s: %q", key, line)
+	}
+	cas, err := strconv.ParseUint(f[4], 10, 64)
+	if err != nil {
+		return "", 0, fmt.Errorf("gets %s: %q", key, line)
+	}
+	value, err := c.Line()
+	if err != nil {
+		return "", 0, err
+	}
+	if end, err := c.Line(); err != nil || end != "END" {
+		return "", 0, fmt.Errorf("gets %s: no END (%q, %v)", key, end, err)
+	}
+	return value, cas, nil
+}

@@ -458,8 +458,16 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 	e.canI(true, "update", "leases.coordination.k8s.io/"+fullName, "-n", e.ns)
 	e.canI(false, "update", "leases.coordination.k8s.io/someone-elses-lease", "-n", e.ns)
 	e.canI(false, "create", "leases.coordination.k8s.io", "-n", "kube-system")
-	e.canI(false, "get", "secrets", "-n", e.ns)
+	// Secrets (issue 11): the operator reads the TLS and auth Secrets a cluster names, one
+	// by one; it may not list or watch them (every Secret of the cluster would flow through
+	// it), nor write or delete any.
+	e.canI(true, "get", "secrets", "-n", e.ns)
+	e.canI(true, "get", "secrets", "-n", "default")
+	for _, verb := range []string{"list", "watch", "create", "update", "patch", "delete", "deletecollection"} {
+		e.canI(false, verb, "secrets", "-n", e.ns)
+	}
 	e.canI(false, "list", "secrets", "--all-namespaces")
+	e.canI(false, "watch", "secrets", "--all-namespaces")
 	e.canI(true, "delete", "pods", "-n", e.ns) // a Warm rolling update; the owned-objects policy narrows it
 	e.canI(false, "deletecollection", "pods", "-n", e.ns)
 	e.canI(false, "create", "pods/exec", "-n", e.ns)
@@ -584,6 +592,11 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 	e.canI(true, "list", "memcachedclusters.memcached.operator.io", "-n", e.ns)
 	e.canI(false, "list", "memcachedclusters.memcached.operator.io", "--all-namespaces")
 	e.canI(false, "patch", "statefulsets.apps", "-n", "default")
+	e.canI(true, "get", "secrets", "-n", e.ns)
+	e.canI(false, "get", "secrets", "-n", "default")
+	for _, verb := range []string{"list", "watch", "create", "update", "delete"} {
+		e.canI(false, verb, "secrets", "-n", e.ns)
+	}
 	e.waitLeader(leaseDuration + 10*time.Second)
 	e.scale(3)
 	var history []map[string]any
