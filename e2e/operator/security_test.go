@@ -915,9 +915,9 @@ func TestBadSecretsKeepTheLastGoodConfiguration(t *testing.T) {
 	// Good Secrets again: the conditions naming them clear, and the cluster still serves.
 	e.putSecret(c.ca.TLSSecret("bad-tls", c.server))
 	e.putSecret(authSecret("bad-auth", "alice:"+password+"\n"))
-	e.waitFor(2*time.Minute, "no condition naming a bad Secret", func() (bool, error) {
-		for _, cd := range statusOf(e.mcc("bad")).Conditions {
-			if (strings.Contains(cd.Message, "bad-tls") || strings.Contains(cd.Message, "bad-auth")) && cd.Type != "Available" {
+	e.waitFor(2*time.Minute, "no condition reporting a bad Secret", func() (bool, error) {
+		for _, bc := range cases {
+			if cd, ok := e.secretCondition("bad", bc); ok {
 				return false, fmt.Errorf("%+v", cd)
 			}
 		}
