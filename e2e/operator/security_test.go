@@ -37,6 +37,11 @@ import (
 
 const memcachedPort = "11211"
 
+// secretRecheck is how often the operator reads a cluster's Secrets again in these tests. It
+// may only get Secrets (never watch them), so it notices a changed Secret on its next pass
+// (30 s by default); 2 s keeps each rotation and bad-input case short.
+const secretRecheck = "--secret-recheck-interval=2s"
+
 // tlsCluster is the PKI of one TLS cluster: its CA, the members' certificate in the Secret
 // <name>-tls, and a client certificate the CA signed.
 type tlsCluster struct {
@@ -199,7 +204,7 @@ func exerciseAll(c *framework.MemcachedConn, prefix string) error {
 // material. A second cluster with clientAuth None serves TLS clients without a certificate.
 func TestTLSRefusesPlaintextAndRequiresClientCertificates(t *testing.T) {
 	e := newEnv(t)
-	e.startOperator()
+	e.startOperator(secretRecheck)
 	req := e.newTLSCluster("mtls")
 	none := e.newTLSCluster("tls1")
 	e.createCluster("mtls", "  replicas: 2\n  tls:\n    secretName: mtls-tls\n    clientAuth: Require\n")
@@ -370,7 +375,7 @@ func (w *tlsWorkload) finish() {
 // no error at all.
 func TestCertificateRotationWithoutRestartOrClientError(t *testing.T) {
 	e := newEnv(t)
-	e.startOperator()
+	e.startOperator(secretRecheck)
 	c := e.newTLSCluster("rot")
 	e.createCluster("rot", "  replicas: 2\n  tls:\n    secretName: rot-tls\n    clientAuth: Require\n")
 	e.waitAvailable("rot", 2*time.Minute)
@@ -427,7 +432,7 @@ func TestCertificateRotationWithoutRestartOrClientError(t *testing.T) {
 // StatefulSet, the pods, the events, its log at debug level).
 func TestAuthRefusesWrongPasswordAndNeverPublishesIt(t *testing.T) {
 	e := newEnv(t)
-	op := e.startOperator("--log-level=debug")
+	op := e.startOperator(secretRecheck, "--log-level=debug")
 	password := "pw-" + rand.String(24)
 	e.putSecret(authSecret("auth-users", "alice:"+password+"\nbob:other-"+rand.String(12)+"\n"))
 	e.createCluster("auth", "  replicas: 2\n  auth:\n    secretName: auth-users\n")
@@ -500,7 +505,7 @@ func TestNetworkPolicyAdmitsExactlyTheIntendedPeers(t *testing.T) {
 	// The operator runs outside the cluster here; it is told where its pods would be, as the
 	// chart tells it (POD_NAMESPACE and --operator-pod-labels).
 	operatorNS, operatorLabels := "memcached-system", map[string]string{"app.kubernetes.io/name": "memcached-operator", "app.kubernetes.io/instance": "mcop"}
-	e.startOperatorWith(proxy.kubeconfig, "--operator-namespace="+operatorNS,
+	e.startOperatorWith(proxy.kubeconfig, secretRecheck, "--operator-namespace="+operatorNS,
 		"--operator-pod-labels=app.kubernetes.io/instance=mcop,app.kubernetes.io/name=memcached-operator")
 	start := time.Now()
 	e.createCluster("np", `  replicas: 2
@@ -738,7 +743,7 @@ func exporterContainer(p *corev1.Pod) (*corev1.Container, int32) {
 // speaks TLS with the right certificate.
 func TestExporterSidecarReportsMemcachedUp(t *testing.T) {
 	e := newEnv(t)
-	e.startOperator()
+	e.startOperator(secretRecheck)
 	c := e.newTLSCluster("montls")
 	e.createCluster("mon", "  replicas: 1\n  monitoring:\n    enabled: true\n")
 	e.createCluster("montls", "  replicas: 1\n  monitoring:\n    enabled: true\n  tls:\n    secretName: montls-tls\n    clientAuth: Require\n")
@@ -854,7 +859,7 @@ func (e *env) serving(cluster string, c *tlsCluster, password string) error {
 // condition.
 func TestBadSecretsKeepTheLastGoodConfiguration(t *testing.T) {
 	e := newEnv(t)
-	op := e.startOperator()
+	op := e.startOperator(secretRecheck)
 	c := e.newTLSCluster("bad")
 	password := "pw-" + rand.String(20)
 	e.putSecret(authSecret("bad-auth", "alice:"+password+"\n"))
