@@ -16,7 +16,10 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -126,6 +129,26 @@ func (e *env) memberHost(cluster, pod string) string {
 		}
 	}
 	return pod + "." + cluster + "." + e.ns + ".svc.cluster.local"
+}
+
+// clientCLI runs the project's clientconfig CLI (build/bin) with args: the library's own TLS and
+// authentication, following endpoints.json's "tls" and "auth" as an application would.
+func clientCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(repoRoot(t), "build", "bin", "clientconfig"), args...).CombinedOutput()
+	return string(out), err
+}
+
+// writeFiles writes each name's content into a new temporary directory.
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // refused: a connection with cfg (nil: plaintext) gets no VERSION answer.
@@ -262,6 +285,40 @@ func TestTLSRefusesPlaintextAndRequiresClientCertificates(t *testing.T) {
 		}
 		if raw, _ := json.Marshal(cm); strings.Contains(string(raw), "BEGIN") {
 			t.Errorf("%s: the endpoints ConfigMap carries PEM material:\n%s", tc.c.name, raw)
+		}
+		e.checkCLIOverTLS(tc.c, cm.Data["endpoints.json"], pods, tc.clientAuth == "require")
+	}
+}
+
+// checkCLIOverTLS: the clientconfig CLI, given the published endpoints.json and the CA (and the
+// client certificate), reaches every member over TLS and sees the Secret's certificate, and
+// sets and gets a key through the library's Client; under Require it is refused without the
+// client certificate.
+func (e *env) checkCLIOverTLS(c *tlsCluster, doc string, pods []corev1.Pod, require bool) {
+	t := e.t
+	t.Helper()
+	dir := writeFiles(t, map[string]string{"endpoints.json": doc, "ca.crt": string(c.ca.CertPEM),
+		"tls.crt": string(c.client.CertPEM), "tls.key": string(c.client.KeyPEM)})
+	file := filepath.Join(dir, "endpoints.json")
+	flags := []string{"--tls-ca=" + filepath.Join(dir, "ca.crt"), "--tls-cert=" + filepath.Join(dir, "tls.crt"), "--tls-key=" + filepath.Join(dir, "tls.key")}
+	out, err := clientCLI(t, append(flags, "ping", file)...)
+	if err != nil {
+		t.Errorf("%s: clientconfig ping over TLS: %v\n%s", c.name, err, out)
+	}
+	for _, p := range pods {
+		if !strings.Contains(out, p.Name+"\t") || !strings.Contains(out, "tls=on cert-sha256="+c.server.Fingerprint()) {
+			t.Errorf("%s: clientconfig ping does not show %s over TLS with the Secret's certificate %s:\n%s", c.name, p.Name, c.server.Fingerprint(), out)
+		}
+	}
+	if out, err := clientCLI(t, append(flags, "set", file, "cli-key", "cli-value")...); err != nil {
+		t.Errorf("%s: clientconfig set over TLS: %v\n%s", c.name, err, out)
+	}
+	if out, err := clientCLI(t, append(flags, "get", file, "cli-key")...); err != nil || strings.TrimSpace(out) != "cli-key\tcli-value" {
+		t.Errorf("%s: clientconfig get over TLS: %v\n%s", c.name, err, out)
+	}
+	if require {
+		if out, err := clientCLI(t, "--tls-ca="+filepath.Join(dir, "ca.crt"), "ping", file); err == nil {
+			t.Errorf("%s: clientconfig ping without a client certificate succeeded under Require:\n%s", c.name, out)
 		}
 	}
 }
@@ -468,6 +525,20 @@ func TestAuthRefusesWrongPasswordAndNeverPublishesIt(t *testing.T) {
 	ep, cm, _ := e.endpointsOf("auth-endpoints")
 	if ep.Auth != "ascii" || ep.TLS != nil {
 		t.Errorf("endpoints.json: auth=%q tls=%+v, want auth ascii and no tls:\n%s", ep.Auth, ep.TLS, cm.Data["endpoints.json"])
+	}
+	// The clientconfig CLI follows "auth": "ascii" with the credentials it is given.
+	dir := writeFiles(t, map[string]string{"endpoints.json": cm.Data["endpoints.json"],
+		"right": "alice:" + password + "\n", "wrong": "alice:wrong-" + password + "\n"})
+	file := filepath.Join(dir, "endpoints.json")
+	if out, err := clientCLI(t, "--auth-file="+filepath.Join(dir, "right"), "ping", file); err != nil || strings.Count(out, "auth=ok") != 2 {
+		t.Errorf("clientconfig ping with the right password: %v\n%s", err, out)
+	}
+	out, err := clientCLI(t, "--auth-file="+filepath.Join(dir, "wrong"), "get", file, "k")
+	if err == nil {
+		t.Errorf("clientconfig get with a wrong password succeeded:\n%s", out)
+	}
+	if strings.Contains(out, password) {
+		t.Errorf("clientconfig printed the password")
 	}
 
 	ctx := context.Background()
