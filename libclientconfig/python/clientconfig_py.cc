@@ -80,9 +80,14 @@ struct PyClient {
   bool noreply(const py::object& arg) const { return arg.is_none() ? default_noreply : arg.cast<bool>(); }
 };
 
+// The TLS and authentication keyword arguments of Client.
+struct PySecurity {
+  std::string tls_ca, tls_cert, tls_key, auth_file;
+};
+
 std::unique_ptr<PyClient> makeClient(const std::string& dir, double connect_timeout, double timeout,
                                      bool default_noreply, int poll_interval_ms, bool fallback_to_previous,
-                                     bool backfill) {
+                                     bool backfill, const PySecurity& security) {
   if (connect_timeout <= 0 || timeout <= 0) throw py::value_error("timeouts must be > 0 seconds");
   WatcherOptions w;
   w.dir = dir;
@@ -94,6 +99,8 @@ std::unique_ptr<PyClient> makeClient(const std::string& dir, double connect_time
   o.io_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000));
   o.fallback_to_previous = fallback_to_previous;
   o.backfill = backfill;
+  o.tls = TlsFiles{security.tls_ca, security.tls_cert, security.tls_key};
+  o.auth_file = security.auth_file;
   c->client = unwrap(Client::create(*c->watcher, o));
   c->default_noreply = default_noreply;
   return c;
@@ -222,6 +229,13 @@ void bindSnapshots(py::module_& m) {
       .def_property_readonly("next_servers",
                              [](const Snapshot& s) { return s.next ? s.next->servers : std::vector<Server>{}; })
       .def("route", &routeOf, "Route for key: .owner, .next_owner, .previous_owner (unpacks as (owner, previous_owner)).")
+      .def_property_readonly("tls", [](const Snapshot& s) -> py::object {
+        if (!s.security.tls) return py::none();
+        return py::str(s.security.client_certificate ? "require" : "none");
+      }, "None when the servers speak plaintext, else the client-auth mode: \"none\" or \"require\".")
+      .def_property_readonly("auth", [](const Snapshot& s) -> py::object {
+        return s.security.auth ? py::object(py::str("ascii")) : py::none();
+      }, "\"ascii\" when the servers require memcached ASCII authentication, else None.")
       .def("to_json", [](const Snapshot& s) { return toJson(s); })
       .def("__repr__", [](const Snapshot& s) {
         return "<Snapshot " + s.cluster + " version " + std::to_string(s.version()) + ", " +
@@ -289,10 +303,23 @@ switch/finalize a miss reads the previous owner and backfills the new one (with 
 and writes delete the key on the previous owner.
 Every call waits for memcached's answer (the invalidations must follow the write): noreply only
 chooses the return value, as in pymemcache (True when noreply). Errors: ValueError for a bad key
-or value, RuntimeError when a server cannot be reached or times out.)");
-  client.def(py::init(&makeClient), py::arg("mount_dir"), py::arg("connect_timeout") = 0.5, py::arg("timeout") = 0.5,
+or value, RuntimeError when a server cannot be reached or times out, refuses the client's
+certificate or credentials (PermissionDenied), or needs TLS or credentials that were not given
+(FailedPrecondition, naming the keyword argument's option).)");
+  client.def(py::init([](const std::string& dir, double connect_timeout, double timeout, bool default_noreply,
+                         int poll_interval_ms, bool fallback_to_previous, bool backfill, const std::string& tls_ca,
+                         const std::string& tls_cert, const std::string& tls_key, const std::string& auth_file) {
+               return makeClient(dir, connect_timeout, timeout, default_noreply, poll_interval_ms, fallback_to_previous,
+                                 backfill, PySecurity{tls_ca, tls_cert, tls_key, auth_file});
+             }),
+             py::arg("mount_dir"), py::arg("connect_timeout") = 0.5, py::arg("timeout") = 0.5,
              py::arg("default_noreply") = true, py::arg("poll_interval_ms") = 1000,
-             py::arg("fallback_to_previous") = true, py::arg("backfill") = true);
+             py::arg("fallback_to_previous") = true, py::arg("backfill") = true, py::kw_only(),
+             py::arg("tls_ca") = "", py::arg("tls_cert") = "", py::arg("tls_key") = "", py::arg("auth_file") = "",
+             "tls_ca, tls_cert, tls_key: files of a mounted kubernetes.io/tls Secret (ca.crt, tls.crt, tls.key), "
+             "used when endpoints.json says \"tls\" (tls_cert/tls_key when clientAuth is \"require\"); "
+             "auth_file: user:password (memcached -Y format), used when it says \"auth\": \"ascii\". "
+             "Rotated files are picked up for new connections without a restart.");
   bindClientMethods(client);
   client.def("close", [](PyClient& c) { c.client->close(); }, "Close every connection; later calls reconnect.")
       .def("snapshot", [](const PyClient& c) { return toPy(c.client->snapshot()); })
@@ -311,6 +338,8 @@ or value, RuntimeError when a server cannot be reached or times out.)");
         d["fallback_errors"] = st.fallback_errors;
         return d;
       }, "Counters of the transition rules: fallback_hits, backfills, backfills_undone, invalidations.")
+      .def_property_readonly("credentials_error", [](const PyClient& c) { return c.client->credentialsError(); },
+                             "Why the TLS or auth files last failed to reload (the previous ones stay in use), or None.")
       .def_property_readonly("watcher", [](PyClient& c) -> Watcher& { return *c.watcher; },
                              py::return_value_policy::reference_internal);
 }

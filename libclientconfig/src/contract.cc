@@ -25,9 +25,12 @@ std::string jsonString(std::string_view s) {
   return Value(std::string(s)).dump(-1, ' ', false, Value::error_handler_t::replace);
 }
 
-void appendRing(std::string& out, const PublishedRing& r, const std::string& indent) {
+// `after_hashing`: lines rendered between `hashing` and `servers` (the top level's security).
+void appendRing(std::string& out, const PublishedRing& r, const std::string& indent,
+                const std::string& after_hashing = {}) {
   out += indent + "\"version\": " + std::to_string(r.version) + ",\n";
   out += indent + "\"hashing\": " + jsonString(hashingName(r.hashing)) + ",\n";
+  out += after_hashing;
   out += indent + "\"servers\": [";
   for (size_t i = 0; i < r.servers.size(); ++i) {
     const Server& s = r.servers[i];
@@ -38,6 +41,17 @@ void appendRing(std::string& out, const PublishedRing& r, const std::string& ind
   }
   if (!r.servers.empty()) out += "\n" + indent;
   out += "]";
+}
+
+// `tls` and `auth` lines, only for what is on: a plaintext cluster's document renders exactly as
+// it did before these fields existed (the operator's drift check compares bytes).
+std::string securityLines(const ServerSecurity& sec) {
+  std::string out;
+  if (sec.tls) {
+    out += std::string("  \"tls\": {\"clientAuth\": ") + (sec.client_certificate ? "\"require\"" : "\"none\"") + "},\n";
+  }
+  if (sec.auth) out += "  \"auth\": \"ascii\",\n";
+  return out;
 }
 
 // ---- parsing ----
@@ -138,6 +152,29 @@ Result<std::optional<Phase>> phaseFrom(const Value& root) {
   return std::optional<Phase>(*p);
 }
 
+// `tls` and `auth`: absent (or null) means off. A value this client does not know is refused:
+// a client that cannot speak what the servers require could only fail on every connection.
+Result<ServerSecurity> securityFrom(const Value& root) {
+  ServerSecurity sec;
+  if (auto it = root.find("tls"); it != root.end() && !it->is_null()) {
+    if (!it->is_object()) return fieldError("tls", std::string("expected null or object, got ") + json::kindName(*it));
+    auto mode = stringField(*it, "clientAuth", "tls", false);
+    if (!mode.ok()) return mode.error();
+    if (*mode != "none" && *mode != "require")
+      return fieldError("tls.clientAuth", "expected \"none\" or \"require\", got \"" + *mode + "\"");
+    sec.tls = true;
+    sec.client_certificate = *mode == "require";
+  }
+  if (auto it = root.find("auth"); it != root.end() && !it->is_null()) {
+    if (!it->is_string()) return fieldError("auth", std::string("expected null or string, got ") + json::kindName(*it));
+    if (it->get_ref<const std::string&>() != "ascii")
+      return fieldError("auth", "expected \"ascii\" (memcached ASCII authentication), got \"" +
+                                    it->get_ref<const std::string&>() + "\"");
+    sec.auth = true;
+  }
+  return sec;
+}
+
 // `next` / `previous`: null or absent, or a ring.
 Result<std::optional<PublishedRing>> optionalRing(const Value& root, const char* key) {
   auto it = root.find(key);
@@ -194,7 +231,7 @@ std::string renderEndpointsJson(const EndpointsDocument& d) {
   // `phase` and `next` only when set, so a document without a transition renders exactly as it
   // did before they existed (the operator's drift check compares bytes).
   if (d.phase) out += "  \"phase\": " + jsonString(phaseName(*d.phase)) + ",\n";
-  appendRing(out, d.current, "  ");
+  appendRing(out, d.current, "  ", securityLines(d.security));
   if (d.next) {
     out += ",\n  \"next\": {\n";
     appendRing(out, *d.next, "    ");
@@ -253,6 +290,9 @@ Result<EndpointsDocument> parseEndpointsJson(std::string_view text) {
   EndpointsDocument d;
   d.cluster = std::move(*cluster);
   d.current = std::move(*current);
+  auto security = securityFrom(root);
+  if (!security.ok()) return security.error();
+  d.security = *security;
   auto phase = phaseFrom(root);
   if (!phase.ok()) return phase.error();
   d.phase = *phase;

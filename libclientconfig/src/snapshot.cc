@@ -91,6 +91,7 @@ Result<SnapshotPtr> parseSnapshot(std::string_view text) {
   snap->schema = std::string(kEndpointsSchema);
   snap->cluster = std::move(doc->cluster);
   snap->published_phase = doc->phase;
+  snap->security = doc->security;
   snap->current = std::move(*current);
   if (doc->next) {
     auto n = topologyFrom(std::move(*doc->next), "next.servers");
@@ -204,6 +205,7 @@ EndpointsDocument toDocument(const Snapshot& s) {
   EndpointsDocument d;
   d.cluster = s.cluster;
   d.phase = s.published_phase;
+  d.security = s.security;
   d.current = publishedRing(s.current);
   if (s.next) d.next = publishedRing(*s.next);
   if (s.previous) d.previous = publishedRing(*s.previous);

@@ -2,6 +2,8 @@
 // Thread-safety: one connection, one thread at a time.
 #include "clientconfig/transport.h"
 
+#include "socket_wait.h"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -14,30 +16,36 @@
 #include <unistd.h>
 
 namespace clientconfig {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-std::string errnoText(int err) { return std::strerror(err); }
+namespace detail {
 
 // Milliseconds left until deadline, for poll(); 0 when already past.
-int remainingMs(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+int remainingMs(std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
   if (left <= 0) return 0;
   return left > 1000000 ? 1000000 : static_cast<int>(left);
 }
 
 // Waits for `events` on fd until deadline. Retries EINTR.
-Result<void> waitFor(int fd, short events, Clock::time_point deadline, const char* what) {
+Result<void> waitFor(int fd, short events, std::chrono::steady_clock::time_point deadline, const char* what) {
   for (;;) {
     pollfd p{fd, events, 0};
     int ms = remainingMs(deadline);
     int rc = ::poll(&p, 1, ms);
     if (rc > 0) return {};
     if (rc == 0) return makeError(ErrorCode::DeadlineExceeded, std::string(what) + ": timed out");
-    if (errno != EINTR) return makeError(ErrorCode::Internal, std::string(what) + ": poll: " + errnoText(errno));
+    if (errno != EINTR) return makeError(ErrorCode::Internal, std::string(what) + ": poll: " + std::strerror(errno));
   }
 }
+
+} // namespace detail
+
+namespace {
+
+using detail::waitFor;
+
+using Clock = std::chrono::steady_clock;
+
+std::string errnoText(int err) { return std::strerror(err); }
 
 Result<int> connectOne(const addrinfo* ai, Clock::time_point deadline) {
   int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
@@ -108,7 +116,10 @@ TcpTransport::~TcpTransport() {
 Result<void> TcpTransport::writeAll(std::string_view data) { return writeAll(data, write_timeout_); }
 
 Result<void> TcpTransport::writeAll(std::string_view data, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
+  return sendAll(data, Clock::now() + timeout);
+}
+
+Result<void> TcpTransport::sendAll(std::string_view data, Deadline deadline) {
   while (!data.empty()) {
     ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -125,7 +136,13 @@ Result<void> TcpTransport::writeAll(std::string_view data, std::chrono::millisec
   return {};
 }
 
-Result<void> TcpTransport::fill(Clock::time_point deadline) {
+int TcpTransport::release() {
+  int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
+
+Result<void> TcpTransport::fill(Deadline deadline) {
   // Compact before growing so a long-lived connection doesn't keep consumed bytes.
   if (buf_pos_ > 0 && buf_pos_ == buf_.size()) {
     buf_.clear();
@@ -134,11 +151,15 @@ Result<void> TcpTransport::fill(Clock::time_point deadline) {
     buf_.erase(0, buf_pos_);
     buf_pos_ = 0;
   }
+  return receiveSome(buf_, deadline);
+}
+
+Result<void> TcpTransport::receiveSome(std::string& out, Deadline deadline) {
   char chunk[16384];
   for (;;) {
     ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
     if (n > 0) {
-      buf_.append(chunk, static_cast<size_t>(n));
+      out.append(chunk, static_cast<size_t>(n));
       return {};
     }
     if (n == 0) return makeError(ErrorCode::Unavailable, "read: connection closed by peer");

@@ -3,6 +3,9 @@
 //   clientconfig route DIR|FILE KEY...  the owner of each key
 //   clientconfig diff OLD NEW           servers added/removed and the fraction of keys that move
 //   clientconfig watch DIR              print each new version as it lands (SIGINT/SIGTERM stop)
+//   clientconfig ping DIR|FILE          connect to every server as the document says (TLS, auth)
+//   clientconfig get DIR|FILE KEY...    read keys through the library's Client
+//   clientconfig set DIR|FILE KEY VALUE write a key through the library's Client
 // Thread-safety: single-threaded except in `watch`: the watcher's callback thread and
 // the thread that waits for SIGINT/SIGTERM.
 #include <chrono>
@@ -19,6 +22,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "clientconfig/client.h"
+#include "clientconfig/memcached_admin.h"
 #include "clientconfig/watcher.h"
 
 using namespace clientconfig;
@@ -86,8 +91,118 @@ int usage() {
                "                          during a transition, when it differs)\n"
                "  diff OLD NEW            servers added/removed, fraction of keys that move\n"
                "  watch DIR               print each new version as it lands\n"
-               "DIR is a mounted endpoints ConfigMap (endpoints.json, else servers).\n");
+               "  ping DIR|FILE           connect to each server (TLS, authentication as the document says):\n"
+               "                          version, TLS protocol and the server certificate's SHA-256\n"
+               "  get DIR|FILE KEY...     print each key's value (through the library's Client)\n"
+               "  set DIR|FILE KEY VALUE  store a value (through the library's Client)\n"
+               "DIR is a mounted endpoints ConfigMap (endpoints.json, else servers).\n"
+               "For servers with TLS or authentication (ping, get, set):\n"
+               "  --tls-ca=FILE           the CA of the servers' certificates (ca.crt)\n"
+               "  --tls-cert=FILE --tls-key=FILE  a client certificate (tls.clientAuth \"require\")\n"
+               "  --auth-file=FILE        user:password (memcached -Y format; the first entry)\n"
+               "  --timeout-ms=N          connect and I/O timeout (default 2000)\n");
   return 2;
+}
+
+// The TLS and authentication flags.
+struct SecurityFlags {
+  TlsFiles tls;
+  std::string auth_file;
+  long timeout_ms = 2000;
+};
+
+// The flags' names for the options the library's messages name.
+void hint(const Error& e) {
+  if (e.code == ErrorCode::FailedPrecondition || e.code == ErrorCode::PermissionDenied)
+    std::fprintf(stderr, "clientconfig: (flags: --tls-ca, --tls-cert and --tls-key, --auth-file)\n");
+}
+
+ClientOptions clientOptions(const SecurityFlags& f) {
+  ClientOptions o;
+  o.tls = f.tls;
+  o.auth_file = f.auth_file;
+  o.connect_timeout = o.io_timeout = std::chrono::milliseconds(f.timeout_ms);
+  return o;
+}
+
+// `ping`: one MemcachedAdmin connection to each current server, with the document's security.
+int ping(const Snapshot& s, const SecurityFlags& f) {
+  ConnectOptions base;
+  if (s.security.tls) {
+    if (f.tls.ca_file.empty()) {
+      std::fprintf(stderr, "clientconfig: the servers speak TLS: give --tls-ca%s\n",
+                   s.security.client_certificate ? ", --tls-cert and --tls-key" : "");
+      return 1;
+    }
+    auto ctx = TlsContext::fromFiles(f.tls);
+    if (!ctx.ok()) {
+      std::fprintf(stderr, "clientconfig: %s\n", ctx.error().message.c_str());
+      return 1;
+    }
+    base.tls = *ctx;
+  }
+  if (s.security.auth) {
+    if (f.auth_file.empty()) {
+      std::fprintf(stderr, "clientconfig: the servers require authentication: give --auth-file\n");
+      return 1;
+    }
+    AuthFileWatcher auth(f.auth_file);
+    auto creds = auth.current();
+    if (!creds.ok()) {
+      std::fprintf(stderr, "clientconfig: %s\n", creds.error().message.c_str());
+      return 1;
+    }
+    base.credentials = *creds;
+  }
+  int failed = 0;
+  for (const auto& server : s.servers()) {
+    ConnectOptions o = base;
+    if (o.tls) o.server_name = server.host;
+    auto a = MemcachedAdmin::connect(server.address, server.port, std::chrono::milliseconds(f.timeout_ms), o);
+    Result<std::string> v = a.ok() ? (*a)->version() : Result<std::string>(a.error());
+    if (!v.ok()) {
+      std::printf("%s\t%s\terror: %s\n", server.name.c_str(), server.endpoint().c_str(), v.error().toString().c_str());
+      ++failed;
+      continue;
+    }
+    std::string sha = (*a)->peerCertificateSha256();
+    std::printf("%s\t%s\tversion=%s tls=%s%s%s auth=%s\n", server.name.c_str(), server.endpoint().c_str(), v->c_str(),
+                o.tls ? "on" : "off", sha.empty() ? "" : " cert-sha256=", sha.c_str(), o.credentials ? "ok" : "off");
+  }
+  return failed == 0 ? 0 : 1;
+}
+
+int getKeys(const SnapshotPtr& s, const SecurityFlags& f, const std::vector<std::string>& keys) {
+  auto c = Client::create(s, clientOptions(f));
+  if (!c.ok()) {
+    std::fprintf(stderr, "clientconfig: %s\n", c.error().message.c_str());
+    return 1;
+  }
+  for (const auto& k : keys) {
+    auto v = (*c)->get(k);
+    if (!v.ok()) {
+      std::fprintf(stderr, "clientconfig: get %s: %s\n", k.c_str(), v.error().toString().c_str());
+      hint(v.error());
+      return 1;
+    }
+    std::printf("%s\t%s\n", k.c_str(), v->has_value() ? (*v)->value.c_str() : "(miss)");
+  }
+  return 0;
+}
+
+int setKey(const SnapshotPtr& s, const SecurityFlags& f, const std::string& key, const std::string& value) {
+  auto c = Client::create(s, clientOptions(f));
+  if (!c.ok()) {
+    std::fprintf(stderr, "clientconfig: %s\n", c.error().message.c_str());
+    return 1;
+  }
+  auto r = (*c)->set(key, value);
+  if (!r.ok()) {
+    std::fprintf(stderr, "clientconfig: set %s: %s\n", key.c_str(), r.error().toString().c_str());
+    hint(r.error());
+    return 1;
+  }
+  return 0;
 }
 
 void printTopology(const Topology& t, const char* indent) {
@@ -104,6 +219,10 @@ void printSnapshot(const Snapshot& s) {
               static_cast<unsigned long long>(s.version()), hashingName(s.hashing()), s.servers().size(),
               s.source == Snapshot::Source::EndpointsJson ? "endpoints.json" : "servers");
   printTopology(s.current, "  ");
+  if (s.security.tls || s.security.auth)
+    std::printf("security: tls=%s auth=%s\n",
+                !s.security.tls ? "off" : s.security.client_certificate ? "on clientAuth=require" : "on clientAuth=none",
+                s.security.auth ? "ascii" : "off");
   if (s.phase() != Phase::Stable) std::printf("phase: %s\n", std::string(phaseName(s.phase())).c_str());
   if (s.next) {
     std::printf("next: version=%llu hashing=%s servers=%zu\n", static_cast<unsigned long long>(s.next->version),
@@ -125,6 +244,7 @@ int main(int argc, char** argv) {
   Hashing servers_hashing = Hashing::KetamaLibmemcached;
   long poll_interval_ms = WatcherOptions{}.poll_interval.count();
   long regression_grace_ms = WatcherOptions{}.version_regression_grace.count();
+  SecurityFlags security;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -142,6 +262,18 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       regression_grace_ms = std::strtol(a.c_str() + 30, &end, 10);
       if (*end != '\0' || regression_grace_ms < 0) return usage();
+    } else if (a.rfind("--tls-ca=", 0) == 0) {
+      security.tls.ca_file = a.substr(9);
+    } else if (a.rfind("--tls-cert=", 0) == 0) {
+      security.tls.cert_file = a.substr(11);
+    } else if (a.rfind("--tls-key=", 0) == 0) {
+      security.tls.key_file = a.substr(10);
+    } else if (a.rfind("--auth-file=", 0) == 0) {
+      security.auth_file = a.substr(12);
+    } else if (a.rfind("--timeout-ms=", 0) == 0) {
+      char* end = nullptr;
+      security.timeout_ms = std::strtol(a.c_str() + 13, &end, 10);
+      if (*end != '\0' || security.timeout_ms < 1) return usage();
     } else if (a == "-h" || a == "--help") {
       return usage();
     } else {
@@ -174,6 +306,16 @@ int main(int argc, char** argv) {
       std::printf("\n");
     }
     return 0;
+  }
+  if ((cmd == "ping" && args.size() == 2) || (cmd == "get" && args.size() >= 3) || (cmd == "set" && args.size() == 4)) {
+    auto s = loadPath(args[1], servers_hashing);
+    if (!s.ok()) {
+      std::fprintf(stderr, "clientconfig: %s\n", s.error().message.c_str());
+      return 1;
+    }
+    if (cmd == "ping") return ping(**s, security);
+    if (cmd == "get") return getKeys(*s, security, std::vector<std::string>(args.begin() + 2, args.end()));
+    return setKey(*s, security, args[2], args[3]);
   }
   if (cmd == "diff" && args.size() == 3) {
     auto a = loadPath(args[1], servers_hashing);

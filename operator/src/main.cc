@@ -4,7 +4,11 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <map>
+#include <optional>
+
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_split.h>
 #include <cxxopts.hpp>
 #include <spdlog/spdlog.h>
 
@@ -45,7 +49,21 @@ struct Flags {
   milliseconds watch_idle_timeout{180000};
   std::string cluster_domain = "cluster.local";
   milliseconds sweep_timeout{120000};
+  std::string operator_namespace;  // default $POD_NAMESPACE (the chart sets it)
+  std::map<std::string, std::string> operator_pod_labels;
 };
+
+// "k1=v1,k2=v2" into a map; nullopt when an item has no '=' or an empty key.
+std::optional<std::map<std::string, std::string>> parseLabels(const std::string& text) {
+  std::map<std::string, std::string> out;
+  if (text.empty()) return out;
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    const size_t eq = item.find('=');
+    if (eq == absl::string_view::npos || eq == 0) return std::nullopt;
+    out[std::string(item.substr(0, eq))] = std::string(item.substr(eq + 1));
+  }
+  return out;
+}
 
 Flags parseFlags(int argc, char** argv) {
   cxxopts::Options options("memcached-operator",
@@ -69,6 +87,8 @@ Flags parseFlags(int argc, char** argv) {
     ("retry-period", "interval between acquire/renew attempts", cxxopts::value<std::string>()->default_value("2s"))
     ("watch-idle-timeout", "restart a watch that received nothing, not even a bookmark (sent about every minute), for this long", cxxopts::value<std::string>()->default_value("3m"))
     ("cluster-domain", "cluster DNS domain used in published host names", cxxopts::value<std::string>()->default_value("cluster.local"))
+    ("operator-namespace", "namespace of the operator's pods, admitted by every cluster's NetworkPolicy (default: $POD_NAMESPACE; empty: none is admitted, e.g. outside the cluster)", cxxopts::value<std::string>()->default_value(""))
+    ("operator-pod-labels", "labels of the operator's pods (k=v,k=v), admitted by every cluster's NetworkPolicy (empty: every pod of --operator-namespace)", cxxopts::value<std::string>()->default_value(""))
     ("stale-copy-sweep-timeout", "overall time for a scale-down's sweep of stale copies (members not done by then are reported and the drain goes on)", cxxopts::value<std::string>()->default_value("120s"))
     ("version", "print the version and exit")
     ("h,help", "print this help and exit");
@@ -97,6 +117,13 @@ Flags parseFlags(int argc, char** argv) {
     f.le_namespace = r["leader-election-namespace"].as<std::string>();
     f.le_id = r["leader-election-id"].as<std::string>();
     f.cluster_domain = r["cluster-domain"].as<std::string>();
+    f.operator_namespace = r["operator-namespace"].as<std::string>();
+    if (f.operator_namespace.empty()) {
+      if (const char* env = std::getenv("POD_NAMESPACE")) f.operator_namespace = env;
+    }
+    auto labels = parseLabels(r["operator-pod-labels"].as<std::string>());
+    if (!labels) fail("--operator-pod-labels: want k=v,k=v", 2);
+    f.operator_pod_labels = *labels;
     auto dur = [&](const char* name) {
       auto d = util::parseDuration(r[name].as<std::string>());
       if (!d || d->count() <= 0) fail(absl::StrCat("--", name, ": want a duration like 15s, got \"", r[name].as<std::string>(), "\""), 2);
@@ -163,6 +190,7 @@ int main(int argc, char** argv) {
   cluster.ns = flags.ns;
   cluster.workers = flags.workers;
   cluster.reconciler.cluster_domain = flags.cluster_domain;
+  cluster.reconciler.operator_peer = {flags.operator_namespace, flags.operator_pod_labels};
   cluster.reconciler.sweeps.deadline = flags.sweep_timeout;
   memcached::addClusterController(**mgr, cluster);
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Smoke test for the clientconfig CLI: show, route, diff on endpoints.json and servers files;
+# ping, get and set against a memcached with TLS, client certificates and authentication;
 # a FIFO named endpoints.json neither blocks `show` nor keeps `watch` from exiting on a signal.
 set -euo pipefail
 cli="$1"
+make_pki="$2"
 dir=$(mktemp -d)
 watch_pid=
 cleanup() {
@@ -50,6 +52,47 @@ grep -q 'next: only allowed in phase prepare or copy, got phase "switch"' "$dir/
 echo '{"schema": 1}' > "$dir/bad.json"
 if "$cli" show "$dir/bad.json" 2> "$dir/err"; then exit 1; fi
 grep -q 'schema: expected string' "$dir/err"
+
+# TLS, client certificates and authentication: a memcached with -Z (ssl_verify_mode=2) and -Y,
+# certificates from make_test_pki, a document saying so.
+tls="$dir/tls"
+mkdir "$tls"
+chmod 755 "$dir" "$tls"
+"$make_pki" "$tls" m-0.m.ns.svc
+printf 'alice:s3cret\n' > "$tls/auth"
+printf 'alice:wrong\n' > "$tls/auth-wrong"
+chmod 644 "$tls"/*
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+user=(); [ "$(id -u)" = 0 ] && user=(-u nobody)
+memcached "${user[@]}" -l 127.0.0.1 -p "$port" -U 0 -Y "$tls/auth" -Z \
+  -o "ssl_chain_cert=$tls/server.crt,ssl_key=$tls/server.key,ssl_ca_cert=$tls/ca.crt,ssl_verify_mode=2" 2>/dev/null &
+mc_pid=$!
+trap 'kill $mc_pid 2>/dev/null; cleanup' EXIT
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+mkdir "$dir/secure"
+echo "{\"schema\": \"memcached.operator.io/endpoints/v1\", \"cluster\": \"ns/m\", \"version\": 1, \"hashing\": \"ketama-libmemcached\", \"tls\": {\"clientAuth\": \"require\"}, \"auth\": \"ascii\", \"servers\": [{\"name\": \"m-0\", \"host\": \"m-0.m.ns.svc\", \"address\": \"127.0.0.1\", \"port\": $port, \"weight\": 1, \"state\": \"active\"}], \"previous\": null}" > "$dir/secure/endpoints.json"
+"$cli" show "$dir/secure" | grep -q '^security: tls=on clientAuth=require auth=ascii$'
+flags=(--tls-ca="$tls/ca.crt" --tls-cert="$tls/client.crt" --tls-key="$tls/client.key" --auth-file="$tls/auth")
+# Without the flags: refused before anything is sent, naming what to give.
+if "$cli" set "$dir/secure" k v 2> "$dir/err"; then echo "FAIL: set without TLS flags" >&2; exit 1; fi
+grep -q 'FailedPrecondition: .*speak TLS' "$dir/err" || { cat "$dir/err" >&2; exit 1; }
+grep -q -- '--tls-ca' "$dir/err"
+if "$cli" ping "$dir/secure" 2> "$dir/err"; then exit 1; fi
+grep -q 'give --tls-ca, --tls-cert and --tls-key' "$dir/err"
+# With them: every server answers over TLS, presenting the certificate it was given.
+want_sha=$(cat "$tls/server.sha256")
+"$cli" "${flags[@]}" ping "$dir/secure" > "$dir/out" || { cat "$dir/out" >&2; exit 1; }
+grep -q "^m-0	127.0.0.1:$port	version=1.6.18 tls=on cert-sha256=$want_sha auth=ok$" "$dir/out" || { cat "$dir/out" >&2; exit 1; }
+"$cli" "${flags[@]}" set "$dir/secure" greeting hello
+[ "$("$cli" "${flags[@]}" get "$dir/secure" greeting absent)" = $'greeting\thello\nabsent\t(miss)' ]
+# Wrong password, and no client certificate: refused.
+if "$cli" "${flags[@]}" --auth-file="$tls/auth-wrong" get "$dir/secure" greeting 2> "$dir/err"; then exit 1; fi
+grep -q 'PermissionDenied: .*authentication as "alice" refused' "$dir/err" || { cat "$dir/err" >&2; exit 1; }
+if grep -q wrong "$dir/err"; then echo "FAIL: the password was printed" >&2; exit 1; fi
+if "$cli" --tls-ca="$tls/ca.crt" --auth-file="$tls/auth" ping "$dir/secure" > "$dir/out"; then exit 1; fi
+grep -q 'PermissionDenied: .*refused this client.s certificate' "$dir/out" || { cat "$dir/out" >&2; exit 1; }
+if "$cli" "${flags[@]}" --tls-cert="$tls/server.crt" get "$dir/secure" greeting 2> "$dir/err"; then exit 1; fi
+grep -q 'tls.key does not match tls.crt' "$dir/err" || { cat "$dir/err" >&2; exit 1; }
 
 # A FIFO named endpoints.json: refused at once, with a message naming it.
 mkdir "$dir/fifo"

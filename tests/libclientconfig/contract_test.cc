@@ -112,6 +112,80 @@ TEST(Contract, TransitionFieldsExactBytes) {
   EXPECT_EQ(renderEndpointsJson(*reparsed), renderEndpointsJson(twoServers()));
 }
 
+// `tls` and `auth` right after the top-level `hashing`, only when on; the previous ring does not
+// repeat them (the servers speak one thing at a time).
+TEST(Contract, SecurityFieldsExactBytes) {
+  EndpointsDocument d = twoServers();
+  d.current.servers.pop_back();
+  d.security = ServerSecurity{true, true, true};
+  d.previous = PublishedRing{6, Hashing::KetamaLibmemcached, {}};
+  EXPECT_EQ(renderEndpointsJson(d), R"({
+  "schema": "memcached.operator.io/endpoints/v1",
+  "cluster": "shop/sessions",
+  "version": 7,
+  "hashing": "ketama-libmemcached",
+  "tls": {"clientAuth": "require"},
+  "auth": "ascii",
+  "servers": [
+    {"name": "sessions-0", "host": "sessions-0.sessions.shop.svc.cluster.local", "address": "10.4.1.17", "port": 11211, "weight": 1, "state": "active"}
+  ],
+  "previous": {
+    "version": 6,
+    "hashing": "ketama-libmemcached",
+    "servers": []
+  }
+}
+)");
+  auto parsed = parseEndpointsJson(renderEndpointsJson(d));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().toString();
+  EXPECT_EQ(*parsed, d);
+
+  for (ServerSecurity sec : {ServerSecurity{true, false, false}, ServerSecurity{false, false, true},
+                             ServerSecurity{true, true, false}, ServerSecurity{}}) {
+    EndpointsDocument one = twoServers();
+    one.security = sec;
+    std::string text = renderEndpointsJson(one);
+    EXPECT_EQ(text.find("\"tls\"") != std::string::npos, sec.tls) << text;
+    EXPECT_EQ(text.find("\"clientAuth\": \"none\"") != std::string::npos, sec.tls && !sec.client_certificate);
+    EXPECT_EQ(text.find("\"auth\": \"ascii\",\n  \"servers\"") != std::string::npos, sec.auth) << text;
+    auto back = parseEndpointsJson(text);
+    ASSERT_TRUE(back.ok()) << back.error().toString();
+    EXPECT_EQ(back->security, sec);
+    // The snapshot carries it to the client.
+    auto snap = parseSnapshot(text);
+    ASSERT_TRUE(snap.ok());
+    EXPECT_EQ((*snap)->security, sec);
+    EXPECT_EQ(toJson(**snap), text);
+  }
+  // Plaintext: byte for byte the document from before these fields.
+  EXPECT_EQ(renderEndpointsJson(twoServers()).find("tls"), std::string::npos);
+}
+
+TEST(Contract, SecurityFieldErrors) {
+  auto withField = [](const std::string& field) {
+    std::string text = renderEndpointsJson(twoServers());
+    text.insert(text.find("  \"servers\""), "  " + field + ",\n");
+    return parseEndpointsJson(text);
+  };
+  auto expectError = [&](const std::string& field, const std::string& message) {
+    auto r = withField(field);
+    ASSERT_FALSE(r.ok()) << field;
+    EXPECT_EQ(r.error().message, message) << field;
+  };
+  expectError(R"("tls": {"clientAuth": "optional"})", R"(tls.clientAuth: expected "none" or "require", got "optional")");
+  expectError(R"("tls": {})", "tls.clientAuth: missing");
+  expectError(R"("tls": true)", "tls: expected null or object, got boolean");
+  expectError(R"("auth": "sasl")", R"(auth: expected "ascii" (memcached ASCII authentication), got "sasl")");
+  expectError(R"("auth": 1)", "auth: expected null or string, got integer");
+  auto nulls = withField(R"("tls": null, "auth": null)");
+  ASSERT_TRUE(nulls.ok()) << nulls.error().toString();
+  EXPECT_EQ(nulls->security, ServerSecurity{});
+  // Fields of `tls` this client does not know are ignored, like unknown fields elsewhere.
+  auto extra = withField(R"("tls": {"clientAuth": "none", "minVersion": "1.3"})");
+  ASSERT_TRUE(extra.ok()) << extra.error().toString();
+  EXPECT_TRUE(extra->security.tls);
+}
+
 // A client that reads only `servers` or `libmemcached.conf` routes by the current ring in every
 // phase: the ring to come and the ring before appear only in endpoints.json.
 TEST(Contract, ListKeysNameTheCurrentRingOnly) {

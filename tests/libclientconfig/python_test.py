@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tests for the clientconfig Python module and the pymemcache example, against
 real memcached processes and a kubelet-style ConfigMap directory.
-Usage: python_test.py BUILD_PYTHON_DIR CLI EXAMPLES_DIR"""
+Usage: python_test.py BUILD_PYTHON_DIR CLI EXAMPLES_DIR MAKE_TEST_PKI"""
 import json
 import os
 import shutil
@@ -14,6 +14,7 @@ import time
 sys.path.insert(0, sys.argv[1])
 CLI = sys.argv[2]
 sys.path.insert(0, sys.argv[3])
+MAKE_PKI = sys.argv[4]
 import clientconfig  # noqa: E402
 
 failures = []
@@ -33,10 +34,10 @@ def free_port():
     return port
 
 
-def start_memcached():
+def start_memcached(extra=()):
     for _ in range(10):
         port = free_port()
-        args = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16"]
+        args = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16"] + list(extra)
         if os.geteuid() == 0:
             args += ["-u", "nobody"]
         p = subprocess.Popen(args)
@@ -215,6 +216,65 @@ def check_client(tmp, ports):
         d.close()
 
 
+def check_secure_client(tmp):
+    """Client over TLS with a client certificate and ASCII authentication, as the document says;
+    the keyword arguments missing or wrong give the library's clear errors."""
+    pki = os.path.join(tmp, "pki")
+    os.mkdir(pki)
+    os.chmod(tmp, 0o755)
+    os.chmod(pki, 0o755)
+    subprocess.run([MAKE_PKI, pki, "m-0.m.ns.svc"], check=True)
+    auth = os.path.join(pki, "auth")
+    with open(auth, "w") as f:
+        f.write("alice:s3cret\n")
+    wrong = os.path.join(pki, "auth-wrong")
+    with open(wrong, "w") as f:
+        f.write("alice:nope\n")
+    for path in (auth, wrong):
+        os.chmod(path, 0o644)
+    p = lambda name: os.path.join(pki, name)  # noqa: E731
+    proc, port = start_memcached(["-Y", auth, "-Z", "-o",
+                                  "ssl_chain_cert=%s,ssl_key=%s,ssl_ca_cert=%s,ssl_verify_mode=2"
+                                  % (p("server.crt"), p("server.key"), p("ca.crt"))])
+    try:
+        doc = {"schema": "memcached.operator.io/endpoints/v1", "cluster": "test/secure", "version": 1,
+               "hashing": "ketama-libmemcached", "tls": {"clientAuth": "require"}, "auth": "ascii",
+               "servers": [{"name": "m-0", "host": "m-0.m.ns.svc", "address": "127.0.0.1", "port": port,
+                            "weight": 1, "state": "active"}], "previous": None}
+        proj = Projection(os.path.join(tmp, "secure"))
+        proj.project({"endpoints.json": json.dumps(doc)})
+        snap = clientconfig.load(proj.path)
+        check(snap.tls == "require" and snap.auth == "ascii", "snapshot security: %r %r" % (snap.tls, snap.auth))
+        check(clientconfig.parse(endpoints([11211], 1)).tls is None, "plaintext snapshot: tls None")
+        tls = dict(tls_ca=p("ca.crt"), tls_cert=p("client.crt"), tls_key=p("client.key"))
+        c = clientconfig.Client(proj.path, timeout=2, connect_timeout=2, auth_file=auth, **tls)
+        check(c.set("k", "v", noreply=False) is True and c.get("k") == b"v", "set/get over TLS with auth")
+        check(c.get_many(["k", "x"]) == {"k": b"v"}, "get_many over TLS")
+        check(c.set("n", 1, noreply=False) and c.incr("n", 2) == 3 and c.delete("n", noreply=False), "incr/delete over TLS")
+        check(c.credentials_error is None, "no credentials error")
+        c.close()
+
+        def error_of(**kwargs):
+            try:
+                clientconfig.Client(proj.path, timeout=2, connect_timeout=2, **kwargs).get("k")
+            except RuntimeError as e:
+                return str(e)
+            except ValueError as e:
+                return "ValueError: " + str(e)
+            return ""
+        e = error_of()
+        check("FailedPrecondition" in e and "ClientOptions::tls" in e, "no TLS kwargs: %s" % e)
+        e = error_of(tls_ca=p("ca.crt"), auth_file=auth)
+        check("FailedPrecondition" in e and "client certificate" in e, "no client certificate: %s" % e)
+        e = error_of(auth_file=wrong, **tls)
+        check("PermissionDenied" in e and "nope" not in e, "wrong password: %s" % e)
+        e = error_of(tls_ca=p("ca.crt"), tls_cert=p("client.crt"), tls_key=p("server.key"), auth_file=auth)
+        check("tls.key does not match tls.crt" in e, "mismatched key: %s" % e)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="cc-py-")
     procs = []
@@ -287,6 +347,7 @@ def main():
         check(("127.0.0.1", ports[2]) not in app.clients, "connection to the removed server closed")
         app.close()
         check_client(tmp, ports)
+        check_secure_client(tmp)
         print("python run: %d failures" % len(failures))
         return 1 if failures else 0
     finally:

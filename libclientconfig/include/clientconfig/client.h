@@ -17,6 +17,13 @@
 // previous owner. A previous owner that cannot be reached on a miss makes it a miss (counted in
 // stats().fallback_errors): it is only a second chance. A write whose invalidation fails returns that error: the write landed, but a
 // copy elsewhere may be older, and the caller must not take it as done.
+//
+// Security follows the snapshot (endpoints.json "tls" and "auth"): with either on, every
+// operation goes over the library's own transport (TLS and/or ASCII authentication, which
+// libmemcached cannot do) using the meta protocol, each server's `host` (the DNS name the ring
+// hashes) checked against its certificate; otherwise over libmemcached in plaintext. A snapshot
+// asking for what the options do not provide fails every operation with FailedPrecondition
+// naming the option to set, never a plaintext attempt.
 // Thread-safety: all methods are safe to call from several threads, but they
 // serialise on one mutex; for parallel traffic use one Client per thread.
 #pragma once
@@ -34,6 +41,7 @@
 
 #include "clientconfig/memcached_admin.h"
 #include "clientconfig/result.h"
+#include "clientconfig/security.h"
 #include "clientconfig/snapshot.h"
 #include "clientconfig/watcher.h"
 
@@ -55,6 +63,17 @@ struct ClientOptions {
   // Fail at once (Unavailable) for keys owned by a member whose state is not
   // "active", instead of trying it.
   bool fail_fast_not_active = false;
+  // TLS material, used when the snapshot says the servers speak TLS: the files of a mounted
+  // kubernetes.io/tls Secret (ca.crt; tls.crt and tls.key when the servers require a client
+  // certificate). Empty ca_file: none. Each new connection uses the files' current content
+  // (checked at most every `credentials_recheck`), so a rotated Secret applies without a
+  // restart; open connections keep the certificate they were made with.
+  TlsFiles tls;
+  // memcached ASCII authentication, used when the snapshot says "auth": "ascii": a file in the
+  // format of memcached's -Y (user:password lines; the first one is used), re-read when its
+  // content changes, for new connections. Empty: none.
+  std::string auth_file;
+  std::chrono::milliseconds credentials_recheck{1000};
 };
 
 struct Item {
@@ -101,8 +120,11 @@ public:
   // address changed) are closed.
   void update(SnapshotPtr snapshot);
   SnapshotPtr snapshot() const;
-  // Servers with an open (or opening) libmemcached handle.
+  // Servers with an open (or opening) connection.
   size_t connectionCount() const;
+  // The last reason the TLS or auth files could not be reloaded (the previous ones stay in
+  // use); nullopt when the last look succeeded.
+  std::optional<std::string> credentialsError() const;
 
 private:
   struct Conn;
@@ -115,8 +137,20 @@ private:
   void refreshLocked();                  // requires mu_: picks up the watcher's snapshot
   Result<Conn*> connLocked(const Server& server);
   Result<MemcachedAdmin*> adminLocked(const Server& server);
+  // true when the snapshot's servers speak TLS or authenticate: every operation then goes
+  // through adminLocked (requires mu_).
+  bool secureLocked() const;
+  // How adminLocked connects to `server`, or the error naming the missing option.
+  Result<ConnectOptions> connectOptionsLocked(const Server& server);
+  // One operation on one server, over libmemcached or the secure connection.
   Result<std::optional<Item>> getFrom(const Server& server, std::string_view key);
   Result<bool> deleteOn(const Server& server, std::string_view key);
+  Result<bool> storeOn(const Server& server, std::string_view key, std::string_view value, uint32_t ttl,
+                       uint32_t flags, bool add_only);
+  Result<bool> touchOn(const Server& server, std::string_view key, uint32_t ttl);
+  Result<std::optional<uint64_t>> arithOn(const Server& server, std::string_view key, uint64_t delta, bool up);
+  Result<void> fetchMulti(const Server& server, const std::vector<const std::string*>& keys,
+                          std::map<std::string, Item>& out);
   // Deletes the key on the route's next and previous owners (those set): after a write.
   Result<bool> invalidateOthers(const Route& route, std::string_view key);
   // The switch-phase miss path: read `previous`, backfill `owner`, re-check (see the top).
@@ -131,12 +165,15 @@ private:
   Result<std::optional<uint64_t>> arith(std::string_view key, uint64_t delta, bool up);
 
   ClientOptions options_;
+  std::unique_ptr<TlsFilesWatcher> tls_;    // set when options_.tls.ca_file is
+  std::unique_ptr<AuthFileWatcher> auth_;   // set when options_.auth_file is
   Watcher* watcher_ = nullptr;
   Watcher::ListenerId listener_ = 0;
   mutable std::mutex mu_;
   SnapshotPtr snapshot_;                                // guarded by mu_
   ClientStats stats_;                                   // guarded by mu_
   std::map<std::string, std::unique_ptr<Conn>> conns_; // guarded by mu_; key "host:port"
+  ServerSecurity conns_security_;                      // guarded by mu_: what conns_ were opened for
 };
 
 using ClientPtr = std::unique_ptr<Client>;

@@ -78,6 +78,10 @@ public:
   // (it then keeps serving the ones it had).
   Result<void> refreshCerts();
 
+  // memcached ASCII authentication on this connection (connect() does it when given
+  // credentials): PermissionDenied when the server refuses them.
+  Result<void> authenticate(const Credentials& credentials);
+
   // Per-line read timeout for later commands.
   void setTimeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
 
@@ -169,6 +173,8 @@ public:
 
 private:
   Result<void> send(std::string_view data);
+  // A pipeline of commands, command i ending at ends[i] (see Transport::writeCommands).
+  Result<void> sendCommands(std::string_view data, const std::vector<size_t>& ends);
   Result<std::string> line();
   Error fail(Error e);
   // Converts a memcached error line (ERROR, CLIENT_ERROR ..., SERVER_ERROR ...) into an Error.

@@ -2,7 +2,7 @@
 // require one) and memcached's ASCII authentication (`-Y` auth file: the first command of a
 // connection is `set <any key> 0 0 <len>` whose value is "user password").
 // Thread-safety: a TlsContext is immutable once built and shared by any number of connections;
-// TlsFilesWatcher is safe to call from several threads.
+// TlsFilesWatcher and AuthFileWatcher are safe to call from several threads.
 #pragma once
 
 #include <chrono>
@@ -82,6 +82,24 @@ struct Credentials {
 // The first `user:password` entry of a memcached auth file (the format of `-Y`: one entry a
 // line); InvalidArgument when there is none or a line is malformed (never echoing a password).
 Result<Credentials> parseAuthFile(std::string_view text);
+
+// Follows a mounted auth file (memcached's -Y format): current() re-reads it when its content
+// changed, at most once per `recheck`, and keeps the last good credentials when the new content
+// does not parse (lastError() says why, never quoting the file).
+class AuthFileWatcher {
+ public:
+  explicit AuthFileWatcher(std::string path);
+  Result<Credentials> current(std::chrono::milliseconds recheck = std::chrono::seconds(1));
+  std::optional<std::string> lastError() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::string path_;
+  std::optional<Credentials> credentials_;
+  std::string fingerprint_;
+  std::chrono::steady_clock::time_point checked_{};
+  std::optional<std::string> last_error_;
+};
 
 // How MemcachedAdmin::connect talks to a server.
 struct ConnectOptions {

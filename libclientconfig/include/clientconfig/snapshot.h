@@ -48,6 +48,7 @@ public:
   std::string schema;
   std::string cluster;     // "namespace/name"
   std::optional<Phase> published_phase; // `phase` as published (absent in documents before phases)
+  ServerSecurity security; // what the servers speak: TLS, client certificates, authentication
   Topology current;
   std::optional<Topology> next;     // the ring to come (prepare, copy)
   std::optional<Topology> previous; // the ring before (switch, finalize)

@@ -48,6 +48,11 @@ inline const ResourceType kEvent{"", "v1", "events", "Event", true};
 inline const ResourceType kNamespace{"", "v1", "namespaces", "Namespace", false};
 inline const ResourceType kPodDisruptionBudget{"policy", "v1", "poddisruptionbudgets",
                                                "PodDisruptionBudget", true};
+inline const ResourceType kNetworkPolicy{"networking.k8s.io", "v1", "networkpolicies",
+                                         "NetworkPolicy", true};
+// Served only where the Prometheus Operator's CRDs are installed.
+inline const ResourceType kServiceMonitor{"monitoring.coreos.com", "v1", "servicemonitors",
+                                          "ServiceMonitor", true};
 inline const ResourceType kLease{"coordination.k8s.io", "v1", "leases", "Lease", true};
 inline const ResourceType kCustomResourceDefinition{
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false};

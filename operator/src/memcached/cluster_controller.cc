@@ -2,11 +2,13 @@
 #include "memcached/cluster_controller.h"
 
 #include <absl/strings/str_cat.h>
+#include <spdlog/spdlog.h>
 
 #include "controller/predicates.h"
 #include "memcached/connection_counter.h"
 #include "memcached/labels.h"
 #include "memcached/member_flusher.h"
+#include "memcached/service_monitor.h"
 #include "memcached/stale_copy_sweeper.h"
 
 namespace mcop::memcached {
@@ -23,6 +25,25 @@ controller::MapFunc childMapper() {
     auto r = by_owner(obj);
     return r.empty() ? by_label(obj) : r;
   };
+}
+
+// The ServiceMonitors' informer, when their API is served: asked once per process, and said
+// once in the log when it is not (spec.monitoring.serviceMonitor then creates nothing).
+kube::Informer* serviceMonitorInformer(manager::Manager& manager, const std::string& ns,
+                                       const std::string& selector) {
+  auto served = serviceMonitorsServed(*manager.api(), ns);
+  if (!served.ok()) {
+    spdlog::warn("ServiceMonitors will not be created: {}",
+                 std::string(served.status().message()));
+    return nullptr;
+  }
+  if (!*served) {
+    spdlog::info("the monitoring.coreos.com/v1 ServiceMonitor API is not served: clusters with "
+                 "spec.monitoring get their exporter but no ServiceMonitor (restart the operator "
+                 "after installing the Prometheus Operator's CRDs)");
+    return nullptr;
+  }
+  return &manager.informers().informer(res::kServiceMonitor, ns, selector);
 }
 
 }  // namespace
@@ -54,9 +75,14 @@ void addClusterController(manager::Manager& manager, const ClusterControllerOpti
   kube::Informer& config_maps = informers.informer(res::kConfigMap, options.ns, managed_by);
   kube::Informer& pdbs = informers.informer(res::kPodDisruptionBudget, options.ns, managed_by);
   kube::Informer& pods = informers.informer(res::kPod, options.ns, pods_of_clusters);
+  kube::Informer& network_policies =
+      informers.informer(res::kNetworkPolicy, options.ns, managed_by);
+  kube::Informer* service_monitors = serviceMonitorInformer(manager, options.ns, managed_by);
 
-  ClusterStores stores{&clusters.store(), &stateful_sets.store(), &services.store(),
-                       &config_maps.store(), &pdbs.store(), &pods.store()};
+  ClusterStores stores{&clusters.store(),    &stateful_sets.store(), &services.store(),
+                       &config_maps.store(), &pdbs.store(),          &pods.store(),
+                       &network_policies.store(),
+                       service_monitors ? &service_monitors->store() : nullptr};
   auto reconciler = std::make_unique<ClusterReconciler>(
       manager.writer(), stores, manager.events(), manager.clock(),
       makeMemcachedConnectionCounter(), makeMemcachedStaleCopySweeper(),
@@ -71,8 +97,9 @@ void addClusterController(manager::Manager& manager, const ClusterControllerOpti
   // pods wake it for any change but the API server's bookkeeping (a StatefulSet's
   // readyReplicas and a pod's readiness are what the reconcile acts on).
   c.watchPrimary(clusters, controller::ownerIntentChanged);
-  for (kube::Informer* child : {&stateful_sets, &services, &config_maps, &pdbs}) {
-    c.watchMapped(*child, childMapper(), controller::changedBeyondBookkeeping);
+  for (kube::Informer* child : {&stateful_sets, &services, &config_maps, &pdbs, &network_policies,
+                                service_monitors}) {
+    if (child) c.watchMapped(*child, childMapper(), controller::changedBeyondBookkeeping);
   }
   c.watchMapped(pods, controller::labelMapper(kClusterLabel), controller::changedBeyondBookkeeping);
   // A sweep in flight stops between two items; after the workers, so none starts another.

@@ -31,8 +31,10 @@
 #include "memcached/endpoints_config.h"
 #include "memcached/labels.h"
 #include "memcached/membership.h"
+#include "memcached/network_policy.h"
 #include "memcached/planned_event.h"
 #include "memcached/rollout.h"
+#include "memcached/service_monitor.h"
 #include "memcached/transition.h"
 #include "util/logging.h"
 #include "memcached/metrics.h"
@@ -148,6 +150,9 @@ class ClusterReconciler::Pass {
                                  std::vector<PlannedEvent>& events,
                                  std::optional<milliseconds>& requeue);
   absl::Status ensurePodDisruptionBudget(const ClusterSnapshot& snap);
+  absl::Status ensureNetworkPolicyAndServiceMonitor(const ClusterSnapshot& snap);
+  absl::Status ensureOptional(const ClusterRef& ref, const kube::ResourceType& type,
+                              const std::optional<Json>& desired, const std::optional<Json>& live);
   absl::Status restartMember(const ClusterSnapshot& snap, const PassPlan& plan,
                              std::vector<PlannedEvent>& events);
   absl::Status apply(const ClusterRef& ref, const kube::ResourceType& type, const Json& desired,
@@ -270,7 +275,8 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
       snap.recorded.ring_established ||
       static_cast<int64_t>(transition.servers.size()) >= spec.replicas;
   plan.content = EndpointsContent{snap.key,           spec.hashing,    transition.servers,
-                                  transition.phase,   transition.next, transition.previous};
+                                  transition.phase,   transition.next, transition.previous,
+                                  serverSecurity(spec)};
   const auto& live_cm = snap.children.config_map;
   plan.endpoints =
       decideEndpoints(plan.content, live_cm ? &*live_cm : nullptr, snap.recorded.config_version);
@@ -742,6 +748,7 @@ absl::Status ClusterReconciler::Pass::act(const ClusterSnapshot& snap, const Pas
     return s;
   }
   if (auto s = ensurePodDisruptionBudget(snap); !s.ok()) return s;
+  if (auto s = ensureNetworkPolicyAndServiceMonitor(snap); !s.ok()) return s;
   if (auto s = publish(snap, plan, events); !s.ok()) return s;
   if (auto s = ensureStatefulSet(snap, plan, events, requeue); !s.ok()) return s;
   return restartMember(snap, plan, events);
@@ -808,7 +815,8 @@ absl::Status ClusterReconciler::Pass::ensureStatefulSet(const ClusterSnapshot& s
   const int64_t replicas = plan.replicas;
   const int64_t current = plan.current;
   const Json desired =
-      buildStatefulSet(ref, snap.parsed.spec, replicas, r_.options_.field_manager);
+      buildStatefulSet(ref, snap.parsed.spec, replicas, r_.options_.field_manager,
+                       r_.options_.cluster_domain);
   if (sts && isSubset(desired, *sts)) return absl::OkStatus();
   if (auto s = apply(ref, kube::resources::kStatefulSet, desired, nullptr); !s.ok()) return s;
   const auto scaled = [&](const char* reason) {
@@ -843,6 +851,48 @@ absl::Status ClusterReconciler::Pass::ensurePodDisruptionBudget(const ClusterSna
   auto s = r_.api_->remove(kube::resources::kPodDisruptionBudget, ref.ns, ref.name, {});
   if (!s.ok() && !kube::IsNotFound(s)) return s;
   spdlog::info("deleted pod disruption budget cluster={}", snap.key);
+  return absl::OkStatus();
+}
+
+// Before the StatefulSet, so that new pods start isolated. The ServiceMonitor only where its API
+// is served (stores.service_monitors).
+absl::Status ClusterReconciler::Pass::ensureNetworkPolicyAndServiceMonitor(
+    const ClusterSnapshot& snap) {
+  const ClusterSpec& spec = snap.parsed.spec;
+  const std::string& manager = r_.options_.field_manager;
+  std::optional<Json> policy;
+  if (spec.network_policy.enabled) {
+    policy = buildNetworkPolicy(snap.ref, spec, r_.options_.operator_peer, manager);
+  }
+  if (auto s = ensureOptional(snap.ref, kube::resources::kNetworkPolicy, policy,
+                              snap.children.network_policy);
+      !s.ok()) {
+    return s;
+  }
+  if (!r_.stores_.service_monitors) return absl::OkStatus();
+  std::optional<Json> monitor;
+  if (spec.monitoring.enabled && spec.monitoring.service_monitor) {
+    monitor = buildServiceMonitor(snap.ref, manager);
+  }
+  return ensureOptional(snap.ref, kube::resources::kServiceMonitor, monitor,
+                        snap.children.service_monitor);
+}
+
+// A child the spec can switch off: applied while wanted, deleted once not, and only when this
+// cluster controls it (observe.cc leaves a conflicting object out of `live`).
+absl::Status ClusterReconciler::Pass::ensureOptional(const ClusterRef& ref,
+                                                     const kube::ResourceType& type,
+                                                     const std::optional<Json>& desired,
+                                                     const std::optional<Json>& live) {
+  if (desired) return apply(ref, type, *desired, live ? &*live : nullptr);
+  if (!live || !controlledBy(*live, ref.uid)) return absl::OkStatus();
+  const std::string name = stringAt(*live, {"metadata", "name"});
+  auto s = r_.api_->remove(type, ref.ns, name, {});
+  if (!s.ok() && !kube::IsNotFound(s)) {
+    return absl::Status(s.code(), absl::StrCat("delete ", type.kind, " ", ref.ns, "/", name, ": ",
+                                               s.message()));
+  }
+  spdlog::info("deleted object cluster={}/{} kind={} name={}", ref.ns, ref.name, type.kind, name);
   return absl::OkStatus();
 }
 

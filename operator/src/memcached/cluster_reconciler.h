@@ -20,6 +20,7 @@
 #include "kube/event_recorder.h"
 #include "memcached/connection_counter.h"
 #include "memcached/member_flusher.h"
+#include "memcached/network_policy.h"
 #include "memcached/observe.h"
 #include "memcached/stale_copy_sweeper.h"
 #include "memcached/sweep_runner.h"
@@ -33,6 +34,9 @@ struct ClusterReconcilerOptions {
   std::string field_manager = "memcached-operator";
   // Cluster DNS domain used in published host names: <pod>.<name>.<ns>.svc.<domain>.
   std::string cluster_domain = "cluster.local";
+  // The operator's own pods, admitted by every cluster's NetworkPolicy (its memcached
+  // connections); an empty namespace when it runs outside the cluster.
+  OperatorPeer operator_peer;
   // Longest wait between two looks at a drain or a pod that is not Ready yet.
   std::chrono::milliseconds max_poll_interval{2000};
   // The stale-copy sweeps of scale-downs: threads, overall deadline, unrecorded result TTL.

@@ -9,6 +9,7 @@
 #include <absl/strings/str_join.h>
 
 #include "memcached/memcached_options.h"
+#include "memcached/network_policy.h"
 
 namespace mcop::memcached {
 namespace {
@@ -120,7 +121,36 @@ struct RawFields {
   std::string transition_mode = "Cold";
   std::string update_strategy = "Warm";
   std::optional<int64_t> propagation_seconds;  // nullopt: drain.minSeconds
+  std::string client_auth = "None";
+  std::optional<Json> allowed_clients;   // lists of NetworkPolicyPeer, checked item by item
+  std::optional<Json> allowed_scrapers;
 };
+
+// The sections whose presence switches a feature on (spec.tls, spec.auth): present means an
+// object, even an empty one (its missing secretName is then reported).
+bool present(const Json& spec, std::string_view field) {
+  const Json* f = findPath(spec, {field});
+  return f && !f->is_null();
+}
+
+// spec.tls, spec.auth, spec.networkPolicy and spec.monitoring.
+void readSecurityFields(const Json& spec, SpecReader& r, ClusterSpec& s, RawFields& raw) {
+  s.tls.enabled = present(spec, "tls");
+  r.readString({"tls", "secretName"}, s.tls.secret_name);
+  r.readString({"tls", "clientAuth"}, raw.client_auth);
+  r.readString({"tls", "clientSecretName"}, s.tls.client_secret_name);
+  s.auth.enabled = present(spec, "auth");
+  r.readString({"auth", "secretName"}, s.auth.secret_name);
+  r.readString({"auth", "key"}, s.auth.secret_key);
+  r.readBool({"networkPolicy", "enabled"}, s.network_policy.enabled);
+  r.readRaw({"networkPolicy", "allowedClients"}, raw.allowed_clients, true);
+  r.readRaw({"networkPolicy", "allowedScrapers"}, raw.allowed_scrapers, true);
+  r.readBool({"monitoring", "enabled"}, s.monitoring.enabled);
+  r.readString({"monitoring", "image"}, s.monitoring.image);
+  r.readInt({"monitoring", "port"}, s.monitoring.port);
+  r.readRaw({"monitoring", "resources"}, s.monitoring.resources, false);
+  r.readBool({"monitoring", "serviceMonitor"}, s.monitoring.service_monitor);
+}
 
 // Reads every field the spec sets over the defaults, in the CRD's order, reporting type errors
 // ("must be an integer").
@@ -329,6 +359,87 @@ void checkTransition(const RawFields& raw, ClusterSpec& s, std::vector<std::stri
   }
 }
 
+// A Secret name: a DNS subdomain, as the API server requires.
+void checkSecretName(const std::string& field, const std::string& value, bool required,
+                     std::vector<std::string>& errors) {
+  if (value.empty()) {
+    if (required) errors.push_back(absl::StrCat(field, " is required"));
+    return;
+  }
+  if (!isDnsSubdomain(value)) {
+    errors.push_back(absl::StrCat(field, " \"", value,
+                                  "\" must be a Secret name (a DNS subdomain: lowercase letters, "
+                                  "digits, '-' and '.', at most 253 characters)"));
+  }
+}
+
+// Also sets the typed clientAuth from its text.
+void checkTls(const RawFields& raw, TlsSettings& t, std::vector<std::string>& errors) {
+  if (raw.client_auth == "None") {
+    t.client_auth = ClientAuth::kNone;
+  } else if (raw.client_auth == "Require") {
+    t.client_auth = ClientAuth::kRequire;
+  } else {
+    errors.push_back(absl::StrCat("spec.tls.clientAuth \"", raw.client_auth,
+                                  "\" must be None or Require"));
+  }
+  if (!t.enabled) return;
+  checkSecretName("spec.tls.secretName", t.secret_name, true, errors);
+  checkSecretName("spec.tls.clientSecretName", t.client_secret_name, false, errors);
+  if (!t.client_secret_name.empty() && raw.client_auth != "Require") {
+    errors.push_back("spec.tls.clientSecretName is only used with clientAuth Require (the "
+                     "certificate the operator and the exporter present): remove it or set "
+                     "clientAuth: Require");
+  }
+}
+
+// A Secret key as the API server allows it (and a safe file name in the mounted volume).
+bool isSecretKey(const std::string& key) {
+  static const std::regex re("^[-._a-zA-Z0-9]+$");
+  return !key.empty() && key.size() <= 253 && std::regex_match(key, re) && key != "." &&
+         key.rfind("..", 0) != 0;
+}
+
+void checkAuth(const AuthSettings& a, std::vector<std::string>& errors) {
+  if (!a.enabled) return;
+  checkSecretName("spec.auth.secretName", a.secret_name, true, errors);
+  if (!isSecretKey(a.secret_key)) {
+    errors.push_back(absl::StrCat("spec.auth.key \"", a.secret_key,
+                                  "\" must be a Secret key (letters, digits, '-', '_' and '.', "
+                                  "not starting with '..')"));
+  }
+}
+
+void checkNetworkPolicy(const RawFields& raw, NetworkPolicySettings& n,
+                        std::vector<std::string>& errors) {
+  if (raw.allowed_clients) {
+    n.allowed_clients = checkNetworkPolicyPeers("spec.networkPolicy.allowedClients",
+                                                *raw.allowed_clients, errors);
+  }
+  if (raw.allowed_scrapers) {
+    n.allowed_scrapers = checkNetworkPolicyPeers("spec.networkPolicy.allowedScrapers",
+                                                 *raw.allowed_scrapers, errors);
+  }
+}
+
+void checkMonitoring(const ClusterSpec& s, std::vector<std::string>& errors) {
+  const MonitoringSettings& m = s.monitoring;
+  if (m.image.empty()) errors.push_back("spec.monitoring.image must not be empty");
+  if (m.port < 1 || m.port > 65535) {
+    errors.push_back(
+        absl::StrCat("spec.monitoring.port (", m.port, ") must be between 1 and 65535"));
+  } else if (m.enabled && m.port == s.port) {
+    errors.push_back(absl::StrCat("spec.monitoring.port (", m.port,
+                                  ") must differ from spec.port: the exporter listens beside "
+                                  "memcached in the same pod"));
+  }
+  if (m.enabled && s.auth.enabled) {
+    errors.push_back("spec.monitoring.enabled cannot be true together with spec.auth: the "
+                     "memcached exporter (v0.15.0) cannot authenticate to memcached (it has no "
+                     "ASCII authentication), so it could read no statistics");
+  }
+}
+
 }  // namespace
 
 std::optional<int64_t> itemSizeBytes(const std::string& value) {
@@ -360,8 +471,10 @@ ParsedSpec parseClusterSpec(const Json& cluster) {
   const std::string name = stringAt(cluster, {"metadata", "name"});
   static const Json kEmpty = Json::object();
   const Json* spec_ptr = findPath(cluster, {"spec"});
-  SpecReader reader(spec_ptr && spec_ptr->is_object() ? *spec_ptr : kEmpty, out.errors);
-  const RawFields raw = readFields(reader, s);
+  const Json& spec = spec_ptr && spec_ptr->is_object() ? *spec_ptr : kEmpty;
+  SpecReader reader(spec, out.errors);
+  RawFields raw = readFields(reader, s);
+  readSecurityFields(spec, reader, s, raw);
   if (s.config_map_name.empty()) s.config_map_name = name + "-endpoints";
 
   checkName(name, out.errors);
@@ -372,6 +485,10 @@ ParsedSpec parseClusterSpec(const Json& cluster) {
   checkClientConfig(s, out.errors);
   checkDrain(s.drain, out.errors);
   checkTransition(raw, s, out.errors);
+  checkTls(raw, s.tls, out.errors);
+  checkAuth(s.auth, out.errors);
+  checkNetworkPolicy(raw, s.network_policy, out.errors);
+  checkMonitoring(s, out.errors);
   return out;
 }
 

@@ -1,6 +1,8 @@
 // Desired-object builders: see desired_objects.h.
 #include "memcached/desired_objects.h"
 
+#include <optional>
+
 #include <absl/strings/str_cat.h>
 
 #include "memcached/labels.h"
@@ -19,15 +21,33 @@ constexpr int64_t kReadinessReplySeconds = 2;  // the probe's own wait for memca
 constexpr int64_t kReadinessTimeoutSeconds = 3;  // the kubelet's, above the probe's own
 constexpr int64_t kReadinessFailureThreshold = 2;
 
+// Secret files: readable by their owner (root) and group (the fsGroup), not by others.
+constexpr int64_t kSecretFileMode = 0440;
+constexpr char kTlsVolume[] = "tls";
+constexpr char kAuthVolume[] = "auth";
+constexpr char kClientTlsVolume[] = "client-tls";
+
+// The exporter's resources when spec.monitoring.resources is unset: it holds one scrape's
+// statistics at a time.
+Json defaultExporterResources() {
+  return jsonObject(
+      {{"requests", jsonObject({{"cpu", jsonString("10m")}, {"memory", jsonString("32Mi")}})},
+       {"limits", jsonObject({{"memory", jsonString("64Mi")}})}});
+}
+
 Json labelSelector(const std::string& cluster) {
   return jsonObject({{"matchLabels", jsonStringMap(selectorLabels(cluster))}});
 }
 
+Json servicePort(const char* name, int64_t port) {
+  return jsonObject({{"name", jsonString(name)},
+                     {"port", Json::number(port)},
+                     {"targetPort", Json::number(port)},
+                     {"protocol", jsonString("TCP")}});
+}
+
 Json servicePorts(const ClusterSpec& spec) {
-  return jsonArray({jsonObject({{"name", jsonString("memcached")},
-                                {"port", Json::number(spec.port)},
-                                {"targetPort", Json::number(spec.port)},
-                                {"protocol", jsonString("TCP")}})});
+  return jsonArray({servicePort("memcached", spec.port)});
 }
 
 // Binary quantity in the API server's canonical spelling (1024Mi reads back as 1Gi).
@@ -47,15 +67,70 @@ Json antiAffinityTerm(const ClusterRef& ref, AntiAffinity mode) {
                                              {"podAffinityTerm", term}})})}});
 }
 
-Json podTemplate(const ClusterRef& ref, const ClusterSpec& spec, const std::string& manager) {
-  // Users' pod labels first, ours over them: the selector labels must stay ours.
-  std::map<std::string, std::string> labels = spec.pod_labels;
-  for (const auto& [k, v] : commonLabels(ref.name, manager)) labels[k] = v;
-  Json metadata = jsonObject({{"labels", jsonStringMap(labels)}});
-  if (!spec.pod_annotations.empty()) {
-    metadata["annotations"] = jsonStringMap(spec.pod_annotations);
-  }
+// The restricted securityContext both containers run with: uid/gid 11211, nothing added.
+Json containerSecurityContext() {
+  return jsonObject(
+      {{"allowPrivilegeEscalation", Json::boolean(false)},
+       {"capabilities", jsonObject({{"drop", jsonStringArray({"ALL"})}})},
+       {"readOnlyRootFilesystem", Json::boolean(true)},
+       {"runAsNonRoot", Json::boolean(true)},
+       {"runAsUser", Json::number(kMemcachedUid)},
+       {"runAsGroup", Json::number(kMemcachedUid)},
+       {"seccompProfile", jsonObject({{"type", jsonString("RuntimeDefault")}})}});
+}
 
+Json fieldEnv(const char* name, const char* field_path) {
+  return jsonObject(
+      {{"name", jsonString(name)},
+       {"valueFrom",
+        jsonObject({{"fieldRef", jsonObject({{"apiVersion", jsonString("v1")},
+                                              {"fieldPath", jsonString(field_path)}})}})}});
+}
+
+Json mount(const char* volume, const char* path) {
+  return jsonObject({{"name", jsonString(volume)},
+                     {"mountPath", jsonString(path)},
+                     {"readOnly", Json::boolean(true)}});
+}
+
+// A Secret volume the containers' group (the pod's fsGroup, 11211) may read and nobody else:
+// 0440. Optional false: a missing Secret or key keeps the pod from starting rather than
+// starting memcached without TLS or authentication.
+Json secretVolume(const char* volume, const std::string& secret,
+                  const std::optional<std::string>& only_key) {
+  Json source = jsonObject({{"secretName", jsonString(secret)},
+                            {"defaultMode", Json::number(kSecretFileMode)},
+                            {"optional", Json::boolean(false)}});
+  if (only_key) {
+    source["items"] = jsonArray(
+        {jsonObject({{"key", jsonString(*only_key)}, {"path", jsonString(*only_key)}})});
+  }
+  return jsonObject({{"name", jsonString(volume)}, {"secret", source}});
+}
+
+// The client certificate the exporter presents under clientAuth Require.
+bool exporterClientCertificate(const ClusterSpec& spec) {
+  return spec.tls.enabled && spec.tls.client_auth == ClientAuth::kRequire;
+}
+bool separateClientSecret(const ClusterSpec& spec) {
+  return exporterClientCertificate(spec) && !spec.tls.client_secret_name.empty();
+}
+
+std::vector<Json> podVolumes(const ClusterSpec& spec) {
+  std::vector<Json> volumes;
+  if (spec.tls.enabled) {
+    volumes.push_back(secretVolume(kTlsVolume, spec.tls.secret_name, std::nullopt));
+  }
+  if (spec.auth.enabled) {
+    volumes.push_back(secretVolume(kAuthVolume, spec.auth.secret_name, spec.auth.secret_key));
+  }
+  if (spec.monitoring.enabled && separateClientSecret(spec)) {
+    volumes.push_back(secretVolume(kClientTlsVolume, spec.tls.client_secret_name, std::nullopt));
+  }
+  return volumes;
+}
+
+Json memcachedContainer(const ClusterSpec& spec) {
   Json container = Json::object();
   container["name"] = jsonString("memcached");
   container["image"] = jsonString(spec.image);
@@ -68,11 +143,7 @@ Json podTemplate(const ClusterRef& ref, const ClusterSpec& spec, const std::stri
                                               {"containerPort", Json::number(spec.port)},
                                               {"protocol", jsonString("TCP")}})});
   // The pod IP, for the listen address (-l $(POD_IP),...) and the readiness probe.
-  container["env"] = jsonArray({jsonObject(
-      {{"name", jsonString(kPodIpEnv)},
-       {"valueFrom",
-        jsonObject({{"fieldRef", jsonObject({{"apiVersion", jsonString("v1")},
-                                              {"fieldPath", jsonString("status.podIP")}})}})}})});
+  container["env"] = jsonArray({fieldEnv(kPodIpEnv, "status.podIP")});
   // Readiness only: a liveness probe that restarts a busy memcached (e.g. at maxConnections)
   // would throw its whole cache away; a crashed memcached exits and is restarted anyway.
   container["readinessProbe"] =
@@ -82,26 +153,73 @@ Json podTemplate(const ClusterRef& ref, const ClusterSpec& spec, const std::stri
                   {"successThreshold", Json::number(1)},
                   {"failureThreshold", Json::number(kReadinessFailureThreshold)}});
   container["resources"] = spec.resources ? *spec.resources : defaultResources(spec);
-  container["securityContext"] = jsonObject(
-      {{"allowPrivilegeEscalation", Json::boolean(false)},
-       {"capabilities", jsonObject({{"drop", jsonStringArray({"ALL"})}})},
-       {"readOnlyRootFilesystem", Json::boolean(true)},
-       {"runAsNonRoot", Json::boolean(true)},
-       {"runAsUser", Json::number(kMemcachedUid)},
-       {"runAsGroup", Json::number(kMemcachedUid)},
-       {"seccompProfile", jsonObject({{"type", jsonString("RuntimeDefault")}})}});
+  container["securityContext"] = containerSecurityContext();
+  std::vector<Json> mounts;
+  if (spec.tls.enabled) mounts.push_back(mount(kTlsVolume, kTlsMountPath));
+  if (spec.auth.enabled) mounts.push_back(mount(kAuthVolume, kAuthMountPath));
+  if (!mounts.empty()) container["volumeMounts"] = jsonArray(mounts);
+  return container;
+}
+
+// The exporter sidecar. No probes: the pod's readiness is memcached's membership in the ring,
+// and an exporter that is slow or failing must not take a healthy member out of it.
+Json exporterContainer(const ClusterRef& ref, const ClusterSpec& spec,
+                       const std::string& cluster_domain) {
+  const MonitoringSettings& m = spec.monitoring;
+  Json container = Json::object();
+  container["name"] = jsonString(kExporterContainer);
+  container["image"] = jsonString(m.image);
+  container["args"] = jsonStringArray(exporterArgs(ref, spec, cluster_domain));
+  container["ports"] = jsonArray({jsonObject({{"name", jsonString(kMetricsPortName)},
+                                              {"containerPort", Json::number(m.port)},
+                                              {"protocol", jsonString("TCP")}})});
+  std::vector<Json> env = {fieldEnv(kPodIpEnv, "status.podIP")};
+  if (spec.tls.enabled) env.push_back(fieldEnv(kPodNameEnv, "metadata.name"));
+  container["env"] = jsonArray(env);
+  container["resources"] = m.resources ? *m.resources : defaultExporterResources();
+  container["securityContext"] = containerSecurityContext();
+  std::vector<Json> mounts;
+  if (spec.tls.enabled) mounts.push_back(mount(kTlsVolume, kTlsMountPath));
+  if (separateClientSecret(spec)) mounts.push_back(mount(kClientTlsVolume, kClientTlsMountPath));
+  if (!mounts.empty()) container["volumeMounts"] = jsonArray(mounts);
+  return container;
+}
+
+Json podSecurityContext(bool secrets) {
+  Json sc = jsonObject({{"runAsNonRoot", Json::boolean(true)},
+                        {"runAsUser", Json::number(kMemcachedUid)},
+                        {"runAsGroup", Json::number(kMemcachedUid)},
+                        {"seccompProfile", jsonObject({{"type", jsonString("RuntimeDefault")}})}});
+  // The Secret files' group, so that uid 11211 reads them through their 0440 mode. Only with
+  // Secrets: an unchanged template for every cluster without them (no restart on upgrade).
+  if (secrets) sc["fsGroup"] = Json::number(kMemcachedUid);
+  return sc;
+}
+
+Json podTemplate(const ClusterRef& ref, const ClusterSpec& spec, const std::string& manager,
+                 const std::string& cluster_domain) {
+  // Users' pod labels first, ours over them: the selector labels must stay ours.
+  std::map<std::string, std::string> labels = spec.pod_labels;
+  for (const auto& [k, v] : commonLabels(ref.name, manager)) labels[k] = v;
+  Json metadata = jsonObject({{"labels", jsonStringMap(labels)}});
+  std::map<std::string, std::string> annotations = spec.pod_annotations;
+  if (spec.auth.enabled && !spec.auth.file_hash.empty()) {
+    annotations[kAuthHashAnnotation] = spec.auth.file_hash;
+  }
+  if (!annotations.empty()) metadata["annotations"] = jsonStringMap(annotations);
+
+  std::vector<Json> containers = {memcachedContainer(spec)};
+  if (spec.monitoring.enabled) containers.push_back(exporterContainer(ref, spec, cluster_domain));
+  const std::vector<Json> volumes = podVolumes(spec);
 
   Json pod = Json::object();
-  pod["containers"] = jsonArray({container});
+  pod["containers"] = jsonArray(containers);
+  if (!volumes.empty()) pod["volumes"] = jsonArray(volumes);
   // memcached needs neither the Kubernetes API nor service environment variables.
   pod["automountServiceAccountToken"] = Json::boolean(false);
   pod["enableServiceLinks"] = Json::boolean(false);
   pod["terminationGracePeriodSeconds"] = Json::number(30);
-  pod["securityContext"] =
-      jsonObject({{"runAsNonRoot", Json::boolean(true)},
-                  {"runAsUser", Json::number(kMemcachedUid)},
-                  {"runAsGroup", Json::number(kMemcachedUid)},
-                  {"seccompProfile", jsonObject({{"type", jsonString("RuntimeDefault")}})}});
+  pod["securityContext"] = podSecurityContext(!volumes.empty());
 
   // The user's affinity wins where it speaks about pod anti-affinity; otherwise ours is added.
   Json affinity = spec.affinity ? *spec.affinity : Json::object();
@@ -165,23 +283,77 @@ std::vector<std::string> memcachedArgs(const ClusterSpec& spec) {
                                    "-c", absl::StrCat(spec.memcached.max_connections),
                                    "-t", absl::StrCat(spec.memcached.threads),
                                    "-I", spec.memcached.max_item_size};
+  if (spec.tls.enabled) {
+    // The files, not copies: memcached's refresh_certs (sent by the operator after a rotation)
+    // reads these paths again, and the kubelet swaps the Secret's files under them.
+    const int verify_mode = spec.tls.client_auth == ClientAuth::kRequire ? 2 : 0;
+    args.push_back("-Z");
+    args.push_back("-o");
+    args.push_back(absl::StrCat("ssl_chain_cert=", kTlsMountPath, "/tls.crt,ssl_key=",
+                                kTlsMountPath, "/tls.key,ssl_ca_cert=", kTlsMountPath,
+                                "/ca.crt,ssl_verify_mode=", verify_mode));
+  }
+  if (spec.auth.enabled) {
+    args.push_back("-Y");
+    args.push_back(absl::StrCat(kAuthMountPath, "/", spec.auth.secret_key));
+  }
   args.insert(args.end(), spec.memcached.extra_args.begin(), spec.memcached.extra_args.end());
   return args;
 }
 
 std::vector<std::string> readinessCommand(const ClusterSpec& spec) {
+  const std::string connect =
+      absl::StrCat("exec 3<>/dev/tcp/\"$", kPodIpEnv, "\"/", spec.port);
+  if (spec.tls.enabled) {
+    // bash cannot speak TLS (and the images carry no TLS client), but the plaintext request
+    // is enough: a live memcached fails the handshake at once and closes the connection (read
+    // sees EOF or a reset, status 1), while a hung one, whose listen backlog still completes
+    // the TCP handshake, leaves read to time out (status > 128). Verified against memcached
+    // 1.6.18 -Z, with and without -Y, running and SIGSTOPped (docs/security.md). Each probe
+    // counts one failed handshake in memcached's stats. SIGPIPE is ignored: a memcached that
+    // closes at once (at maxConnections) must not kill the probe before it reads the close.
+    return {"bash", "-c",
+            absl::StrCat("trap '' PIPE; ", connect, " && { printf 'version\\r\\n' >&3; ",
+                         "IFS= read -r -t ", kReadinessReplySeconds,
+                         " reply <&3 2>/dev/null; (( $? <= 128 )); }")};
+  }
   // A request, not just a connect: the kernel completes TCP handshakes for a hung (or stopped)
   // memcached from its listen backlog, so a tcpSocket probe kept passing. memcached answers
   // "version" from any worker thread in microseconds; 2 s without an answer is a hang, not load.
   // A memcached at maxConnections answers new connections with "ERROR Too many open
   // connections" and closes them: it is alive and its existing clients are served, so that
-  // counts as ready rather than flapping the member out under load.
+  // counts as ready rather than flapping the member out under load. With authentication on,
+  // memcached answers an unauthenticated "version" with "CLIENT_ERROR unauthenticated": as
+  // live an answer, and the probe holds no credential.
+  std::string accepted = "$reply == 'VERSION '* || $reply == 'ERROR Too many open connections'*";
+  if (spec.auth.enabled) {
+    absl::StrAppend(&accepted, " || $reply == 'CLIENT_ERROR unauthenticated'*");
+  }
   return {"bash", "-c",
-          absl::StrCat("exec 3<>/dev/tcp/\"$", kPodIpEnv, "\"/", spec.port,
-                       " && printf 'version\\r\\n' >&3 && IFS= read -r -t ",
-                       kReadinessReplySeconds,
-                       " reply <&3 && [[ $reply == 'VERSION '* || $reply == 'ERROR Too many open "
-                       "connections'* ]]")};
+          absl::StrCat(connect, " && printf 'version\\r\\n' >&3 && IFS= read -r -t ",
+                       kReadinessReplySeconds, " reply <&3 && [[ ", accepted, " ]]")};
+}
+
+std::vector<std::string> exporterArgs(const ClusterRef& ref, const ClusterSpec& spec,
+                                      const std::string& cluster_domain) {
+  // memcached on the pod's address (where it listens, with 127.0.0.1), metrics on every
+  // address of the pod: the NetworkPolicy, not the listen address, limits who scrapes.
+  std::vector<std::string> args = {
+      absl::StrCat("--memcached.address=$(", kPodIpEnv, "):", spec.port),
+      absl::StrCat("--web.listen-address=:", spec.monitoring.port)};
+  if (!spec.tls.enabled) return args;
+  // The exporter checks the name in memcached's certificate; the pod's DNS name is the one a
+  // certificate for the cluster carries (*.<name>.<ns>.svc.<domain>, docs/security.md).
+  args.push_back("--memcached.tls.enable");
+  args.push_back(absl::StrCat("--memcached.tls.ca-file=", kTlsMountPath, "/ca.crt"));
+  args.push_back(absl::StrCat("--memcached.tls.server-name=$(", kPodNameEnv, ").", ref.name, ".",
+                              ref.ns, ".svc.", cluster_domain));
+  if (exporterClientCertificate(spec)) {
+    const char* dir = separateClientSecret(spec) ? kClientTlsMountPath : kTlsMountPath;
+    args.push_back(absl::StrCat("--memcached.tls.cert-file=", dir, "/tls.crt"));
+    args.push_back(absl::StrCat("--memcached.tls.key-file=", dir, "/tls.key"));
+  }
+  return args;
 }
 
 Json defaultResources(const ClusterSpec& spec) {
@@ -199,11 +371,18 @@ Json buildHeadlessService(const ClusterRef& ref, const ClusterSpec& spec,
   Json svc = jsonObject({{"apiVersion", jsonString("v1")},
                          {"kind", jsonString("Service")},
                          {"metadata", childMetadata(ref, ref.name, manager)}});
+  // The exporter's port only here: the ServiceMonitor scrapes every member through the
+  // headless Service's endpoints.
+  Json ports = servicePorts(spec);
+  if (spec.monitoring.enabled) {
+    ports = jsonArray({servicePort("memcached", spec.port),
+                       servicePort(kMetricsPortName, spec.monitoring.port)});
+  }
   svc["spec"] = jsonObject({{"type", jsonString("ClusterIP")},
                             {"clusterIP", jsonString("None")},
                             {"publishNotReadyAddresses", Json::boolean(true)},
                             {"selector", jsonStringMap(selectorLabels(ref.name))},
-                            {"ports", servicePorts(spec)}});
+                            {"ports", ports}});
   return withSpecHash(svc);
 }
 
@@ -219,7 +398,7 @@ Json buildClientService(const ClusterRef& ref, const ClusterSpec& spec,
 }
 
 Json buildStatefulSet(const ClusterRef& ref, const ClusterSpec& spec, int64_t replicas,
-                      const std::string& manager) {
+                      const std::string& manager, const std::string& cluster_domain) {
   Json sts = jsonObject({{"apiVersion", jsonString("apps/v1")},
                          {"kind", jsonString("StatefulSet")},
                          {"metadata", childMetadata(ref, ref.name, manager)}});
@@ -236,7 +415,7 @@ Json buildStatefulSet(const ClusterRef& ref, const ClusterSpec& spec, int64_t re
   // the StatefulSet must never restart one on its own.
   s["updateStrategy"] =
       jsonObject({{"type", jsonString(warmRollout(spec) ? "OnDelete" : "RollingUpdate")}});
-  s["template"] = podTemplate(ref, spec, manager);
+  s["template"] = podTemplate(ref, spec, manager, cluster_domain);
   sts["spec"] = s;
   // The hash must not depend on replicas: a scale is a replicas change, not a template change.
   Json for_hash = sts;

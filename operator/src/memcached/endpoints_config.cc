@@ -5,6 +5,14 @@
 
 namespace mcop::memcached {
 
+clientconfig::ServerSecurity serverSecurity(const ClusterSpec& spec) {
+  clientconfig::ServerSecurity security;
+  security.tls = spec.tls.enabled;
+  security.client_certificate = spec.tls.enabled && spec.tls.client_auth == ClientAuth::kRequire;
+  security.auth = spec.auth.enabled;
+  return security;
+}
+
 clientconfig::Server toServer(const PublishedServer& s) {
   // Ports and weights are validated by the spec (1..65535, 1..); the narrowing is exact.
   return {s.name, s.host, s.address, static_cast<uint16_t>(s.port),
@@ -28,6 +36,7 @@ clientconfig::EndpointsDocument endpointsDocument(const EndpointsContent& conten
                                                   int64_t version) {
   clientconfig::EndpointsDocument d;
   d.cluster = content.cluster;
+  d.security = content.security;
   d.current.version = static_cast<uint64_t>(version);
   // Spec validation admits only the two names parseHashing knows.
   d.current.hashing = clientconfig::parseHashing(content.hashing)

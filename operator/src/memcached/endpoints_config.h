@@ -17,6 +17,7 @@
 
 #include <clientconfig/contract.h>
 
+#include "memcached/cluster_spec.h"
 #include "memcached/cluster_status.h"
 #include "memcached/desired_objects.h"
 #include "memcached/json_util.h"
@@ -40,6 +41,10 @@ struct EndpointsContent {
   // TLS / authentication on the servers (spec.tls, spec.auth): rendered only when on.
   clientconfig::ServerSecurity security;
 };
+
+// What the spec asks clients to speak (spec.tls, spec.auth): rendered in endpoints.json so that
+// clients know to use TLS, a client certificate, or credentials (never the credentials).
+clientconfig::ServerSecurity serverSecurity(const ClusterSpec& spec);
 
 // One published server as libclientconfig's contract types it.
 clientconfig::Server toServer(const PublishedServer& s);

@@ -29,9 +29,14 @@ constexpr absl::string_view kOwnedPort = "the operator sets the TCP port from sp
 constexpr absl::string_view kUnixSocket =
     "a unix socket turns TCP off, which clients, the operator and the readiness probe use";
 constexpr absl::string_view kTls =
-    "the operator's admin connection and the readiness probe speak plain TCP";
+    "set spec.tls instead (the operator configures TLS, its own connections and the readiness "
+    "probe from it)";
 constexpr absl::string_view kAuth =
-    "the operator's admin connection and the readiness probe do not authenticate";
+    "set spec.auth instead (the operator configures authentication, its own connections and "
+    "the readiness probe from it)";
+constexpr absl::string_view kSasl =
+    "SASL needs the binary protocol, which the meta commands the operator relies on do not "
+    "speak: use spec.auth (ASCII authentication)";
 constexpr absl::string_view kExits = "memcached would print it and exit";
 constexpr absl::string_view kNoCrawler =
     "the operator's stale-copy sweep needs the LRU crawler's metadump";
@@ -77,7 +82,7 @@ constexpr Option kOptions[] = {
     {'B', "protocol", Arg::kRequired, Arg::kRequired, ""},  // value checked: ascii or auto
     {'I', "max-item-size", Arg::kRequired, Arg::kRequired,
      "set spec.memcached.maxItemSize instead"},
-    {'S', "enable-sasl", Arg::kNone, Arg::kNone, kAuth},
+    {'S', "enable-sasl", Arg::kNone, Arg::kNone, kSasl},
     {'F', "disable-flush-all", Arg::kNone, Arg::kNone, ""},
     {'X', "disable-dumping", Arg::kNone, Arg::kNone, kNoCrawler},
     {'W', "disable-watch", Arg::kNone, Arg::kNone, ""},

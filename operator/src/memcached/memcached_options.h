@@ -3,8 +3,9 @@
 // (combined short flags "-vvU11211", attached or separate values, "--name=value" or
 // "--name value", unambiguous long-option prefixes "--udp=", comma-separated -o sub-options).
 // Everything the operator sets itself (-p -U -l -m -c -t -I -d), everything that breaks what
-// the operator and the readiness probe rely on (TCP, the text protocol without authentication,
-// lru_crawler metadump) or is dangerous (-A enables "shutdown"), and everything unknown is
+// the operator and the readiness probe rely on (TCP, the text protocol, lru_crawler metadump),
+// what spec.tls and spec.auth configure (-Z, ssl_* sub-options, -Y; -S SASL, which needs the
+// binary protocol), what is dangerous (-A enables "shutdown"), and everything unknown is
 // refused with a message naming the item and the flag.
 //
 // The CRD enforces the same allow-list at admission with one CEL rule generated from the same

@@ -53,6 +53,27 @@ absl::Status observeChild(kube::ApiClient& api, const ClusterRef& ref, const Chi
   return absl::OkStatus();
 }
 
+// The NetworkPolicy and the ServiceMonitor, like the PDB: checked for a conflict when the spec
+// wants them, otherwise read from the cache (our labels), only ever to delete our own.
+void addOptionalChildren(const ClusterStores& stores, const ClusterRef& ref,
+                         const ClusterSpec& spec, const std::string& rename,
+                         std::vector<ChildName>& names, ObservedChildren& c) {
+  if (spec.network_policy.enabled) {
+    names.push_back({kube::resources::kNetworkPolicy, *stores.network_policies, ref.name,
+                     rename + " (or set spec.networkPolicy.enabled: false)", c.network_policy});
+  } else {
+    c.network_policy = stores.network_policies->get(ref.ns, ref.name);
+  }
+  if (!stores.service_monitors) return;  // the API is not served
+  if (spec.monitoring.enabled && spec.monitoring.service_monitor) {
+    names.push_back({kube::resources::kServiceMonitor, *stores.service_monitors, ref.name,
+                     rename + " (or set spec.monitoring.serviceMonitor: false)",
+                     c.service_monitor});
+  } else {
+    c.service_monitor = stores.service_monitors->get(ref.ns, ref.name);
+  }
+}
+
 // Every child name this cluster would write, checked against what exists. The caches hold only
 // objects carrying our labels, so a name missing from them is looked up on the API server: an
 // unlabelled object of that name (kube-root-ca.crt, an application's Service) must be found
@@ -81,6 +102,7 @@ absl::StatusOr<ObservedChildren> observeChildren(kube::ApiClient& api,
     // Only ever deleted, and only when controlled: the cache (our labels) is enough.
     c.pdb = stores.pod_disruption_budgets->get(ref.ns, ref.name);
   }
+  addOptionalChildren(stores, ref, spec, rename, names, c);
   for (const auto& child : names) {
     if (auto s = observeChild(api, ref, child, c); !s.ok()) return s;
   }

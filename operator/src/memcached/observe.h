@@ -30,8 +30,10 @@
 
 namespace mcop::memcached {
 
-// The informer caches the reconciler reads. All must be non-null and outlive the reconciler.
-// The runtime should watch StatefulSets, Services, ConfigMaps and PDBs carrying the label
+// The informer caches the reconciler reads. All but service_monitors must be non-null, and all
+// must outlive the reconciler.
+// The runtime should watch StatefulSets, Services, ConfigMaps, PDBs, NetworkPolicies and
+// (when served) ServiceMonitors carrying the label
 // `app.kubernetes.io/managed-by=memcached-operator` (see labels.h) and Pods carrying
 // `app.kubernetes.io/name=memcached`, and map each child to its owner via the
 // `memcached.operator.io/cluster` label (or the controller ownerReference).
@@ -42,6 +44,9 @@ struct ClusterStores {
   const kube::ObjectStore* config_maps = nullptr;
   const kube::ObjectStore* pod_disruption_budgets = nullptr;
   const kube::ObjectStore* pods = nullptr;
+  const kube::ObjectStore* network_policies = nullptr;
+  // Null when the monitoring.coreos.com/v1 API is not served: no ServiceMonitor is written.
+  const kube::ObjectStore* service_monitors = nullptr;
 };
 
 // The existing objects that share a name with this cluster's children. A name taken by an object
@@ -50,6 +55,8 @@ struct ObservedChildren {
   std::optional<Json> headless;
   std::optional<Json> client;
   std::optional<Json> pdb;
+  std::optional<Json> network_policy;
+  std::optional<Json> service_monitor;
   std::optional<Json> config_map;
   std::optional<Json> stateful_set;
   // The endpoints ConfigMap as the cache holds it (config_map may come from the API server).

@@ -190,7 +190,9 @@ class ClusterReconcilerTest : public testing::Test {
 
   // A fresh reconciler on the same API: what an operator restart looks like.
   void newReconciler(ClusterReconcilerOptions options = waitingForSweeps()) {
-    ClusterStores stores{&clusters_, &stateful_sets_, &services_, &config_maps_, &pdbs_, &pods_};
+    ClusterStores stores{&clusters_,         &stateful_sets_, &services_, &config_maps_, &pdbs_,
+                         &pods_,             &network_policies_,
+                         serve_service_monitors_ ? &service_monitors_ : nullptr};
     reconciler_.reset();  // its sweeps stop before the new one starts
     reconciler_ = std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_,
                                                       sweeper_, flusher_, options);
@@ -217,6 +219,8 @@ class ClusterReconcilerTest : public testing::Test {
     syncStore(config_maps_, res::kConfigMap);
     syncStore(pdbs_, res::kPodDisruptionBudget);
     syncStore(pods_, res::kPod);
+    syncStore(network_policies_, res::kNetworkPolicy);
+    syncStore(service_monitors_, res::kServiceMonitor);
   }
 
   controller::Result reconcile() {
@@ -315,6 +319,8 @@ class ClusterReconcilerTest : public testing::Test {
   util::FakeClock clock_;
   std::shared_ptr<FakeApiClient> api_ = std::make_shared<FakeApiClient>(&clock_);
   kube::MemoryStore clusters_, stateful_sets_, services_, config_maps_, pdbs_, pods_;
+  kube::MemoryStore network_policies_, service_monitors_;
+  bool serve_service_monitors_ = false;  // the monitoring.coreos.com API; set before newReconciler
   kube::RecordingEventRecorder events_;
   std::shared_ptr<FakeConnectionCounter> counter_ = std::make_shared<FakeConnectionCounter>();
   std::shared_ptr<FakeStaleCopySweeper> sweeper_ = std::make_shared<FakeStaleCopySweeper>();
@@ -1401,6 +1407,87 @@ TEST_F(ClusterReconcilerTest, DisabledPdbNeverDeletesSomeoneElsesOfTheSameName) 
   EXPECT_EQ(api_->count(Verb::kDelete, res::kPodDisruptionBudget), 0);
   expectForeignPdbUntouched(*api_, "uid-of-an-earlier-sessions");
   EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+}
+
+// --- NetworkPolicy and ServiceMonitor ---------------------------------------------------------
+
+TEST_F(ClusterReconcilerTest, NetworkPolicyIsAppliedWhenEnabledAndDeletedWhenDisabled) {
+  ClusterReconcilerOptions options = waitingForSweeps();
+  options.operator_peer = {"memcached-system", {{"app.kubernetes.io/name", "memcached-operator"}}};
+  newReconciler(options);
+  createCluster(R"({"replicas":2,"networkPolicy":{"enabled":true,
+      "allowedClients":[{"podSelector":{"matchLabels":{"app":"shop"}}}]}})");
+  converge();
+  auto np = api_->peek(res::kNetworkPolicy, "shop", "sessions");
+  ASSERT_TRUE(np.has_value());
+  EXPECT_EQ(stringAt(*controllerOf(*np), {"kind"}), "MemcachedCluster");
+  const std::string from = np->at("spec").at("ingress").at(0).at("from").serialize();
+  EXPECT_NE(from.find(R"({"podSelector":{"matchLabels":{"app":"shop"}}})"), std::string::npos);
+  EXPECT_NE(from.find(R"("kubernetes.io/metadata.name":"memcached-system")"), std::string::npos);
+  EXPECT_EQ(published().size(), 2u);
+
+  // Steady state writes nothing; a changed peer list is applied.
+  api_->resetCounters();
+  reconcile();
+  EXPECT_EQ(api_->count(Verb::kPatch, res::kNetworkPolicy), 0);
+  patchSpec(R"({"networkPolicy":{"allowedClients":[{"podSelector":{"matchLabels":{"app":"cart"}}}]}})");
+  reconcile();
+  EXPECT_EQ(api_->count(Verb::kPatch, res::kNetworkPolicy), 1);
+  EXPECT_NE(api_->peek(res::kNetworkPolicy, "shop", "sessions")->serialize().find("cart"),
+            std::string::npos);
+
+  patchSpec(R"({"networkPolicy":{"enabled":false}})");
+  reconcile();
+  EXPECT_FALSE(api_->peek(res::kNetworkPolicy, "shop", "sessions").has_value());
+}
+
+// A NetworkPolicy of the same name that the cluster does not control is a conflict when the
+// spec wants one (nothing written), and left alone when it does not.
+TEST_F(ClusterReconcilerTest, NeverTakesOverOrDeletesSomeoneElsesNetworkPolicy) {
+  const Json foreign = Json::parse(R"({"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",
+    "metadata":{"name":"sessions","namespace":"shop"},
+    "spec":{"podSelector":{},"policyTypes":["Ingress"]}})");
+  api_->seed(res::kNetworkPolicy, foreign);
+  createCluster(R"({"replicas":2,"networkPolicy":{"enabled":true}})");
+  api_->resetCounters();
+  reconcile();
+  EXPECT_EQ(api_->writeCount(), statusWrites());
+  EXPECT_EQ(condition(status(), kConditionDegraded)->reason, "NetworkPolicyConflict");
+  EXPECT_NE(condition(status(), kConditionDegraded)->message.find("spec.networkPolicy.enabled: false"),
+            std::string::npos);
+  patchSpec(R"({"networkPolicy":{"enabled":false}})");
+  converge();
+  EXPECT_EQ(api_->count(Verb::kDelete, res::kNetworkPolicy), 0);
+  auto np = api_->peek(res::kNetworkPolicy, "shop", "sessions");
+  ASSERT_TRUE(np.has_value());
+  EXPECT_EQ(controllerOf(*np), nullptr);
+  EXPECT_EQ(published().size(), 2u);
+}
+
+TEST_F(ClusterReconcilerTest, ServiceMonitorOnlyWhereItsApiIsServed) {
+  createCluster(R"({"replicas":1,"monitoring":{"enabled":true}})");
+  converge();  // not served: the exporter runs, nothing else is written
+  EXPECT_EQ(api_->count(Verb::kPatch, res::kServiceMonitor), 0);
+  EXPECT_FALSE(api_->peek(res::kServiceMonitor, "shop", "sessions").has_value());
+  const auto sts = api_->peek(res::kStatefulSet, "shop", "sessions");
+  EXPECT_EQ(sts->at("spec").at("template").at("spec").at("containers").size(), 2u);
+
+  serve_service_monitors_ = true;
+  newReconciler();
+  converge();
+  auto sm = api_->peek(res::kServiceMonitor, "shop", "sessions");
+  ASSERT_TRUE(sm.has_value());
+  EXPECT_EQ(stringAt(sm->at("spec").at("endpoints").at(0), {"port"}), "metrics");
+
+  patchSpec(R"({"monitoring":{"serviceMonitor":false}})");
+  reconcile();
+  EXPECT_FALSE(api_->peek(res::kServiceMonitor, "shop", "sessions").has_value());
+  patchSpec(R"({"monitoring":{"serviceMonitor":true}})");
+  reconcile();
+  EXPECT_TRUE(api_->peek(res::kServiceMonitor, "shop", "sessions").has_value());
+  patchSpec(R"({"monitoring":{"enabled":false}})");
+  reconcile();
+  EXPECT_FALSE(api_->peek(res::kServiceMonitor, "shop", "sessions").has_value());
 }
 
 // --- failed child writes ----------------------------------------------------------------------

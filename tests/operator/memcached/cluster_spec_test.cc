@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <functional>
+#include <regex>
+
 namespace mcop::memcached {
 namespace {
 
@@ -46,6 +49,69 @@ TEST(ClusterSpecTest, DefaultsMatchTheCrd) {
   EXPECT_EQ(s.transition.copy_timeout_seconds, 600);
   EXPECT_EQ(s.update_strategy, UpdateStrategy::kWarm);
   EXPECT_FALSE(warmRollout(s));  // Warm updates need Warm transitions
+  // Security and monitoring are off unless their sections are given.
+  EXPECT_FALSE(s.tls.enabled);
+  EXPECT_FALSE(s.auth.enabled);
+  EXPECT_FALSE(s.network_policy.enabled);
+  EXPECT_FALSE(s.monitoring.enabled);
+  EXPECT_EQ(s.monitoring.image, "quay.io/prometheus/memcached-exporter:v0.15.0");
+  EXPECT_EQ(s.monitoring.port, 9150);
+  EXPECT_TRUE(s.monitoring.service_monitor);
+  EXPECT_EQ(s.auth.secret_key, "authfile");
+}
+
+// Present sections switch the feature on; their own fields take the CRD's defaults.
+TEST(ClusterSpecTest, SecuritySectionsAreOnWhenPresent) {
+  ParsedSpec p = parseClusterSpec(cluster(
+      R"({"tls":{"secretName":"sessions-tls"},"auth":{"secretName":"sessions-auth"},
+          "networkPolicy":{"enabled":true}})"));
+  ASSERT_TRUE(p.errors.empty()) << joined(p.errors);
+  EXPECT_TRUE(p.spec.tls.enabled);
+  EXPECT_EQ(p.spec.tls.secret_name, "sessions-tls");
+  EXPECT_EQ(p.spec.tls.client_auth, ClientAuth::kNone);
+  EXPECT_TRUE(p.spec.tls.client_secret_name.empty());
+  EXPECT_TRUE(p.spec.auth.enabled);
+  EXPECT_EQ(p.spec.auth.secret_name, "sessions-auth");
+  EXPECT_EQ(p.spec.auth.secret_key, "authfile");
+  EXPECT_TRUE(p.spec.auth.file_hash.empty());  // the reconciler's, never parsed
+  EXPECT_TRUE(p.spec.network_policy.enabled);
+  EXPECT_TRUE(p.spec.network_policy.allowed_clients.empty());
+}
+
+TEST(ClusterSpecTest, ReadsTheSecurityAndMonitoringFields) {
+  ParsedSpec p = parseClusterSpec(cluster(R"({
+    "tls": {"secretName": "srv", "clientAuth": "Require", "clientSecretName": "op-client"},
+    "networkPolicy": {"enabled": true,
+      "allowedClients": [{"podSelector": {"matchLabels": {"app": "shop"}}},
+                         {"namespaceSelector": {"matchExpressions":
+                            [{"key": "team", "operator": "In", "values": ["web"]}]},
+                          "podSelector": {}},
+                         {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+      "allowedScrapers": [{"namespaceSelector": {"matchLabels":
+                            {"kubernetes.io/metadata.name": "monitoring"}}}]},
+    "monitoring": {"enabled": true, "image": "exporter:1", "port": 9200,
+                   "resources": {"limits": {"memory": "128Mi"}}, "serviceMonitor": false}})"));
+  ASSERT_TRUE(p.errors.empty()) << joined(p.errors);
+  EXPECT_EQ(p.spec.tls.client_auth, ClientAuth::kRequire);
+  EXPECT_EQ(p.spec.tls.client_secret_name, "op-client");
+  ASSERT_EQ(p.spec.network_policy.allowed_clients.size(), 3u);
+  EXPECT_EQ(stringAt(p.spec.network_policy.allowed_clients[2], {"ipBlock", "cidr"}),
+            "10.0.0.0/8");
+  ASSERT_EQ(p.spec.network_policy.allowed_scrapers.size(), 1u);
+  EXPECT_TRUE(p.spec.monitoring.enabled);
+  EXPECT_EQ(p.spec.monitoring.image, "exporter:1");
+  EXPECT_EQ(p.spec.monitoring.port, 9200);
+  ASSERT_TRUE(p.spec.monitoring.resources.has_value());
+  EXPECT_EQ(stringAt(*p.spec.monitoring.resources, {"limits", "memory"}), "128Mi");
+  EXPECT_FALSE(p.spec.monitoring.service_monitor);
+}
+
+// A cluster on port 9150 without monitoring is not refused for the exporter's default port.
+TEST(ClusterSpecTest, TheExportersPortMattersOnlyWithMonitoring) {
+  EXPECT_TRUE(parseClusterSpec(cluster(R"({"port":9150})")).errors.empty());
+  EXPECT_TRUE(parseClusterSpec(cluster(R"({"port":9150,"monitoring":{}})")).errors.empty());
+  EXPECT_FALSE(
+      parseClusterSpec(cluster(R"({"port":9150,"monitoring":{"enabled":true}})")).errors.empty());
 }
 
 TEST(ClusterSpecTest, UpdateStrategyIsReadAndRolloutsAreWarmOnlyWithWarmTransitions) {
@@ -151,6 +217,100 @@ TEST(ClusterSpecTest, CrdTransitionRangesMatchTheOperators) {
   }
 }
 
+// The API server fills in the new sections' fields from the CRD's defaults, and refuses what its
+// enums, patterns and CEL rules refuse; the operator must do the same for objects stored before.
+TEST(ClusterSpecTest, CrdSecurityAndMonitoringDefaultsMatchTheOperators) {
+  const YAML::Node props = crdSpecSchema()["properties"];
+  const YAML::Node tls = props["tls"];
+  EXPECT_EQ(tls["required"].as<std::vector<std::string>>(), std::vector<std::string>{"secretName"});
+  EXPECT_EQ(tls["properties"]["clientAuth"]["enum"].as<std::vector<std::string>>(),
+            (std::vector<std::string>{"None", "Require"}));
+  EXPECT_EQ(tls["properties"]["clientAuth"]["default"].as<std::string>(), "None");
+  EXPECT_EQ(TlsSettings().client_auth, ClientAuth::kNone);
+  EXPECT_FALSE(tls["default"].IsDefined());  // absent = off
+
+  const YAML::Node auth = props["auth"];
+  EXPECT_EQ(auth["required"].as<std::vector<std::string>>(),
+            std::vector<std::string>{"secretName"});
+  EXPECT_EQ(auth["properties"]["key"]["default"].as<std::string>(), AuthSettings().secret_key);
+  EXPECT_FALSE(auth["default"].IsDefined());
+
+  const YAML::Node np = props["networkPolicy"]["properties"];
+  EXPECT_EQ(np["enabled"]["default"].as<bool>(), NetworkPolicySettings().enabled);
+
+  const YAML::Node mon = props["monitoring"]["properties"];
+  const MonitoringSettings want;
+  EXPECT_EQ(mon["enabled"]["default"].as<bool>(), want.enabled);
+  EXPECT_EQ(mon["image"]["default"].as<std::string>(), want.image);
+  EXPECT_EQ(mon["port"]["default"].as<int64_t>(), want.port);
+  EXPECT_EQ(mon["port"]["minimum"].as<int64_t>(), 1);
+  EXPECT_EQ(mon["port"]["maximum"].as<int64_t>(), 65535);
+  EXPECT_EQ(mon["serviceMonitor"]["default"].as<bool>(), want.service_monitor);
+  // The cross-field rules live on spec itself.
+  std::string rules;
+  for (const auto& v : crdSpecSchema()["x-kubernetes-validations"]) {
+    rules += v["rule"].as<std::string>() + "\n" + v["message"].as<std::string>() + "\n";
+  }
+  EXPECT_NE(rules.find("!has(self.auth) || !has(self.monitoring) || !self.monitoring.enabled"),
+            std::string::npos)
+      << rules;
+  EXPECT_NE(rules.find("cannot authenticate to memcached"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("self.monitoring.port != self.port"), std::string::npos) << rules;
+  EXPECT_NE(tls["x-kubernetes-validations"][0]["rule"].as<std::string>().find(
+                "self.clientAuth == 'Require'"),
+            std::string::npos);
+}
+
+// Each sample is accepted by the CRD's pattern exactly when the operator accepts it.
+TEST(ClusterSpecTest, CrdSecurityPatternsAgreeWithTheOperator) {
+  const YAML::Node props = crdSpecSchema()["properties"];
+  const auto agree = [](const YAML::Node& schema, const std::vector<std::string>& samples,
+                        const std::function<std::string(const std::string&)>& spec_of) {
+    const std::regex re(schema["pattern"].as<std::string>(), std::regex::ECMAScript);
+    const size_t max = schema["maxLength"].as<size_t>();
+    for (const auto& v : samples) {
+      const bool crd = v.size() <= max && std::regex_search(v, re);
+      const bool op = parseClusterSpec(cluster(spec_of(v))).errors.empty();
+      EXPECT_EQ(crd, op) << v << " in " << spec_of(v);
+    }
+  };
+  const std::vector<std::string> names = {"a", "sessions-tls", "a.b", "A", "a_b", "-a", "a-",
+                                          "a..b", std::string(253, 'a'), std::string(254, 'a')};
+  agree(props["tls"]["properties"]["secretName"], names,
+        [](const std::string& v) { return R"({"tls":{"secretName":")" + v + R"("}})"; });
+  agree(props["tls"]["properties"]["clientSecretName"], names, [](const std::string& v) {
+    return R"({"tls":{"secretName":"a","clientAuth":"Require","clientSecretName":")" + v +
+           R"("}})";
+  });
+  agree(props["auth"]["properties"]["secretName"], names,
+        [](const std::string& v) { return R"({"auth":{"secretName":")" + v + R"("}})"; });
+  // auth.key: the pattern and the CEL rule (no ".", nothing starting with "..").
+  for (const std::string v : {"authfile", "auth.file", "A-b_c", ".hidden", "a/b", "a b"}) {
+    const std::regex re(props["auth"]["properties"]["key"]["pattern"].as<std::string>());
+    const bool op =
+        parseClusterSpec(cluster(R"({"auth":{"secretName":"a","key":")" + v + R"("}})"))
+            .errors.empty();
+    EXPECT_EQ(std::regex_search(v, re), op) << v;
+  }
+  const YAML::Node peer = props["networkPolicy"]["properties"]["allowedClients"]["items"];
+  agree(peer["properties"]["ipBlock"]["properties"]["cidr"],
+        {"10.0.0.0/8", "192.168.1.0/24", "fd00::/8", "::/0", "10.0.0.0", "ten/8", "10.0.0/8", ""},
+        [](const std::string& v) {
+          return R"({"networkPolicy":{"allowedClients":[{"ipBlock":{"cidr":")" + v + R"("}}]}})";
+        });
+  agree(peer["properties"]["podSelector"]["properties"]["matchLabels"]["additionalProperties"],
+        {"", "web", "a.b-c_d", "-a", "a-", "a b", std::string(63, 'x'), std::string(64, 'x')},
+        [](const std::string& v) {
+          return R"({"networkPolicy":{"allowedClients":[{"podSelector":{"matchLabels":{"app":")" +
+                 v + R"("}}}]}})";
+        });
+  // allowedScrapers' items are the same schema as allowedClients'.
+  EXPECT_EQ(YAML::Dump(props["networkPolicy"]["properties"]["allowedScrapers"]["items"]),
+            YAML::Dump(peer));
+  EXPECT_EQ(YAML::Dump(peer["properties"]["namespaceSelector"]),
+            YAML::Dump(peer["properties"]["podSelector"]));
+}
+
 TEST(ClusterSpecTest, ReadsEveryField) {
   ParsedSpec p = parseClusterSpec(cluster(R"({
     "replicas": 5, "image": "memcached:1.6.21", "port": 11300, "paused": true,
@@ -244,7 +404,68 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpec{R"({"transition":{"copy":{"timeoutSeconds":0}}})",
                 "spec.transition.copy.timeoutSeconds (0) must be between 1 and 86400"},
         BadSpec{R"({"transition":{"copy":{"timeoutSeconds":86401}}})",
-                "spec.transition.copy.timeoutSeconds (86401) must be between 1 and 86400"}),
+                "spec.transition.copy.timeoutSeconds (86401) must be between 1 and 86400"},
+        // TLS, authentication, NetworkPolicy, monitoring.
+        BadSpec{R"({"tls":{}})", "spec.tls.secretName is required"},
+        BadSpec{R"({"tls":{"secretName":"Bad_Name"}})",
+                "spec.tls.secretName \"Bad_Name\" must be a Secret name"},
+        BadSpec{R"({"tls":{"secretName":"a","clientAuth":"Optional"}})",
+                "spec.tls.clientAuth \"Optional\" must be None or Require"},
+        BadSpec{R"({"tls":{"secretName":"a","clientSecretName":"c"}})",
+                "spec.tls.clientSecretName is only used with clientAuth Require"},
+        BadSpec{R"({"tls":{"secretName":"a","clientAuth":"Require","clientSecretName":"C!"}})",
+                "spec.tls.clientSecretName \"C!\" must be a Secret name"},
+        BadSpec{R"({"tls":{"secretName":7}})", "spec.tls.secretName must be a string"},
+        BadSpec{R"({"auth":{}})", "spec.auth.secretName is required"},
+        BadSpec{R"({"auth":{"secretName":"a","key":"../etc/passwd"}})",
+                "spec.auth.key \"../etc/passwd\" must be a Secret key"},
+        BadSpec{R"({"auth":{"secretName":"a","key":".."}})", "spec.auth.key \"..\" must be"},
+        BadSpec{R"({"auth":{"secretName":"a","key":""}})", "spec.auth.key \"\" must be"},
+        BadSpec{R"({"auth":{"secretName":"a"},"monitoring":{"enabled":true}})",
+                "the memcached exporter (v0.15.0) cannot authenticate to memcached"},
+        BadSpec{R"({"monitoring":{"enabled":true,"port":11211}})",
+                "spec.monitoring.port (11211) must differ from spec.port"},
+        BadSpec{R"({"monitoring":{"port":0}})",
+                "spec.monitoring.port (0) must be between 1 and 65535"},
+        BadSpec{R"({"monitoring":{"image":""}})", "spec.monitoring.image must not be empty"},
+        BadSpec{R"({"monitoring":{"enabled":"yes"}})",
+                "spec.monitoring.enabled must be true or false"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":{}}})",
+                "spec.networkPolicy.allowedClients must be a list"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{}]}})",
+                "spec.networkPolicy.allowedClients[0] must set podSelector, namespaceSelector or "
+                "ipBlock"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{"podSelector":{}},"x"]}})",
+                "spec.networkPolicy.allowedClients[1] must be an object"},
+        BadSpec{R"({"networkPolicy":{"allowedScrapers":[{"ipBlock":{"cidr":"10.0.0.0/8"},
+                    "podSelector":{}}]}})",
+                "spec.networkPolicy.allowedScrapers[0] ipBlock cannot be combined with "
+                "podSelector or namespaceSelector"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{"ipBlock":{"cidr":"ten"}}]}})",
+                "spec.networkPolicy.allowedClients[0].ipBlock.cidr must be a CIDR"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{"ipBlock":{}}]}})",
+                "spec.networkPolicy.allowedClients[0].ipBlock.cidr must be a CIDR"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{"ipBlock":{"cidr":"10.0.0.0/8",
+                    "except":["x"]}}]}})",
+                "allowedClients[0].ipBlock.except must be a list of CIDRs"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{"podSelector":{"matchLabels":
+                    {"app":"-bad"}}}]}})",
+                "allowedClients[0].podSelector.matchLabels \"app\" value \"-bad\" is not a "
+                "label value"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{"namespaceSelector":{
+                    "matchExpressions":[{"key":"a","operator":"In"}]}}]}})",
+                "allowedClients[0].namespaceSelector.matchExpressions[0] operator In needs "
+                "values"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{"podSelector":{
+                    "matchExpressions":[{"key":"a","operator":"Exists","values":["x"]}]}}]}})",
+                "matchExpressions[0] operator Exists takes no values"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{"podSelector":{
+                    "matchExpressions":[{"key":"a","operator":"Has"}]}}]}})",
+                "operator \"Has\" must be In, NotIn, Exists or DoesNotExist"},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{"podSelector":{"labels":{}}}]}})",
+                "allowedClients[0].podSelector has an unknown field \"labels\""},
+        BadSpec{R"({"networkPolicy":{"allowedClients":[{"pods":{}}]}})",
+                "allowedClients[0] has an unknown field \"pods\""}),
     [](const testing::TestParamInfo<BadSpec>& info) { return "rule" + std::to_string(info.index); });
 
 TEST(ClusterSpecTest, ConnectionsJustEnoughForTheThreadsAreAccepted) {

@@ -101,6 +101,31 @@ Json configMap(const std::map<std::string, std::string>& data) {
   return jsonObject({{"data", jsonStringMap(data)}});
 }
 
+// What the spec asks clients to speak reaches the document libclientconfig renders; a plaintext
+// cluster's stays as it was (the exact bytes above).
+TEST(EndpointsConfigTest, SecurityFollowsTheSpec) {
+  const auto security = [](const std::string& spec) {
+    ParsedSpec p = parseClusterSpec(
+        Json::parse(R"({"metadata":{"name":"sessions","namespace":"shop"},"spec":)" + spec + "}"));
+    EXPECT_TRUE(p.errors.empty());
+    return serverSecurity(p.spec);
+  };
+  EXPECT_EQ(security("{}"), clientconfig::ServerSecurity{});
+  EXPECT_EQ(security(R"({"tls":{"secretName":"t"}})"),
+            (clientconfig::ServerSecurity{true, false, false}));
+  EXPECT_EQ(security(R"({"tls":{"secretName":"t","clientAuth":"Require"}})"),
+            (clientconfig::ServerSecurity{true, true, false}));
+  EXPECT_EQ(security(R"({"auth":{"secretName":"a"}})"),
+            (clientconfig::ServerSecurity{false, false, true}));
+  EXPECT_EQ(security(R"({"tls":{"secretName":"t","clientAuth":"Require"},"auth":{"secretName":"a"}})"),
+            (clientconfig::ServerSecurity{true, true, true}));
+
+  EndpointsContent content = twoServers();
+  content.security = {true, true, true};
+  EXPECT_EQ(endpointsDocument(content, 3).security, content.security);
+  EXPECT_EQ(endpointsDocument(twoServers(), 3).security, clientconfig::ServerSecurity{});
+}
+
 TEST(EndpointsDecisionTest, FirstPublishIsVersionOne) {
   auto d = decideEndpoints(twoServers(), nullptr, 0);
   EXPECT_TRUE(d.changed);
