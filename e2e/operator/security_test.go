@@ -45,6 +45,20 @@ const memcachedPort = "11211"
 // (30 s by default); 2 s keeps each rotation and bad-input case short.
 const secretRecheck = "--secret-recheck-interval=2s"
 
+// startSecurityOperator starts the operator with secretRecheck (when the binary has the flag;
+// without it, the default interval).
+func (e *env) startSecurityOperator(kubeconfig string, extra ...string) *operatorProc {
+	e.t.Helper()
+	help, _ := exec.Command(operatorBinary(e.t), "--help").CombinedOutput()
+	if strings.Contains(string(help), "secret-recheck-interval") {
+		extra = append([]string{secretRecheck}, extra...)
+	}
+	if kubeconfig == "" {
+		kubeconfig = os.Getenv("KUBECONFIG")
+	}
+	return e.startOperatorWith(kubeconfig, extra...)
+}
+
 // tlsCluster is the PKI of one TLS cluster: its CA, the members' certificate in the Secret
 // <name>-tls, and a client certificate the CA signed.
 type tlsCluster struct {
@@ -227,7 +241,7 @@ func exerciseAll(c *framework.MemcachedConn, prefix string) error {
 // material. A second cluster with clientAuth None serves TLS clients without a certificate.
 func TestTLSRefusesPlaintextAndRequiresClientCertificates(t *testing.T) {
 	e := newEnv(t)
-	e.startOperator(secretRecheck)
+	e.startSecurityOperator("")
 	req := e.newTLSCluster("mtls")
 	none := e.newTLSCluster("tls1")
 	e.createCluster("mtls", "  replicas: 2\n  tls:\n    secretName: mtls-tls\n    clientAuth: Require\n")
@@ -432,7 +446,7 @@ func (w *tlsWorkload) finish() {
 // no error at all.
 func TestCertificateRotationWithoutRestartOrClientError(t *testing.T) {
 	e := newEnv(t)
-	e.startOperator(secretRecheck)
+	e.startSecurityOperator("")
 	c := e.newTLSCluster("rot")
 	e.createCluster("rot", "  replicas: 2\n  tls:\n    secretName: rot-tls\n    clientAuth: Require\n")
 	e.waitAvailable("rot", 2*time.Minute)
@@ -489,7 +503,7 @@ func TestCertificateRotationWithoutRestartOrClientError(t *testing.T) {
 // StatefulSet, the pods, the events, its log at debug level).
 func TestAuthRefusesWrongPasswordAndNeverPublishesIt(t *testing.T) {
 	e := newEnv(t)
-	op := e.startOperator(secretRecheck, "--log-level=debug")
+	op := e.startSecurityOperator("", "--log-level=debug")
 	password := "pw-" + rand.String(24)
 	e.putSecret(authSecret("auth-users", "alice:"+password+"\nbob:other-"+rand.String(12)+"\n"))
 	e.createCluster("auth", "  replicas: 2\n  auth:\n    secretName: auth-users\n")
@@ -576,7 +590,7 @@ func TestNetworkPolicyAdmitsExactlyTheIntendedPeers(t *testing.T) {
 	// The operator runs outside the cluster here; it is told where its pods would be, as the
 	// chart tells it (POD_NAMESPACE and --operator-pod-labels).
 	operatorNS, operatorLabels := "memcached-system", map[string]string{"app.kubernetes.io/name": "memcached-operator", "app.kubernetes.io/instance": "mcop"}
-	e.startOperatorWith(proxy.kubeconfig, secretRecheck, "--operator-namespace="+operatorNS,
+	e.startSecurityOperator(proxy.kubeconfig, "--operator-namespace="+operatorNS,
 		"--operator-pod-labels=app.kubernetes.io/instance=mcop,app.kubernetes.io/name=memcached-operator")
 	start := time.Now()
 	e.createCluster("np", `  replicas: 2
@@ -814,7 +828,7 @@ func exporterContainer(p *corev1.Pod) (*corev1.Container, int32) {
 // speaks TLS with the right certificate.
 func TestExporterSidecarReportsMemcachedUp(t *testing.T) {
 	e := newEnv(t)
-	e.startOperator(secretRecheck)
+	e.startSecurityOperator("")
 	c := e.newTLSCluster("montls")
 	e.createCluster("mon", "  replicas: 1\n  monitoring:\n    enabled: true\n")
 	e.createCluster("montls", "  replicas: 1\n  monitoring:\n    enabled: true\n  tls:\n    secretName: montls-tls\n    clientAuth: Require\n")
@@ -930,7 +944,7 @@ func (e *env) serving(cluster string, c *tlsCluster, password string) error {
 // condition.
 func TestBadSecretsKeepTheLastGoodConfiguration(t *testing.T) {
 	e := newEnv(t)
-	op := e.startOperator(secretRecheck)
+	op := e.startSecurityOperator("")
 	c := e.newTLSCluster("bad")
 	password := "pw-" + rand.String(20)
 	e.putSecret(authSecret("bad-auth", "alice:"+password+"\n"))
