@@ -51,6 +51,7 @@ struct Flags {
   milliseconds sweep_timeout{120000};
   std::string operator_namespace;  // default $POD_NAMESPACE (the chart sets it)
   std::map<std::string, std::string> operator_pod_labels;
+  milliseconds secret_recheck{30000};
 };
 
 // "k1=v1,k2=v2" into a map; nullopt when an item has no '=' or an empty key.
@@ -90,6 +91,7 @@ Flags parseFlags(int argc, char** argv) {
     ("operator-namespace", "namespace of the operator's pods, admitted by every cluster's NetworkPolicy (default: $POD_NAMESPACE; empty: none is admitted, e.g. outside the cluster)", cxxopts::value<std::string>()->default_value(""))
     ("operator-pod-labels", "labels of the operator's pods (k=v,k=v), admitted by every cluster's NetworkPolicy (empty: every pod of --operator-namespace)", cxxopts::value<std::string>()->default_value(""))
     ("stale-copy-sweep-timeout", "overall time for a scale-down's sweep of stale copies (members not done by then are reported and the drain goes on)", cxxopts::value<std::string>()->default_value("120s"))
+    ("secret-recheck-interval", "how often a cluster with spec.tls or spec.auth reads its Secrets again (they are read by name, never watched: the operator may only get Secrets)", cxxopts::value<std::string>()->default_value("30s"))
     ("version", "print the version and exit")
     ("h,help", "print this help and exit");
   // clang-format on
@@ -134,6 +136,7 @@ Flags parseFlags(int argc, char** argv) {
     f.retry_period = dur("retry-period");
     f.sweep_timeout = dur("stale-copy-sweep-timeout");
     f.watch_idle_timeout = dur("watch-idle-timeout");
+    f.secret_recheck = dur("secret-recheck-interval");
   } catch (const std::exception& e) {
     fail(absl::StrCat(e.what(), " (see --help)"), 2);
   }
@@ -192,6 +195,7 @@ int main(int argc, char** argv) {
   cluster.reconciler.cluster_domain = flags.cluster_domain;
   cluster.reconciler.operator_peer = {flags.operator_namespace, flags.operator_pod_labels};
   cluster.reconciler.sweeps.deadline = flags.sweep_timeout;
+  cluster.reconciler.secret_recheck = flags.secret_recheck;
   memcached::addClusterController(**mgr, cluster);
 
   (*mgr)->shutdownOnSignals();

@@ -86,7 +86,7 @@ void addClusterController(manager::Manager& manager, const ClusterControllerOpti
   auto reconciler = std::make_unique<ClusterReconciler>(
       manager.writer(), stores, manager.events(), manager.clock(),
       makeMemcachedConnectionCounter(), makeMemcachedStaleCopySweeper(),
-      makeMemcachedMemberFlusher(), options.reconciler);
+      makeMemcachedMemberFlusher(), makeMemcachedCertificateReloader(), options.reconciler);
   ClusterReconciler* sweeps = reconciler.get();
 
   controller::ControllerOptions controller_options;

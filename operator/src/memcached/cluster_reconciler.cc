@@ -87,6 +87,9 @@ struct ClusterReconciler::PassPlan {
   std::vector<PlannedEvent> events;
   std::optional<milliseconds> requeue;
   std::string delete_pod;  // a Warm rolling update restarts this member's pod ("" none)
+  // A referenced Secret is invalid: the StatefulSet is not written and no pod is deleted, since
+  // a memcached started now would load the bad files (the replicas stay where they are).
+  bool hold_pods = false;
 };
 
 // One reconcile pass. It holds only what is fixed for the pass (the reconciler, the context and
@@ -106,6 +109,14 @@ class ClusterReconciler::Pass {
  private:
   // Plan (with the reads its decisions ask for).
   absl::StatusOr<PassPlan> plan(const ClusterSnapshot& snap);
+  // What the Secrets' state adds to the plan: the hold, its events and the recheck.
+  void planSecrets(const ClusterSnapshot& snap, PassPlan& plan);
+  // status.tls: the members are asked to reload a rotated certificate until all serve it.
+  absl::Status planCertificateStep(const ClusterSnapshot& snap, PassPlan& plan);
+  MemberAccess access(const ClusterSnapshot& snap) const {
+    return MemberAccess{snap.ref.name, snap.ref.ns, r_.options_.cluster_domain,
+                        static_cast<int>(snap.parsed.spec.port), security_};
+  }
   absl::StatusOr<DrainStep> planDrainStep(const ClusterSnapshot& snap);
   absl::Status evaluateDrainStep(const ClusterSnapshot& snap, DrainStep& step);
   void settleSweep(const ClusterSnapshot& snap, const std::optional<DrainStatus>& drain);
@@ -163,12 +174,15 @@ class ClusterReconciler::Pass {
   const std::chrono::system_clock::time_point now_;
   const std::string now_text_;     // conditions: metav1.Time, whole seconds
   const std::string now_precise_;  // drain clock: microseconds, so a 4 s timeout is never 3.1 s
+  ClusterSecrets secrets_;         // the material this pass uses, and what is wrong (run())
+  MemberSecurityPtr security_;     // the connections to the members, built from secrets_
 };
 
 ClusterReconciler::ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores,
                                      kube::EventRecorder& events, const util::Clock& clock,
                                      ConnectionCounterPtr connections,
                                      StaleCopySweeperPtr sweeper, MemberFlusherPtr flusher,
+                                     CertificateReloaderPtr certificates,
                                      ClusterReconcilerOptions options)
     : api_(std::move(api)),
       stores_(stores),
@@ -176,6 +190,7 @@ ClusterReconciler::ClusterReconciler(kube::ApiClientPtr api, ClusterStores store
       clock_(clock),
       connections_(std::move(connections)),
       flusher_(std::move(flusher)),
+      certificates_(std::move(certificates)),
       options_(std::move(options)),
       sweeps_(std::make_unique<SweepRunner>(sweeper, clock, options_.sweeps)),
       transitions_(std::make_unique<TransitionRunner>(std::move(sweeper), clock)) {}
@@ -194,6 +209,7 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
     // Deleted: the children carry ownerReferences, so the garbage collector removes them.
     spdlog::debug("cluster gone cluster={}", request.key());
     forgetCluster(request.key());
+    secrets_.forget(request.key());
     sweeps_->drop(request.key(), "the cluster is deleted");
     transitions_->drop(request.key(), "the cluster is deleted");
     return controller::Result{};
@@ -224,6 +240,12 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run(Json cluster, bo
   // An invalid or paused spec, or a child name taken by another object: status is the only write.
   if (!snap->parsed.errors.empty() || snap->parsed.spec.paused) return recordOnly(*snap);
   if (!snap->children.conflicts.empty()) return recordConflicts(*snap);
+  // The Secrets the spec references, before anything is built from them (the pod template
+  // carries the auth file's hash).
+  secrets_ = observeSecrets(*r_.api_, r_.secrets_, *snap, now_);
+  auto security = buildMemberSecurity(secrets_);
+  if (!security.ok()) return security.status();
+  security_ = std::move(*security);
 
   // Plan.
   auto plan = this->plan(*snap);
@@ -260,11 +282,15 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   plan.current = snap.current_replicas;
   plan.replicas = decideReplicas(snap.children.stateful_set.has_value(), spec.replicas,
                                  plan.current, drain->drain);
+  plan.hold_pods = secrets_.hold();
+  if (plan.hold_pods && snap.children.stateful_set) plan.replicas = plan.current;
   const int64_t decided = plan.replicas;
 
-  RolloutStep rollout = planRolloutStep(snap, drain->drain);
+  // While held, no rolling update starts; one under way goes on but deletes no pod.
+  RolloutStep rollout;
+  if (!plan.hold_pods || snap.recorded.rollout) rollout = planRolloutStep(snap, drain->drain);
   plan.status.rollout = rollout.rollout;
-  plan.delete_pod = rollout.delete_pod;
+  if (!plan.hold_pods) plan.delete_pod = rollout.delete_pod;
   auto members = planMembership(snap, drain->drain, decided, rollout.excluded);
   if (!members.ok()) return members.status();
   plan.status.members = members->members;
@@ -299,10 +325,83 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   plan.conditions.transition_message = transition.message;
   plan.conditions.rollout_message = rollout.message;
   plan.conditions.scaling_up = decided > plan.current;
+  planSecrets(snap, plan);
+  if (auto s = planCertificateStep(snap, plan); !s.ok()) return s;
   const ConditionsDecision conditions = decideConditions(plan.conditions);
   applyConditions(conditions, now_text_, plan.status.conditions);
   plan.status.phase = conditions.phase;
   return plan;
+}
+
+// One Warning event per distinct problem, not per pass: a problem already in the recorded
+// Degraded message was reported. A cluster referencing Secrets is looked at again every
+// secret_recheck, since nothing wakes it when a Secret changes.
+void ClusterReconciler::Pass::planSecrets(const ClusterSnapshot& snap, PassPlan& plan) {
+  const ClusterSpec& spec = snap.parsed.spec;
+  if (spec.tls.enabled || spec.auth.enabled) {
+    keepShorter(plan.requeue, r_.options_.secret_recheck);
+  }
+  plan.conditions.secret_problems = secrets_.problems;
+  const Condition* prev = findCondition(snap.recorded.conditions, kConditionDegraded);
+  for (const auto& p : secrets_.problems) {
+    if (prev && prev->status == "True" && prev->message.find(p.message) != std::string::npos) {
+      continue;
+    }
+    spdlog::warn("invalid secret cluster={} reason={} detail={}", snap.key, p.reason,
+                 util::quoted(p.message));
+    plan.events.push_back({kube::EventSeverity::kWarning, p.reason,
+                           absl::StrCat(p.message, "; holding pod starts, restarts and "
+                                                   "deletions until it is fixed")});
+  }
+}
+
+// status.tls and the reloads of a rotated certificate. Never while the TLS Secret is invalid:
+// refresh_certs would load its bad files (status keeps what was recorded).
+absl::Status ClusterReconciler::Pass::planCertificateStep(const ClusterSnapshot& snap,
+                                                          PassPlan& plan) {
+  const ClusterSpec& spec = snap.parsed.spec;
+  if (!spec.tls.enabled) {
+    plan.status.tls.reset();
+    return absl::OkStatus();
+  }
+  const bool invalid = std::any_of(secrets_.problems.begin(), secrets_.problems.end(),
+                                   [](const SecretProblem& p) {
+                                     return p.reason == kReasonTlsSecretInvalid;
+                                   });
+  if (invalid || !secrets_.tls) return absl::OkStatus();  // status.tls as recorded
+  CertificateInput in;
+  in.key = snap.key;
+  in.tls = &*secrets_.tls;
+  in.recorded = snap.recorded.tls;
+  in.now = now_;
+  in.recheck = r_.options_.certificate_recheck;
+  std::vector<MemberEndpoint> members;
+  for (const auto& m : plan.status.members) {
+    if (m.state != MemberState::kActive || m.address.empty()) continue;
+    in.members.push_back(m.name);
+    members.push_back(
+        MemberEndpoint{m.name, m.address, static_cast<int>(spec.port), m.host, security_});
+  }
+  CertificateChecks checks;
+  if (certificatesNeedCheck(in)) {
+    auto checked = checkCertificates(ctx_, *r_.certificates_, members, in.tls->server.sha256);
+    if (!checked.ok()) return checked.status();
+    checks = std::move(*checked);
+  }
+  CertificateStep step = planCertificates(in, checks);
+  plan.status.tls = step.tls;
+  plan.events.insert(plan.events.end(), step.events.begin(), step.events.end());
+  if (step.requeue) keepShorter(plan.requeue, *step.requeue);
+  plan.conditions.certificate_failures = step.failures;
+  const Condition* prev = findCondition(snap.recorded.conditions, kConditionDegraded);
+  for (const auto& f : step.failures) {
+    if (prev && prev->status == "True" && prev->message.find(f) != std::string::npos) continue;
+    spdlog::warn("certificate reload failed cluster={} detail={}", snap.key, util::quoted(f));
+    plan.events.push_back({kube::EventSeverity::kWarning, kReasonCertificateReloadFailed,
+                           absl::StrCat("refresh_certs failed on ", f,
+                                        "; the member keeps serving its previous certificate")});
+  }
+  return absl::OkStatus();
 }
 
 // The drain step, with what it needs to see in between: the sweep's progress, then (once swept
@@ -316,7 +415,7 @@ absl::StatusOr<DrainStep> ClusterReconciler::Pass::planDrainStep(const ClusterSn
   DrainStep step = planDrain(in);
   if (step.next == DrainNext::kSweep) {
     const SweepObservation sweep = observeSweep(ctx_, *r_.api_, r_.stores_, *r_.sweeps_, snap,
-                                                *step.drain, r_.options_.sweep_wait);
+                                                *step.drain, r_.options_.sweep_wait, security_);
     applySweep(step, sweep, snap.key, r_.options_.max_poll_interval);
   }
   if (step.next == DrainNext::kEvaluate) {
@@ -336,8 +435,7 @@ absl::Status ClusterReconciler::Pass::evaluateDrainStep(const ClusterSnapshot& s
   if (eval.clock.measuring) {
     eval.probes = drainConnectionProbes(*step.drain, snap.ref.name, snap.recorded.members,
                                         snap.pods);
-    auto counts = measureConnections(ctx_, *r_.connections_, eval.probes,
-                                     static_cast<int>(spec.port));
+    auto counts = measureConnections(ctx_, *r_.connections_, eval.probes, access(snap));
     if (!counts.ok()) return counts.status();
     eval.counts = std::move(*counts);
   }
@@ -422,7 +520,8 @@ void ClusterReconciler::Pass::observeTransitionWork(const ClusterSnapshot& snap,
                       [&](const PublishedServer& f) { return f.name == s.name; })) {
         continue;
       }
-      if (auto flushed = r_.flusher_->flushAll(s.address, static_cast<int>(s.port));
+      if (auto flushed = r_.flusher_->flushAll(
+              MemberEndpoint{s.name, s.address, static_cast<int>(s.port), s.host, security_});
           !flushed.ok()) {
         spdlog::warn("transition: cannot empty a joining member cluster={} pod={} error={}",
                      snap.key, s.name, util::quoted(std::string(flushed.message())));
@@ -435,6 +534,7 @@ void ClusterReconciler::Pass::observeTransitionWork(const ClusterSnapshot& snap,
   }
   if (!progress) {
     auto work = transitionWork(step, snap.key, snap.parsed.spec.hashing, in.settings);
+    if (work.ok()) work->copy.security = security_;  // the copy's and the clean's connections
     if (!work.ok()) {
       progress = TransitionWorkProgress{true, work.status(), {}, {}, {}};
     } else if (runner.start(snap.key, *id, std::move(*work))) {
@@ -498,8 +598,8 @@ absl::StatusOr<MembershipResult> ClusterReconciler::Pass::planMembership(
   }
   in.previous = snap.recorded.members;
   in.pods = snap.pods;
-  auto probed = probeJoiners(ctx_, *r_.connections_, *r_.flusher_, joinProbes(in),
-                             static_cast<int>(snap.parsed.spec.port), snap.key);
+  auto probed =
+      probeJoiners(ctx_, *r_.connections_, *r_.flusher_, joinProbes(in), access(snap), snap.key);
   if (!probed.ok()) return probed.status();
   MembershipResult result = planMembers(in, *probed);
   for (const auto& name : result.joined) {
@@ -750,6 +850,7 @@ absl::Status ClusterReconciler::Pass::act(const ClusterSnapshot& snap, const Pas
   if (auto s = ensurePodDisruptionBudget(snap); !s.ok()) return s;
   if (auto s = ensureNetworkPolicyAndServiceMonitor(snap); !s.ok()) return s;
   if (auto s = publish(snap, plan, events); !s.ok()) return s;
+  if (plan.hold_pods) return absl::OkStatus();  // see PassPlan::hold_pods
   if (auto s = ensureStatefulSet(snap, plan, events, requeue); !s.ok()) return s;
   return restartMember(snap, plan, events);
 }

@@ -5,7 +5,8 @@
 // changed) and act (desired_objects.h: the children, applied only where they drift).
 // Thread-safety: reconcile() may run on several workers at once for different clusters (the
 // workqueue never runs one key twice at once); everything that must survive a restart lives in
-// the cluster's status. The things held in memory are the stale-copy sweep of a drain (a
+// the cluster's status. The things held in memory are the last good material of the Secrets a
+// cluster references (SecretTracker), the stale-copy sweep of a drain (a
 // SweepRunner) and the copy and clean work of a Warm transition (a TransitionRunner), both run
 // off the workers: a restart loses them and the next pass starts them again (a copy resumes
 // from the cursors recorded in status.transition).
@@ -18,6 +19,8 @@
 #include "controller/reconciler.h"
 #include "kube/api_client.h"
 #include "kube/event_recorder.h"
+#include "memcached/certificate_rotation.h"
+#include "memcached/cluster_security.h"
 #include "memcached/connection_counter.h"
 #include "memcached/member_flusher.h"
 #include "memcached/network_policy.h"
@@ -45,6 +48,12 @@ struct ClusterReconcilerOptions {
   // Context). 0 never holds a reconcile worker; tests use it to record a fake's instant sweep
   // in the pass that started it.
   std::chrono::milliseconds sweep_wait{0};
+  // A cluster with spec.tls or spec.auth is looked at again this often: Secrets are read by
+  // name, never watched (the operator may only `get` them), so a rotated or fixed Secret is
+  // seen within this interval (--secret-recheck-interval).
+  std::chrono::milliseconds secret_recheck{30000};
+  // A member that does not serve a rotated certificate yet is looked at again this often.
+  std::chrono::milliseconds certificate_recheck{10000};
 };
 
 class ClusterReconciler : public controller::Reconciler {
@@ -52,7 +61,7 @@ class ClusterReconciler : public controller::Reconciler {
   ClusterReconciler(kube::ApiClientPtr api, ClusterStores stores, kube::EventRecorder& events,
                     const util::Clock& clock, ConnectionCounterPtr connections,
                     StaleCopySweeperPtr sweeper, MemberFlusherPtr flusher,
-                    ClusterReconcilerOptions options = {});
+                    CertificateReloaderPtr certificates, ClusterReconcilerOptions options = {});
   ~ClusterReconciler() override;
 
   absl::StatusOr<controller::Result> reconcile(const controller::Request& request,
@@ -71,9 +80,11 @@ class ClusterReconciler : public controller::Reconciler {
   const util::Clock& clock_;
   ConnectionCounterPtr connections_;
   MemberFlusherPtr flusher_;
+  CertificateReloaderPtr certificates_;
   ClusterReconcilerOptions options_;
   SweepRunnerPtr sweeps_;
   TransitionRunnerPtr transitions_;
+  SecretTracker secrets_;  // each cluster's last good TLS and auth material
 };
 
 }  // namespace mcop::memcached

@@ -178,6 +178,21 @@ ClusterStatus parseClusterStatus(const Json& cluster) {
     s.transition = parseTransition(*t);
   }
   s.ring_established = boolAt(*st, {"ringEstablished"}).value_or(false);
+  if (const Json* t = findPath(*st, {"tls"}); t && t->is_object()) {
+    TlsStatus tls;
+    tls.secret_name = stringAt(*t, {"secretName"});
+    tls.secret_resource_version = stringAt(*t, {"secretResourceVersion"});
+    tls.certificate_sha256 = stringAt(*t, {"certificateSHA256"});
+    tls.not_after = stringAt(*t, {"notAfter"});
+    tls.members_serving = intAt(*t, {"membersServing"}).value_or(0);
+    if (const Json* names = findPath(*t, {"pending"}); names && names->is_array()) {
+      for (const auto& n : names->as_array()) {
+        if (n.is_string()) tls.pending.push_back(n.as_string());
+      }
+    }
+    tls.expiry_warned = boolAt(*t, {"expiryWarned"}).value_or(false);
+    s.tls = std::move(tls);
+  }
   if (const Json* r = findPath(*st, {"rollout"}); r && r->is_object()) {
     RolloutStatus rollout{stringAt(*r, {"member"}), stringAt(*r, {"phase"}),
                           stringAt(*r, {"revision"}), stringAt(*r, {"startedAt"})};
@@ -237,6 +252,16 @@ Json clusterStatusToJson(const ClusterStatus& s) {
                                  {"phase", jsonString(s.rollout->phase)},
                                  {"revision", jsonString(s.rollout->revision)},
                                  {"startedAt", jsonString(s.rollout->started_at)}});
+  }
+  if (s.tls) {
+    Json t = jsonObject({{"secretName", jsonString(s.tls->secret_name)},
+                         {"secretResourceVersion", jsonString(s.tls->secret_resource_version)},
+                         {"certificateSHA256", jsonString(s.tls->certificate_sha256)},
+                         {"notAfter", jsonString(s.tls->not_after)},
+                         {"membersServing", Json::number(s.tls->members_serving)}});
+    if (!s.tls->pending.empty()) t["pending"] = jsonStringArray(s.tls->pending);
+    if (s.tls->expiry_warned) t["expiryWarned"] = Json::boolean(true);
+    out["tls"] = t;
   }
   std::vector<Json> conds;
   for (const auto& c : s.conditions) {

@@ -140,6 +140,21 @@ struct RolloutStatus {
   friend bool operator==(const RolloutStatus&, const RolloutStatus&) = default;
 };
 
+// status.tls: which certificate the members serve (spec.tls; docs/secrets-and-rotation.md).
+// Rewritten when the validated Secret changes: the members are asked to reload (refresh_certs)
+// until every one serves its tls.crt. Public data only (a certificate's hash and expiry).
+struct TlsStatus {
+  std::string secret_name;
+  std::string secret_resource_version;  // of the Secret the certificate below came from
+  std::string certificate_sha256;       // SHA-256 (hex) of tls.crt's leaf, DER
+  std::string not_after;                // RFC 3339: its expiry
+  int64_t members_serving = 0;          // members seen serving it
+  std::vector<std::string> pending;     // members not serving it yet, ordinal order
+  bool expiry_warned = false;           // CertificateExpiringSoon was sent for it
+
+  friend bool operator==(const TlsStatus&, const TlsStatus&) = default;
+};
+
 struct Condition {
   std::string type;
   std::string status;  // "True", "False", "Unknown"
@@ -167,6 +182,7 @@ struct ClusterStatus {
   std::optional<DrainStatus> drain;
   std::optional<TransitionStatus> transition;
   std::optional<RolloutStatus> rollout;
+  std::optional<TlsStatus> tls;  // spec.tls on and its Secret validated at least once
   // The published ring has held spec.replicas members at least once. Until then the cluster is
   // coming up and its members join without Warm transitions (each would cost the propagation
   // waits, with little or nothing cached to keep warm).

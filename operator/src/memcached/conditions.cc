@@ -105,7 +105,17 @@ Condition degradedCondition(const ConditionsInput& in) {
     return prev && prev->status == "True" && prev->reason == reason &&
            prev->observed_generation == in.generation;
   };
-  if (!failing.empty()) {
+  if (!in.secret_problems.empty()) {
+    degraded.status = "True";
+    degraded.reason = in.secret_problems.front().reason;
+    degraded.message = secretProblemsMessage(in.secret_problems);
+  } else if (!in.certificate_failures.empty()) {
+    degraded.status = "True";
+    degraded.reason = "CertificateReloadFailed";
+    degraded.message = absl::StrCat(
+        "refresh_certs failed on ", absl::StrJoin(in.certificate_failures, "; "),
+        ": those members keep serving their previous certificate; retried every few seconds");
+  } else if (!failing.empty()) {
     degraded.status = "True";
     degraded.reason = "PodsFailing";
     degraded.message = absl::StrCat("pods cannot run: ", absl::StrJoin(failing, ", "));

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "memcached/cluster_security.h"
 #include "memcached/cluster_spec.h"
 #include "memcached/cluster_status.h"
 #include "memcached/membership.h"
@@ -40,6 +41,12 @@ struct ConditionsInput {
   bool rolling_update = false;      // the StatefulSet's update and current revisions differ
   std::string rollout_message;      // a Warm rolling update's account of itself; "" = none
   std::vector<std::string> measure_failures;  // members whose stats could not be read
+  // A referenced Secret is invalid (cluster_security.h): Degraded says so first, whatever else
+  // is wrong, because it holds every pod start, restart and deletion until fixed.
+  std::vector<SecretProblem> secret_problems;
+  // Members whose refresh_certs failed ("member: error"): they keep serving their previous
+  // certificate.
+  std::vector<std::string> certificate_failures;
   int64_t config_version = 0;
   // Degraded as recorded before this pass: a DrainTimeout (and, with carry_write_failure, an
   // ApplyFailed) of this generation is kept.

@@ -18,9 +18,9 @@ class MemcachedConnectionCounter : public ConnectionCounter {
  public:
   explicit MemcachedConnectionCounter(std::chrono::milliseconds timeout) : timeout_(timeout) {}
 
-  absl::StatusOr<int64_t> currentConnections(const std::string& address, int port) override {
-    auto admin = clientconfig::MemcachedAdmin::connect(address, static_cast<uint16_t>(port),
-                                                       timeout_);
+  absl::StatusOr<int64_t> currentConnections(const MemberEndpoint& member) override {
+    const std::string& address = member.address;
+    auto admin = connectMember(member, timeout_);
     if (!admin.ok()) return adminStatus(admin.error());
     auto stats = (*admin)->stats();
     if (!stats.ok()) return adminStatus(stats.error());
@@ -44,7 +44,7 @@ class MemcachedConnectionCounter : public ConnectionCounter {
 class MemcachedConnectionCounter : public ConnectionCounter {
  public:
   explicit MemcachedConnectionCounter(std::chrono::milliseconds) {}
-  absl::StatusOr<int64_t> currentConnections(const std::string&, int) override {
+  absl::StatusOr<int64_t> currentConnections(const MemberEndpoint&) override {
     return absl::UnimplementedError("built without libclientconfig's MemcachedAdmin");
   }
 };

@@ -12,6 +12,8 @@
 
 #include <absl/status/statusor.h>
 
+#include "memcached/member_connection.h"
+
 namespace mcop::memcached {
 
 class ConnectionCounter {
@@ -22,7 +24,8 @@ class ConnectionCounter {
   // over one connection says 1). Other connections that are not applications (an exporter
   // sidecar, a health check) count too, which is why the drain compares it against a baseline
   // measured the same way before the pod joined the ring.
-  virtual absl::StatusOr<int64_t> currentConnections(const std::string& address, int port) = 0;
+  // Asked over a connection secured as `member.security` says (TLS, authentication).
+  virtual absl::StatusOr<int64_t> currentConnections(const MemberEndpoint& member) = 0;
 };
 using ConnectionCounterPtr = std::shared_ptr<ConnectionCounter>;
 

@@ -12,9 +12,10 @@ class MemcachedMemberFlusher : public MemberFlusher {
  public:
   explicit MemcachedMemberFlusher(std::chrono::milliseconds timeout) : timeout_(timeout) {}
 
-  absl::Status flushAll(const std::string& address, int port) override {
-    auto admin = clientconfig::MemcachedAdmin::connect(address, static_cast<uint16_t>(port),
-                                                       timeout_);
+  absl::Status flushAll(const MemberEndpoint& member) override {
+    const std::string& address = member.address;
+    const int port = member.port;
+    auto admin = connectMember(member, timeout_);
     if (!admin.ok()) return absl::UnavailableError(admin.error().toString());
     auto answer = (*admin)->command("flush_all");
     if (!answer.ok()) return absl::UnavailableError(answer.error().toString());

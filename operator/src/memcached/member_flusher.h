@@ -12,13 +12,16 @@
 
 #include <absl/status/status.h>
 
+#include "memcached/member_connection.h"
+
 namespace mcop::memcached {
 
 class MemberFlusher {
  public:
   virtual ~MemberFlusher() = default;
-  // Invalidates every item on the memcached at address:port (`flush_all`, answered `OK`).
-  virtual absl::Status flushAll(const std::string& address, int port) = 0;
+  // Invalidates every item on `member` (`flush_all`, answered `OK`), over a connection secured
+  // as member.security says.
+  virtual absl::Status flushAll(const MemberEndpoint& member) = 0;
 };
 using MemberFlusherPtr = std::shared_ptr<MemberFlusher>;
 

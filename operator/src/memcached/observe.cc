@@ -146,10 +146,19 @@ absl::StatusOr<ClusterSnapshot> observeCluster(kube::ApiClient& api, const Clust
   return snap;
 }
 
+ClusterSecrets observeSecrets(kube::ApiClient& api, SecretTracker& tracker, ClusterSnapshot& snap,
+                              std::chrono::system_clock::time_point now) {
+  ClusterSpec& spec = snap.parsed.spec;
+  ClusterSecrets secrets =
+      tracker.resolve(snap.key, snap.ref.uid, readClusterSecrets(api, snap.ref.ns, spec, now));
+  if (secrets.auth) spec.auth.file_hash = secrets.auth->file_hash;
+  return secrets;
+}
+
 SweepObservation observeSweep(const controller::Context& ctx, kube::ApiClient& api,
                               const ClusterStores& stores, SweepRunner& sweeps,
                               const ClusterSnapshot& snap, const DrainStatus& drain,
-                              std::chrono::milliseconds wait) {
+                              std::chrono::milliseconds wait, MemberSecurityPtr security) {
   using Kind = SweepObservation::Kind;
   SweepObservation out;
   const std::string& cm_name = snap.parsed.spec.config_map_name;
@@ -188,7 +197,7 @@ SweepObservation observeSweep(const controller::Context& ctx, kube::ApiClient& a
   // routed by a ring clients no longer use, and start() replaces it.
   const SweepId id{snap.ref.uid, drain.target_replicas, drain.members, (*ring)->version()};
   auto progress = sweeps.progress(snap.key, id, ctx.bound(wait));
-  if (!progress && sweeps.start(snap.key, id, *ring, staying)) {
+  if (!progress && sweeps.start(snap.key, id, *ring, staying, std::move(security))) {
     progress = sweeps.progress(snap.key, id, ctx.bound(wait));
   }
   out.ring_version = (*ring)->version();
@@ -213,33 +222,53 @@ SweepObservation observeSweep(const controller::Context& ctx, kube::ApiClient& a
 absl::StatusOr<ConnectionCounts> measureConnections(const controller::Context& ctx,
                                                     ConnectionCounter& counter,
                                                     const std::vector<ConnectionProbe>& probes,
-                                                    int port) {
+                                                    const MemberAccess& access) {
   ConnectionCounts counts;
   for (const auto& probe : probes) {
     if (ctx.isCancelled()) return ctx.doneStatus("measuring the outgoing members' connections");
     if (ctx.done()) break;  // the rest count as unmeasured: the drain waits for them
-    counts.emplace(probe.name, counter.currentConnections(probe.address, port));
+    counts.emplace(probe.name,
+                   counter.currentConnections(access.endpoint(probe.name, probe.address)));
   }
   return counts;
 }
 
 absl::StatusOr<JoinProbeResults> probeJoiners(const controller::Context& ctx,
                                               ConnectionCounter& counter, MemberFlusher& flusher,
-                                              const std::vector<JoinProbe>& probes, int port,
-                                              const std::string& key) {
+                                              const std::vector<JoinProbe>& probes,
+                                              const MemberAccess& access, const std::string& key) {
   JoinProbeResults results;
   for (const auto& probe : probes) {
     if (ctx.isCancelled()) return ctx.doneStatus("probing the members about to join");
     if (ctx.done()) break;  // the rest stay joining until a later pass probes them
     JoinProbeResult& result = results[probe.name];
+    const MemberEndpoint member = access.endpoint(probe.name, probe.address);
     if (probe.flush) {
-      result.flushed = flusher.flushAll(probe.address, port);
+      result.flushed = flusher.flushAll(member);
       if (!result.flushed->ok()) continue;
       spdlog::info("emptied returning member cluster={} pod={}", key, probe.name);
     }
-    if (probe.measure) result.connections = counter.currentConnections(probe.address, port);
+    if (probe.measure) result.connections = counter.currentConnections(member);
   }
   return results;
+}
+
+absl::StatusOr<CertificateChecks> checkCertificates(const controller::Context& ctx,
+                                                    CertificateReloader& reloader,
+                                                    const std::vector<MemberEndpoint>& members,
+                                                    const std::string& want) {
+  CertificateChecks checks;
+  for (const auto& m : members) {
+    if (ctx.isCancelled()) return ctx.doneStatus("checking the members' certificates");
+    if (ctx.done()) break;  // the rest stay pending until a later pass
+    CertificateCheck& c = checks[m.name];
+    c.before = reloader.servedCertificate(m);
+    if (!c.before->ok() || **c.before == want) continue;
+    c.reload = reloader.reloadCertificates(m);
+    if (!c.reload->ok()) continue;
+    c.after = reloader.servedCertificate(m);
+  }
+  return checks;
 }
 
 absl::StatusOr<Json> endpointsAfterPublish(kube::ApiClient& api, const ClusterSnapshot& snap,

@@ -19,12 +19,15 @@
 #include "controller/reconciler.h"
 #include "kube/api_client.h"
 #include "kube/object_store.h"
+#include "memcached/certificate_rotation.h"
+#include "memcached/cluster_security.h"
 #include "memcached/cluster_spec.h"
 #include "memcached/cluster_status.h"
 #include "memcached/connection_counter.h"
 #include "memcached/desired_objects.h"
 #include "memcached/drain.h"
 #include "memcached/member_flusher.h"
+#include "memcached/member_connection.h"
 #include "memcached/membership.h"
 #include "memcached/sweep_runner.h"
 
@@ -77,9 +80,30 @@ struct ClusterSnapshot {
   int64_t current_replicas = 0;  // the StatefulSet's spec.replicas; 0 without one
 };
 
+// How a pass reaches its cluster's members: the port, their published DNS names (the TLS server
+// name) and the security of the connections (null: plaintext).
+struct MemberAccess {
+  std::string cluster;  // name
+  std::string ns;
+  std::string domain;
+  int port = 11211;
+  MemberSecurityPtr security;
+
+  MemberEndpoint endpoint(const std::string& pod, const std::string& address) const {
+    return MemberEndpoint{pod, address, port, memberHost(pod, cluster, ns, domain), security};
+  }
+};
+
 // The controller ownerReference of `obj`, if any; whether it names `uid`.
 const Json* controllerOf(const Json& obj);
 bool controlledBy(const Json& obj, const std::string& uid);
+
+// The Secrets `snap`'s spec references, read by name and validated (cluster_security.h) and
+// resolved against the cluster's last good material in `tracker`; sets
+// snap.parsed.spec.auth.file_hash to the hash of the auth file in use (the validated one, else
+// the last good one), which the pod template carries.
+ClusterSecrets observeSecrets(kube::ApiClient& api, SecretTracker& tracker, ClusterSnapshot& snap,
+                              std::chrono::system_clock::time_point now);
 
 // Reads the snapshot of `cluster` (from the clusters cache). Fails only when an API lookup of an
 // uncached child name fails (other than NotFound).
@@ -89,10 +113,11 @@ absl::StatusOr<ClusterSnapshot> observeCluster(kube::ApiClient& api, const Clust
 // The stale-copy sweep of `drain`: reads the live endpoints (the API server, the cache when it
 // fails), starts the sweep in `sweeps` if it is not held, and waits up to ctx.bound(wait) for an
 // unfinished one.
+// `security` secures the sweep's connections.
 SweepObservation observeSweep(const controller::Context& ctx, kube::ApiClient& api,
                               const ClusterStores& stores, SweepRunner& sweeps,
                               const ClusterSnapshot& snap, const DrainStatus& drain,
-                              std::chrono::milliseconds wait);
+                              std::chrono::milliseconds wait, MemberSecurityPtr security);
 
 // curr_connections of each probe, by name. Cancelled when the controller is stopping; past the
 // deadline the remaining probes are left out (the drain counts them as not measured, so it
@@ -100,7 +125,7 @@ SweepObservation observeSweep(const controller::Context& ctx, kube::ApiClient& a
 absl::StatusOr<ConnectionCounts> measureConnections(const controller::Context& ctx,
                                                     ConnectionCounter& counter,
                                                     const std::vector<ConnectionProbe>& probes,
-                                                    int port);
+                                                    const MemberAccess& access);
 
 // Empties (flush_all) and measures the members about to join, in that order: a member that
 // cannot be emptied is not measured (and does not join). Cancelled when the controller is
@@ -110,8 +135,16 @@ absl::StatusOr<ConnectionCounts> measureConnections(const controller::Context& c
 // probes them, so a few hung members cannot keep the others from joining.
 absl::StatusOr<JoinProbeResults> probeJoiners(const controller::Context& ctx,
                                               ConnectionCounter& counter, MemberFlusher& flusher,
-                                              const std::vector<JoinProbe>& probes, int port,
-                                              const std::string& key);
+                                              const std::vector<JoinProbe>& probes,
+                                              const MemberAccess& access, const std::string& key);
+
+// The certificate each of `members` serves, and for one that does not serve `want`,
+// refresh_certs and a second look (certificate_rotation.h). Cancelled when the controller is
+// stopping; past the deadline the remaining members are left out (they count as pending).
+absl::StatusOr<CertificateChecks> checkCertificates(const controller::Context& ctx,
+                                                    CertificateReloader& reloader,
+                                                    const std::vector<MemberEndpoint>& members,
+                                                    const std::string& want);
 
 // The endpoints clients may read once this pass has published: when the pass publishes (the
 // cache differs from `decided`), `decided` itself (it is written before the StatefulSet, and a

@@ -154,16 +154,17 @@ class MemcachedStaleCopySweeper : public StaleCopySweeper {
       : timeout_(timeout), budget_(budget), busy_backoff_(busy_backoff) {}
 
   absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member,
-                                    const SweepControl& control) override {
+                                    const SweepControl& control,
+                                    const MemberSecurity* security) override {
     if (member >= ring.servers().size()) {
       return absl::InvalidArgumentError(absl::StrCat("no server ", member, " in the ring"));
     }
     if (auto s = control.check(); !s.ok()) return s;
     const clientconfig::Server& server = ring.servers()[member];
     const auto deadline = steady_clock::now() + budget_;
-    auto dump = clientconfig::MemcachedAdmin::connect(server.address, server.port, timeout_);
+    auto dump = connectMember(server.address, server.port, server.host, timeout_, security);
     if (!dump.ok()) return adminStatus(dump.error(), "connect");
-    auto deleter = clientconfig::MemcachedAdmin::connect(server.address, server.port, timeout_);
+    auto deleter = connectMember(server.address, server.port, server.host, timeout_, security);
     if (!deleter.ok()) return adminStatus(deleter.error(), "connect");
     SweepRun run(ring, member, control, {deadline, budget_, busy_backoff_}, std::move(*dump),
                  std::move(*deleter));

@@ -18,6 +18,7 @@
 #include <absl/status/statusor.h>
 
 #include "clientconfig/snapshot.h"
+#include "memcached/member_connection.h"
 
 namespace mcop::memcached {
 
@@ -47,9 +48,11 @@ class StaleCopySweeper {
   virtual ~StaleCopySweeper() = default;
   // Deletes from `ring.servers()[member]` (reached at its address and port) every item whose
   // key `ring` routes to another server. Idempotent; an error leaves some copies in place.
-  // Returns `control.check()`'s status when it stops early because of it.
+  // Returns `control.check()`'s status when it stops early because of it. Its connections are
+  // secured as `security` says (null: plaintext), the member's host its TLS server name.
   virtual absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member,
-                                            const SweepControl& control) = 0;
+                                            const SweepControl& control,
+                                            const MemberSecurity* security) = 0;
 };
 using StaleCopySweeperPtr = std::shared_ptr<StaleCopySweeper>;
 

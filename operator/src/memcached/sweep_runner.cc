@@ -31,6 +31,7 @@ struct SweepRunner::Job {
   std::string cluster;
   SweepId id;
   clientconfig::SnapshotPtr ring;
+  MemberSecurityPtr security;  // of the sweeper's connections
   std::vector<Member> members;  // ring order
   uint64_t seq = 0;             // start order
   uint64_t served = 0;          // when a member of it last got a thread (0: never)
@@ -87,7 +88,8 @@ SweepRunner::SweepRunner(StaleCopySweeperPtr sweeper, const util::Clock& clock,
 SweepRunner::~SweepRunner() { stop(); }
 
 bool SweepRunner::start(const std::string& cluster, const SweepId& id,
-                        clientconfig::SnapshotPtr ring, const std::vector<size_t>& members) {
+                        clientconfig::SnapshotPtr ring, const std::vector<size_t>& members,
+                        MemberSecurityPtr security) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) return false;
   forgetExpiredLocked();
@@ -100,6 +102,7 @@ bool SweepRunner::start(const std::string& cluster, const SweepId& id,
   job->cluster = cluster;
   job->id = id;
   job->ring = std::move(ring);
+  job->security = std::move(security);
   job->seq = next_seq_++;
   job->started = clock_.steadyNow();
   job->deadline = job->started + options_.deadline;
@@ -210,7 +213,7 @@ void SweepRunner::work() {
     if (absl::Status stop = control.check(); !stop.ok()) {
       counts = std::move(stop);  // cancelled or past the deadline before its turn came
     } else {
-      counts = sweeper_->sweep(*job->ring, m.index, control);
+      counts = sweeper_->sweep(*job->ring, m.index, control, job->security.get());
     }
     const auto took = duration_cast<milliseconds>(clock_.steadyNow() - t0);
 

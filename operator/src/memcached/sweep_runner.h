@@ -86,8 +86,9 @@ class SweepRunner {
   // unless the runner already holds the sweep `id` for it (running or finished): then nothing
   // changes. A sweep of the cluster with another id is cancelled and dropped first. Returns
   // false after stop().
+  // `security` secures the sweeper's connections (null: plaintext).
   bool start(const std::string& cluster, const SweepId& id, clientconfig::SnapshotPtr ring,
-             const std::vector<size_t>& members);
+             const std::vector<size_t>& members, MemberSecurityPtr security = {});
   // The progress of the sweep `id` of `cluster`; nullopt when the runner holds none (never
   // started, dropped, expired, or it holds another id). A positive `wait` blocks up to that
   // long for an unfinished sweep to finish.

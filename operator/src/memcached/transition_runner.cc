@@ -263,7 +263,8 @@ absl::Status TransitionRunner::Impl::sweepAll(Job& job, const SweepControl& cont
     if (!job.work.sweep_ring || member >= job.work.sweep_ring->servers().size()) {
       return absl::InvalidArgumentError(absl::StrCat(what, ": not a member of the ring"));
     }
-    absl::StatusOr<SweepCounts> counts = sweeper->sweep(*job.work.sweep_ring, member, control);
+    absl::StatusOr<SweepCounts> counts =
+        sweeper->sweep(*job.work.sweep_ring, member, control, job.work.copy.security.get());
     if (!counts.ok()) return prefixed(counts.status(), what);
     std::lock_guard<std::mutex> lock(mu);
     job.swept.scanned += counts->scanned;

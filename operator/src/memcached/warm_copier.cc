@@ -108,9 +108,11 @@ class CopyRun {
     }
     if (auto s = stopCheck(); !s.ok()) return s;
     const auto& server = current_.servers()[source_];
-    auto dump = MemcachedAdmin::connect(server.address, server.port, options_.timeout);
+    const MemberSecurity* security = options_.security.get();
+    auto dump = connectMember(server.address, server.port, server.host, options_.timeout, security);
     if (!dump.ok()) return adminStatus(dump.error(), "connect to source " + server.name);
-    auto reader = MemcachedAdmin::connect(server.address, server.port, options_.timeout);
+    auto reader =
+        connectMember(server.address, server.port, server.host, options_.timeout, security);
     if (!reader.ok()) return adminStatus(reader.error(), "connect to source " + server.name);
     dump_ = std::move(*dump);
     reader_ = std::move(*reader);
@@ -266,7 +268,8 @@ class CopyRun {
     auto& slot = targets_[index];
     if (slot.admin) return slot.admin.get();
     const auto& server = next_.servers()[index];
-    auto admin = MemcachedAdmin::connect(server.address, server.port, options_.timeout);
+    auto admin = connectMember(server.address, server.port, server.host, options_.timeout,
+                               options_.security.get());
     if (!admin.ok()) return adminStatus(admin.error(), "connect to target " + server.name);
     auto time = serverTime(**admin, "target " + server.name);
     if (!time.ok()) return time.status();

@@ -44,6 +44,7 @@
 #include <absl/status/status.h>
 
 #include "clientconfig/snapshot.h"
+#include "memcached/member_connection.h"
 #include "memcached/stale_copy_sweeper.h"
 #include "util/clock.h"
 
@@ -64,6 +65,9 @@ struct WarmCopyOptions {
   int64_t min_ttl_seconds = 2;  // items expiring sooner are not copied
   std::chrono::milliseconds timeout{2000};  // each connect and each read
   std::chrono::milliseconds busy_backoff{100};  // pause after a BUSY metadump, doubling to 1 s
+  // Secures every connection (source and targets; null: plaintext), each server's host its TLS
+  // server name.
+  MemberSecurityPtr security;
 };
 
 // scanned, candidates, already_done and skipped_bound describe the latest enumeration; the

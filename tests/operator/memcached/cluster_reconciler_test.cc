@@ -4,6 +4,7 @@
 // without counting them as operator writes.
 #include "memcached/cluster_reconciler.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -21,6 +22,11 @@
 #include "memcached/json_util.h"
 #include "memcached/metrics.h"
 #include "testing/fake_clock.h"
+#include "test_pki.h"
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sstream>
 
 namespace mcop::memcached {
 namespace {
@@ -33,9 +39,11 @@ using std::chrono::seconds;
 
 class FakeConnectionCounter : public ConnectionCounter {
  public:
-  absl::StatusOr<int64_t> currentConnections(const std::string& address, int port) override {
+  absl::StatusOr<int64_t> currentConnections(const MemberEndpoint& member) override {
+    const std::string& address = member.address;
     std::lock_guard<std::mutex> lock(mu_);
     ++calls_;
+    endpoints_.push_back(member);
     if (failing_.count(address)) return absl::UnavailableError("connect refused " + address);
     auto it = conns_.find(address);
     return it == conns_.end() ? kBaseline : it->second;
@@ -56,6 +64,11 @@ class FakeConnectionCounter : public ConnectionCounter {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_;
   }
+  // Every member asked, as asked (host, security).
+  std::vector<MemberEndpoint> endpoints() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return endpoints_;
+  }
   // The measuring connection alone, as a fresh memcached 1.6.x reports it (listening sockets
   // are not counted).
   static constexpr int64_t kBaseline = 1;
@@ -65,12 +78,14 @@ class FakeConnectionCounter : public ConnectionCounter {
   std::map<std::string, int64_t> conns_;
   std::set<std::string> failing_;
   int calls_ = 0;
+  std::vector<MemberEndpoint> endpoints_;
 };
 
 // Records each flush_all, and can fail it.
 class FakeMemberFlusher : public MemberFlusher {
  public:
-  absl::Status flushAll(const std::string& address, int port) override {
+  absl::Status flushAll(const MemberEndpoint& member) override {
+    const std::string& address = member.address;
     std::lock_guard<std::mutex> lock(mu_);
     if (failing_) return absl::UnavailableError("connect refused " + address);
     flushed_.push_back(address);
@@ -104,8 +119,10 @@ class FakeStaleCopySweeper : public StaleCopySweeper {
     std::vector<std::string> published_then;
   };
   absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member,
-                                    const SweepControl& control) override {
+                                    const SweepControl& control,
+                                    const MemberSecurity* security) override {
     std::unique_lock<std::mutex> lock(mu_);
+    securities_.push_back(security);
     Call call{ring.servers()[member].name, {}, ring.hashing(), ring.version(), {}};
     for (const auto& s : ring.servers()) call.ring.push_back(s.name);
     if (hook_) call.published_then = hook_();
@@ -163,6 +180,54 @@ class FakeStaleCopySweeper : public StaleCopySweeper {
   bool held_ = false;
   std::set<std::string> failing_;
   std::function<std::vector<std::string>()> hook_;
+  std::vector<const MemberSecurity*> securities_;
+};
+
+// The certificate each member serves (by address), what refresh_certs makes it serve (the
+// files the kubelet projected), and members whose refresh_certs fails.
+class FakeCertificateReloader : public CertificateReloader {
+ public:
+  absl::StatusOr<std::string> servedCertificate(const MemberEndpoint& m) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++looks_;
+    auto it = served_.find(m.address);
+    if (it == served_.end()) return absl::UnavailableError("connect refused " + m.address);
+    return it->second;
+  }
+  absl::Status reloadCertificates(const MemberEndpoint& m) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++reloads_;
+    if (failing_.count(m.address)) return absl::InternalError("refresh_certs: ERROR");
+    if (auto it = projected_.find(m.address); it != projected_.end()) served_[m.address] = it->second;
+    return absl::OkStatus();
+  }
+  void serve(const std::string& address, const std::string& sha) {
+    std::lock_guard<std::mutex> lock(mu_);
+    served_[address] = sha;
+  }
+  void project(const std::string& address, const std::string& sha) {
+    std::lock_guard<std::mutex> lock(mu_);
+    projected_[address] = sha;
+  }
+  void fail(const std::string& address, bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (on) failing_.insert(address); else failing_.erase(address);
+  }
+  int reloads() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reloads_;
+  }
+  int looks() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return looks_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::string> served_, projected_;
+  std::set<std::string> failing_;
+  int reloads_ = 0;
+  int looks_ = 0;
 };
 
 std::string podIp(int ordinal) { return "127.0.10." + std::to_string(ordinal + 1); }
@@ -195,7 +260,7 @@ class ClusterReconcilerTest : public testing::Test {
                          serve_service_monitors_ ? &service_monitors_ : nullptr};
     reconciler_.reset();  // its sweeps stop before the new one starts
     reconciler_ = std::make_unique<ClusterReconciler>(api_, stores, events_, clock_, counter_,
-                                                      sweeper_, flusher_, options);
+                                                      sweeper_, flusher_, certificates_, options);
   }
 
   void syncStore(kube::MemoryStore& store, const kube::ResourceType& type) {
@@ -325,6 +390,8 @@ class ClusterReconcilerTest : public testing::Test {
   std::shared_ptr<FakeConnectionCounter> counter_ = std::make_shared<FakeConnectionCounter>();
   std::shared_ptr<FakeStaleCopySweeper> sweeper_ = std::make_shared<FakeStaleCopySweeper>();
   std::shared_ptr<FakeMemberFlusher> flusher_ = std::make_shared<FakeMemberFlusher>();
+  std::shared_ptr<FakeCertificateReloader> certificates_ =
+      std::make_shared<FakeCertificateReloader>();
   std::unique_ptr<ClusterReconciler> reconciler_;
 };
 
@@ -1959,6 +2026,278 @@ TEST_F(ClusterReconcilerTest, ASweepWaitEndsAtThePassDeadline) {
   EXPECT_LE(*result->requeue_after, seconds(1));
   EXPECT_FALSE(status().drain->stale_copies_swept);
   EXPECT_EQ(published().size(), 3u);
+}
+
+// --- The Secrets a cluster references (spec.tls, spec.auth) ---
+
+// Captures what the operator logs while it lives, so a test can grep the log for secrets.
+class LogCapture {
+ public:
+  LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)) {
+    spdlog::default_logger()->sinks().push_back(sink_);
+    level_ = spdlog::default_logger()->level();
+    spdlog::default_logger()->set_level(spdlog::level::debug);
+  }
+  ~LogCapture() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+    spdlog::default_logger()->set_level(level_);
+  }
+  std::string text() {
+    spdlog::default_logger()->flush();
+    return out_.str();
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+  spdlog::level::level_enum level_;
+};
+
+class ClusterReconcilerSecretsTest : public ClusterReconcilerTest {
+ protected:
+  static constexpr char kPassword[] = "Very-s3cret-Passw0rd";
+
+  void SetUp() override {
+    // The certificates are made for the real time, which the operator checks them at.
+    clock_.advance(std::chrono::system_clock::now() - clock_.now());
+    // spec.tls and spec.auth are parsed by cluster_spec.cc (another change); until it reads
+    // them, these passes cannot see a referenced Secret.
+    Json probe = Json::parse(R"({"metadata":{"name":"x","namespace":"y"},
+        "spec":{"tls":{"secretName":"t"},"auth":{"secretName":"a"}}})");
+    const ParsedSpec parsed = parseClusterSpec(probe);
+    if (!parsed.spec.tls.enabled || !parsed.spec.auth.enabled) {
+      GTEST_SKIP() << "spec.tls / spec.auth are not parsed in this build";
+    }
+  }
+  void seedValidSecrets() {
+    api_->seed(kSecretResource, testpki::secret("shop", "cache-tls", testpki::tlsData(leaf_, ca_)));
+    seedAuth(std::string("app:") + kPassword + "\n");
+  }
+  void seedAuth(const std::string& file) {
+    api_->seed(kSecretResource, testpki::secret("shop", "cache-auth", {{"authfile", file}}));
+  }
+  static std::string secureSpec(int replicas) {
+    return R"({"replicas":)" + std::to_string(replicas) +
+           R"(,"drain":{"minSeconds":0,"timeoutSeconds":600},
+               "tls":{"secretName":"cache-tls"},"auth":{"secretName":"cache-auth"}})";
+  }
+  // Everything a user or another tool can read about the cluster: status, events, the
+  // endpoints ConfigMap and the StatefulSet.
+  std::string everythingPublic() {
+    std::string all = cluster().serialize();
+    for (const auto& e : events_.events()) all += e.reason + " " + e.message + "\n";
+    if (auto cm = configMap()) all += cm->serialize();
+    if (auto sts = api_->peek(res::kStatefulSet, "shop", "sessions")) all += sts->serialize();
+    return all;
+  }
+  void expectNoSecretIn(const std::string& text) {
+    EXPECT_EQ(text.find(kPassword), std::string::npos);
+    EXPECT_EQ(text.find("PRIVATE KEY"), std::string::npos);
+    // Nor the base64 of the key as the Secret carries it.
+    const std::string key_b64 = absl::Base64Escape(leaf_.key_pem());
+    EXPECT_EQ(text.find(key_b64.substr(40, 40)), std::string::npos);
+  }
+
+  testpki::Identity ca_ = testpki::newCa();
+  testpki::Identity leaf_ = testpki::newLeaf(ca_);
+};
+
+TEST_F(ClusterReconcilerSecretsTest, AMissingSecretCreatesNoPodsAndIsReportedOnce) {
+  LogCapture log;
+  createCluster(secureSpec(2));
+  controller::Result result;
+  for (int i = 0; i < 3; ++i) result = reconcile();
+  EXPECT_EQ(stsReplicas(), -1);  // no StatefulSet: its pods would mount a Secret that is not there
+  ClusterStatus s = status();
+  const Condition* degraded = condition(s, kConditionDegraded);
+  EXPECT_EQ(degraded->status, "True");
+  EXPECT_EQ(degraded->reason, kReasonTlsSecretInvalid);
+  EXPECT_NE(degraded->message.find("Secret shop/cache-tls (spec.tls.secretName) does not exist"),
+            std::string::npos) << degraded->message;
+  EXPECT_NE(degraded->message.find("Secret shop/cache-auth"), std::string::npos);
+  EXPECT_NE(degraded->message.find("no memcached pod"), std::string::npos);
+  EXPECT_EQ(eventCount(kReasonTlsSecretInvalid), 1);
+  EXPECT_EQ(eventCount(kReasonAuthSecretInvalid), 1);
+  EXPECT_EQ(eventCount("ReconcileError"), 0);
+  // Nothing wakes the cluster when the Secret appears: it looks again on its own.
+  ASSERT_TRUE(result.requeue_after.has_value());
+  EXPECT_LE(*result.requeue_after, std::chrono::milliseconds(30000));
+  // Only GETs by name: never a list or watch of Secrets.
+  for (const auto& a : api_->actions()) {
+    if (a.resource == "/secrets") EXPECT_EQ(a.verb, Verb::kGet);
+  }
+
+  seedValidSecrets();
+  converge();
+  EXPECT_EQ(stsReplicas(), 2);
+  EXPECT_EQ(published().size(), 2u);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+  expectNoSecretIn(everythingPublic());
+  expectNoSecretIn(log.text());
+}
+
+TEST_F(ClusterReconcilerSecretsTest, AnInvalidSecretHoldsScaleDownWithNothingDeleted) {
+  LogCapture log;
+  seedValidSecrets();
+  createCluster(secureSpec(3));
+  converge();
+  ASSERT_EQ(published().size(), 3u);
+
+  // The auth file is emptied, then the cluster is scaled down.
+  seedAuth("");
+  patchSpec(R"({"replicas":2})");
+  for (int i = 0; i < 6; ++i) {
+    reconcile();
+    runPods();
+    clock_.advance(seconds(5));
+  }
+  EXPECT_EQ(stsReplicas(), 3);
+  EXPECT_TRUE(podExists(2));
+  EXPECT_EQ(api_->peek(res::kStatefulSet, "shop", "sessions").has_value(), true);
+  ClusterStatus s = status();
+  EXPECT_EQ(condition(s, kConditionDegraded)->reason, kReasonAuthSecretInvalid);
+  EXPECT_NE(condition(s, kConditionDegraded)->message.find("the auth file is empty"),
+            std::string::npos);
+  EXPECT_EQ(eventCount(kReasonAuthSecretInvalid), 1);  // one per distinct problem, not per pass
+
+  // A different problem is a new event.
+  seedAuth("no-colon\n");
+  reconcile();
+  EXPECT_EQ(eventCount(kReasonAuthSecretInvalid), 2);
+
+  // Fixed: the scale-down goes on.
+  seedAuth(std::string("app:") + kPassword + "\n");
+  for (int i = 0; i < 6 && stsReplicas() != 2; ++i) {
+    reconcile();
+    runPods();
+    clock_.advance(seconds(5));
+  }
+  EXPECT_EQ(stsReplicas(), 2);
+  expectNoSecretIn(everythingPublic());
+  expectNoSecretIn(log.text());
+}
+
+TEST_F(ClusterReconcilerSecretsTest, AChangedAuthFileChangesThePodTemplateAndAnInvalidOneDoesNot) {
+  seedValidSecrets();
+  createCluster(secureSpec(2));
+  converge();
+  const std::string before =
+      api_->peek(res::kStatefulSet, "shop", "sessions")->at("spec").at("template").serialize();
+  seedAuth("app:rotated-password\n");
+  reconcile();
+  const std::string rotated =
+      api_->peek(res::kStatefulSet, "shop", "sessions")->at("spec").at("template").serialize();
+  EXPECT_NE(rotated, before);  // the file's hash is in the template: the members restart
+  seedAuth("");
+  reconcile();
+  EXPECT_EQ(api_->peek(res::kStatefulSet, "shop", "sessions")->at("spec").at("template").serialize(),
+            rotated);
+}
+
+std::string leafSha(const testpki::Identity& id) {
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(id.cert.get(), &der);
+  std::string out = sha256Hex(std::string(reinterpret_cast<char*>(der), len));
+  OPENSSL_free(der);
+  return out;
+}
+
+TEST_F(ClusterReconcilerSecretsTest, TheOperatorsConnectionsUseTheValidatedSecrets) {
+  seedValidSecrets();
+  for (int i = 0; i < 2; ++i) certificates_->serve(podIp(i), leafSha(leaf_));
+  createCluster(secureSpec(2));
+  converge();
+  const auto asked = counter_->endpoints();
+  ASSERT_FALSE(asked.empty());
+  for (const auto& m : asked) {
+    EXPECT_EQ(m.host, m.name + ".sessions.shop.svc.cluster.local");
+    ASSERT_TRUE(m.security != nullptr);
+    EXPECT_TRUE(m.security->tls != nullptr);
+    ASSERT_TRUE(m.security->credentials.has_value());
+    EXPECT_EQ(m.security->credentials->username, "app");
+    EXPECT_EQ(m.security->credentials->password, kPassword);
+    const auto options = connectOptions(m.security.get(), m.host);
+    EXPECT_EQ(options.server_name, m.host);
+  }
+  // A plaintext cluster's connections stay plaintext.
+  EXPECT_EQ(connectOptions(nullptr, "x").tls, nullptr);
+}
+
+TEST_F(ClusterReconcilerSecretsTest, ARotatedCertificateIsReloadedUntilEveryMemberServesIt) {
+  seedValidSecrets();
+  for (int i = 0; i < 2; ++i) certificates_->serve(podIp(i), leafSha(leaf_));
+  createCluster(secureSpec(2));
+  converge();
+  ClusterStatus s = status();
+  ASSERT_TRUE(s.tls.has_value());
+  EXPECT_EQ(s.tls->certificate_sha256, leafSha(leaf_));
+  EXPECT_EQ(s.tls->members_serving, 2);
+  EXPECT_EQ(certificates_->reloads(), 0);
+  // Steady state: nobody is asked again.
+  const int looks = certificates_->looks();
+  reconcile();
+  EXPECT_EQ(certificates_->looks(), looks);
+
+  // cert-manager renews the Secret; the kubelet has projected it into sessions-0 only.
+  testpki::Identity renewed = testpki::newLeaf(ca_);
+  api_->seed(kSecretResource, testpki::secret("shop", "cache-tls", testpki::tlsData(renewed, ca_)));
+  certificates_->project(podIp(0), leafSha(renewed));
+  auto result = reconcile();
+  s = status();
+  EXPECT_EQ(s.tls->certificate_sha256, leafSha(renewed));
+  EXPECT_EQ(s.tls->members_serving, 1);
+  EXPECT_EQ(s.tls->pending, std::vector<std::string>{"sessions-1"});
+  ASSERT_TRUE(result.requeue_after.has_value());
+  EXPECT_LE(*result.requeue_after, milliseconds(10000));
+  EXPECT_EQ(eventCount("CertificatesReloaded"), 0);
+
+  // Then into sessions-1: every member serves it, one event.
+  certificates_->project(podIp(1), leafSha(renewed));
+  reconcile();
+  s = status();
+  EXPECT_EQ(s.tls->members_serving, 2);
+  EXPECT_TRUE(s.tls->pending.empty());
+  EXPECT_EQ(eventCount("CertificatesReloaded"), 1);
+  reconcile();
+  EXPECT_EQ(eventCount("CertificatesReloaded"), 1);
+}
+
+TEST_F(ClusterReconcilerSecretsTest, AFailedReloadIsDegradedOnceAndRetried) {
+  seedValidSecrets();
+  for (int i = 0; i < 2; ++i) certificates_->serve(podIp(i), leafSha(leaf_));
+  createCluster(secureSpec(2));
+  converge();
+  testpki::Identity renewed = testpki::newLeaf(ca_);
+  api_->seed(kSecretResource, testpki::secret("shop", "cache-tls", testpki::tlsData(renewed, ca_)));
+  certificates_->project(podIp(0), leafSha(renewed));
+  certificates_->fail(podIp(1), true);
+  for (int i = 0; i < 3; ++i) reconcile();
+  const ClusterStatus s = status();
+  const Condition* degraded = condition(s, kConditionDegraded);
+  EXPECT_EQ(degraded->reason, "CertificateReloadFailed");
+  EXPECT_NE(degraded->message.find("sessions-1"), std::string::npos);
+  EXPECT_EQ(eventCount("CertificateReloadFailed"), 1);
+  certificates_->fail(podIp(1), false);
+  certificates_->project(podIp(1), leafSha(renewed));
+  reconcile();
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+  EXPECT_EQ(eventCount("CertificatesReloaded"), 1);
+}
+
+TEST_F(ClusterReconcilerSecretsTest, NoReloadWhileTheTlsSecretIsInvalid) {
+  seedValidSecrets();
+  for (int i = 0; i < 2; ++i) certificates_->serve(podIp(i), leafSha(leaf_));
+  createCluster(secureSpec(2));
+  converge();
+  const ClusterStatus before = status();
+  testpki::Identity expired = testpki::newLeaf(ca_, "memcached", -std::chrono::hours(48),
+                                               -std::chrono::hours(1));
+  api_->seed(kSecretResource, testpki::secret("shop", "cache-tls", testpki::tlsData(expired, ca_)));
+  for (int i = 0; i < 3; ++i) reconcile();
+  EXPECT_EQ(certificates_->reloads(), 0);
+  EXPECT_EQ(status().tls, before.tls);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->reason, kReasonTlsSecretInvalid);
 }
 
 }  // namespace

@@ -180,7 +180,25 @@ TEST(ClusterStatusTest, EveryWrittenFieldIsDeclaredInTheCrd) {
   s.conditions = {Condition{kConditionAvailable, "True", "Ready", "ok", 3, "2026-12-07T10:00:00Z"}};
   s.rollout = RolloutStatus{"sessions-1", kRolloutRestarting, "sessions-6c9f", "2026-12-07T10:00:00Z"};
   s.ring_established = true;
+  s.tls = TlsStatus{"cache-tls", "42", std::string(64, 'a'), "2027-01-01T00:00:00Z", 2,
+                    {"sessions-2"}, true};
   expectDeclared(clusterStatusToJson(s), status, "status");
+}
+
+TEST(ClusterStatusTest, TlsRoundTripsAndIsAbsentWhenNone) {
+  ClusterStatus s;
+  s.tls = TlsStatus{"cache-tls", "42", std::string(64, 'a'), "2027-01-01T00:00:00Z", 2,
+                    {"sessions-2"}, true};
+  EXPECT_EQ(roundTrip(s).tls, s.tls);
+  s.tls->pending.clear();
+  s.tls->expiry_warned = false;
+  EXPECT_EQ(roundTrip(s).tls, s.tls);
+  const Json json = clusterStatusToJson(s);
+  EXPECT_EQ(findPath(json, {"tls", "pending"}), nullptr);
+  EXPECT_EQ(stringAt(json, {"tls", "certificateSHA256"}), std::string(64, 'a'));
+  s.tls.reset();
+  EXPECT_FALSE(roundTrip(s).tls.has_value());
+  EXPECT_EQ(findPath(clusterStatusToJson(s), {"tls"}), nullptr);
 }
 
 TEST(ClusterStatusTest, RolloutRoundTripsAndIsAbsentWhenNone) {

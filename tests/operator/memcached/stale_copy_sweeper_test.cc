@@ -123,7 +123,7 @@ class StaleCopySweeperTest : public testing::Test {
 TEST_F(StaleCopySweeperTest, RemovesOnlyTheCopiesOfKeysOwnedElsewhere) {
   const uint64_t elsewhere = fill(2000);
   ASSERT_GT(elsewhere, 0u);
-  auto counts = makeMemcachedStaleCopySweeper()->sweep(*ring_, 0, SweepControl::unlimited());
+  auto counts = makeMemcachedStaleCopySweeper()->sweep(*ring_, 0, SweepControl::unlimited(), nullptr);
   ASSERT_TRUE(counts.ok()) << counts.status();
   EXPECT_GE(counts->scanned, 1990u);  // a dump can miss an item the crawler finds locked
   EXPECT_LE(counts->scanned, 2000u);
@@ -141,7 +141,7 @@ TEST_F(StaleCopySweeperTest, WaitsOutABusyCrawler) {
   busyCrawler();
   TestControl control;
   auto sweeper = makeMemcachedStaleCopySweeper(milliseconds(2000), seconds(60), milliseconds(20));
-  auto sweep = std::async(std::launch::async, [&] { return sweeper->sweep(*ring_, 0, control); });
+  auto sweep = std::async(std::launch::async, [&] { return sweeper->sweep(*ring_, 0, control, nullptr); });
   // Refused at least once, and waiting rather than failed; then memcached's crawl ends.
   for (int i = 0; i < 500 && control.pauses() == 0; ++i) {
     if (sweep.wait_for(milliseconds(20)) == std::future_status::ready) {
@@ -167,7 +167,7 @@ TEST_F(StaleCopySweeperTest, ACrawlerBusyForTheWholeBudgetFailsTheSweep) {
   busyCrawler();
   auto sweeper =
       makeMemcachedStaleCopySweeper(milliseconds(2000), milliseconds(300), milliseconds(20));
-  auto counts = sweeper->sweep(*ring_, 0, SweepControl::unlimited());
+  auto counts = sweeper->sweep(*ring_, 0, SweepControl::unlimited(), nullptr);
   ASSERT_FALSE(counts.ok());
   EXPECT_TRUE(absl::IsDeadlineExceeded(counts.status())) << counts.status();
   EXPECT_NE(counts.status().message().find("LRU crawler stayed busy"), std::string::npos)
@@ -180,7 +180,7 @@ TEST_F(StaleCopySweeperTest, CancelledWhileWaitingForTheCrawler) {
   busyCrawler();
   TestControl control;
   control.stopAtFirstPause();
-  auto counts = makeMemcachedStaleCopySweeper()->sweep(*ring_, 0, control);
+  auto counts = makeMemcachedStaleCopySweeper()->sweep(*ring_, 0, control, nullptr);
   ASSERT_FALSE(counts.ok());
   EXPECT_EQ(counts.status(), absl::CancelledError("sweep cancelled: test"));
   crawlerFreed();
@@ -190,7 +190,7 @@ TEST_F(StaleCopySweeperTest, TheControlStopsAWalkInProgress) {
   fill(5000);
   TestControl control;
   control.stopAfterChecks(100);
-  auto counts = makeMemcachedStaleCopySweeper()->sweep(*ring_, 0, control);
+  auto counts = makeMemcachedStaleCopySweeper()->sweep(*ring_, 0, control, nullptr);
   ASSERT_FALSE(counts.ok());
   EXPECT_TRUE(absl::IsCancelled(counts.status())) << counts.status();
   EXPECT_NE(counts.status().message().find("sweep cancelled: test after "), std::string::npos)

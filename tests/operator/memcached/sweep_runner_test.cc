@@ -22,10 +22,12 @@ using std::chrono::seconds;
 class LatchSweeper : public StaleCopySweeper {
  public:
   absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member,
-                                    const SweepControl& control) override {
+                                    const SweepControl& control,
+                                    const MemberSecurity* security) override {
     const std::string name = ring.servers()[member].name;
     std::unique_lock<std::mutex> lock(mu_);
     order_.push_back(name);
+    securities_.push_back(security);
     ++in_flight_;
     max_in_flight_ = std::max(max_in_flight_, in_flight_);
     cv_.notify_all();
@@ -70,6 +72,11 @@ class LatchSweeper : public StaleCopySweeper {
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, seconds(10), [&] { return in_flight_ == 0; });
   }
+  // The security each sweep was given, in the order they began.
+  std::vector<const MemberSecurity*> securities() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return securities_;
+  }
   std::vector<std::string> order() const {
     std::lock_guard<std::mutex> lock(mu_);
     return order_;
@@ -94,6 +101,7 @@ class LatchSweeper : public StaleCopySweeper {
   std::set<std::string> released_;
   std::set<std::string> failing_;
   std::vector<std::string> order_;
+  std::vector<const MemberSecurity*> securities_;
   std::map<std::string, absl::Status> stops_;
   int in_flight_ = 0;
   int max_in_flight_ = 0;
@@ -175,6 +183,24 @@ TEST_F(SweepRunnerTest, ProgressThenAResultKeptUntilDropped) {
   EXPECT_FALSE(r->held("shop/a").has_value());
   EXPECT_EQ(r->size(), 0u);
   EXPECT_EQ(sweeper_->order().size(), 3u);
+}
+
+// Every member's sweep connects as the cluster's security says (TLS, authentication).
+TEST_F(SweepRunnerTest, TheClustersSecurityReachesEverySweep) {
+  auto r = runner(2);
+  sweeper_->open();
+  auto security = std::make_shared<MemberSecurity>();
+  security->credentials = clientconfig::Credentials{"operator", "pw"};
+  ASSERT_TRUE(r->start("shop/a", idOf("uid-1", 3), ring("a", 4), {0, 1, 2}, security));
+  ASSERT_TRUE(r->progress("shop/a", idOf("uid-1", 3), seconds(10))->done);
+  ASSERT_TRUE(r->start("shop/b", idOf("uid-2", 1), ring("b", 2), {0}));
+  ASSERT_TRUE(r->progress("shop/b", idOf("uid-2", 1), seconds(10))->done);
+  const auto given = sweeper_->securities();
+  ASSERT_EQ(given.size(), 4u);
+  const auto order = sweeper_->order();
+  for (size_t i = 0; i < given.size(); ++i) {
+    EXPECT_EQ(given[i], order[i].rfind("a-", 0) == 0 ? security.get() : nullptr) << order[i];
+  }
 }
 
 TEST_F(SweepRunnerTest, StartingTheSameSweepAgainChangesNothing) {

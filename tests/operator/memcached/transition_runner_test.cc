@@ -30,10 +30,12 @@ using std::chrono::steady_clock;
 class FakeSweeper : public StaleCopySweeper {
  public:
   absl::StatusOr<SweepCounts> sweep(const clientconfig::Snapshot& ring, size_t member,
-                                    const SweepControl& control) override {
+                                    const SweepControl& control,
+                                    const MemberSecurity* security) override {
     const std::string name = ring.cluster + "/" + ring.servers()[member].name;
     std::unique_lock<std::mutex> lock(mu_);
     calls_.push_back(name);
+    securities_.push_back(security);
     max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
     cv_.notify_all();
     while (!open_) {
@@ -71,6 +73,10 @@ class FakeSweeper : public StaleCopySweeper {
     return cv_.wait_for(lock, seconds(10),
                         [&] { return calls_.size() >= calls && stops_.size() >= stops; });
   }
+  std::vector<const MemberSecurity*> securities() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return securities_;
+  }
   std::vector<std::string> calls() const {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_;
@@ -93,6 +99,7 @@ class FakeSweeper : public StaleCopySweeper {
   int max_in_flight_ = 0;
   std::set<std::string> failing_;
   std::vector<std::string> calls_;
+  std::vector<const MemberSecurity*> securities_;
   std::vector<absl::Status> stops_;
 };
 
@@ -389,6 +396,22 @@ TEST_F(TransitionRunnerRulesTest, TheOverallDeadlineEndsASweep) {
   EXPECT_TRUE(absl::StartsWith(p->status.message(), "sweep of x-0: ")) << p->status;
   EXPECT_EQ(fake_->calls().size(), 1u);  // x-1 never swept
   EXPECT_EQ(p->elapsed, seconds(31));
+}
+
+// The clean sweeps connect as the work's copy options say (the cluster's TLS, authentication).
+TEST_F(TransitionRunnerRulesTest, TheClustersSecurityReachesTheSweeps) {
+  TransitionRunner r(fake_, clock_);
+  fake_->open();
+  TransitionWork work = sweepOnly("shop/a", {0, 1});
+  auto security = std::make_shared<MemberSecurity>();
+  security->credentials = clientconfig::Credentials{"operator", "pw"};
+  work.copy.security = security;
+  const auto id = idOf("t0");
+  ASSERT_TRUE(r.start("shop/a", id, work));
+  auto p = waitDone(r, "shop/a", id);
+  ASSERT_TRUE(p && p->done);
+  EXPECT_EQ(fake_->securities(),
+            (std::vector<const MemberSecurity*>{security.get(), security.get()}));
 }
 
 // The same id again changes nothing (running or finished); another id cancels and replaces it.
