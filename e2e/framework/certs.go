@@ -55,10 +55,10 @@ type CertOptions struct {
 	Server     bool          // ExtKeyUsage serverAuth
 	Client     bool          // ExtKeyUsage clientAuth
 	NotBefore  time.Time     // zero: an hour ago
-	Validity   time.Duration // zero: a day
+	Validity   time.Duration // zero: 30 days (the operator warns about one expiring within 7)
 }
 
-// NewCA makes a CA valid from an hour ago for a day.
+// NewCA makes a CA valid from an hour ago for 60 days.
 func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
 	key := newKey(t)
@@ -66,7 +66,7 @@ func NewCA(t testing.TB, name string) *CA {
 		SerialNumber:          serialNumber(t),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              time.Now().Add(60 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -89,7 +89,7 @@ func (ca *CA) Issue(t testing.TB, o CertOptions) KeyPair {
 	}
 	validity := o.Validity
 	if validity == 0 {
-		validity = 24 * time.Hour
+		validity = 30 * 24 * time.Hour
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serialNumber(t),

@@ -478,6 +478,12 @@ func TestCertificateRotationWithoutRestartOrClientError(t *testing.T) {
 		})
 	}
 	t.Logf("figure: Secret update -> every member presents the new certificate in %s", time.Since(rotatedAt).Round(100*time.Millisecond))
+	e.waitFor(time.Minute, "status.tls: the rotated certificate served by every member", func() (bool, error) {
+		st, _ := e.mcc("rot").Object["status"].(map[string]any)
+		tlsStatus, _ := st["tls"].(map[string]any)
+		pending, _ := tlsStatus["pending"].([]any)
+		return tlsStatus["certificateSHA256"] == rotated.Fingerprint() && len(pending) == 0, fmt.Errorf("status.tls %v", tlsStatus)
+	})
 	opsAtRotation := w.ops.Load()
 	time.Sleep(2 * time.Second)
 	w.finish()
