@@ -4,10 +4,15 @@ package framework
 // published), shared by the tests that read it (operator) and the ones that write it
 // (clientconfig).
 type Endpoints struct {
-	Schema  string           `json:"schema"`
-	Cluster string           `json:"cluster"`
-	Version int64            `json:"version"`
-	Hashing string           `json:"hashing"`
+	Schema  string `json:"schema"`
+	Cluster string `json:"cluster"`
+	Version int64  `json:"version"`
+	Hashing string `json:"hashing"`
+	// What a client needs to connect (issue 11), published only when on: TLS and whether the
+	// members require a client certificate, and memcached's ASCII authentication. Never a
+	// credential or a key.
+	TLS     *EndpointsTLS    `json:"tls,omitempty"`
+	Auth    string           `json:"auth,omitempty"`
 	Servers []EndpointServer `json:"servers"`
 	// A Warm transition's phase ("" when none), the ring to come (prepare, copy) and the ring
 	// before (switch, finalize).
@@ -33,4 +38,9 @@ func (ep Endpoints) Names() []string {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+// EndpointsTLS is endpoints.json's "tls": {"clientAuth": "none"|"require"}.
+type EndpointsTLS struct {
+	ClientAuth string `json:"clientAuth"`
 }

@@ -94,13 +94,51 @@ func (c *clusterExec) CombinedOutput() (string, error) {
 // subcommands such as project-configmap).
 func ClusterCommand(args ...string) *exec.Cmd { return clusterCommand(args...).Cmd }
 
-// NewNamespace creates a namespace "<prefix>-xxxxx", waits for its default
-// ServiceAccount, and deletes it when the test ends.
+// RestrictedNamespaceLabels are the labels of every namespace the suite creates: the API
+// server's PodSecurity admission refuses a pod that breaks the Restricted Pod Security
+// Standard (enforce), and answers a workload object (StatefulSet, Deployment) that would make
+// one with a warning (warn) and an audit annotation. "latest": the standard as this API server
+// knows it, so a tightened standard shows up here first.
+func RestrictedNamespaceLabels() map[string]string {
+	l := map[string]string{}
+	for _, mode := range []string{"enforce", "warn", "audit"} {
+		l["pod-security.kubernetes.io/"+mode] = "restricted"
+		l["pod-security.kubernetes.io/"+mode+"-version"] = "latest"
+	}
+	return l
+}
+
+// RestrictedPodSecurityContext is a pod-level securityContext the Restricted standard admits
+// (with RestrictedSecurityContext on each container). runAsUser is what the memcached image
+// runs as; the loopback kubelet runs processes as itself whatever the spec says.
+func RestrictedPodSecurityContext() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		RunAsUser:      ptr.To[int64](11211),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// RestrictedSecurityContext is a container securityContext the Restricted standard admits.
+func RestrictedSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		RunAsNonRoot:             ptr.To(true),
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// NewNamespace creates a namespace "<prefix>-xxxxx" that enforces the Restricted Pod Security
+// Standard (RestrictedNamespaceLabels), waits for its default ServiceAccount, and deletes it
+// when the test ends.
 func NewNamespace(t testing.TB, c kubernetes.Interface, prefix string) string {
 	t.Helper()
 	ctx := context.Background()
+	labels := RestrictedNamespaceLabels()
+	labels["e2e.memcached-operator/test"] = "true"
 	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-", Labels: map[string]string{"e2e.memcached-operator/test": "true"}},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-", Labels: labels},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating namespace: %v", err)
@@ -138,7 +176,7 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 }
 
 // MemcachedStatefulSet is a StatefulSet of real memcached pods as the
-// operator would create them, with a tcpSocket readiness probe.
+// operator would create them (Restricted securityContext), with a tcpSocket readiness probe.
 func MemcachedStatefulSet(name string, replicas int32) *appsv1.StatefulSet {
 	labels := map[string]string{"app": name}
 	return &appsv1.StatefulSet{
@@ -151,12 +189,14 @@ func MemcachedStatefulSet(name string, replicas int32) *appsv1.StatefulSet {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
+					SecurityContext: RestrictedPodSecurityContext(),
 					Containers: []corev1.Container{{
-						Name:    "memcached",
-						Image:   "memcached:1.6.18",
-						Command: []string{"memcached"},
-						Args:    MemcachedArgs,
-						Ports:   []corev1.ContainerPort{{Name: "memcache", ContainerPort: 11211}},
+						Name:            "memcached",
+						Image:           "memcached:1.6.18",
+						Command:         []string{"memcached"},
+						Args:            MemcachedArgs,
+						SecurityContext: RestrictedSecurityContext(),
+						Ports:           []corev1.ContainerPort{{Name: "memcache", ContainerPort: 11211}},
 						ReadinessProbe: &corev1.Probe{
 							ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("memcache")}},
 							PeriodSeconds: 1,

@@ -268,9 +268,11 @@ func TestConfigMapProjectionIsAtomic(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "consumer", Labels: map[string]string{"app": "consumer"}},
 		Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: ptr.To[int64](5),
+			SecurityContext:               framework.RestrictedPodSecurityContext(),
 			Containers: []corev1.Container{{
 				Name: "client", Image: "example.com/some-client:1", // no local process: a placeholder
-				VolumeMounts: []corev1.VolumeMount{{Name: "endpoints", MountPath: "/etc/endpoints"}},
+				VolumeMounts:    []corev1.VolumeMount{{Name: "endpoints", MountPath: "/etc/endpoints"}},
+				SecurityContext: framework.RestrictedSecurityContext(),
 			}},
 			Volumes: []corev1.Volume{{Name: "endpoints", VolumeSource: corev1.VolumeSource{
 				ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "endpoints"}}}}},
@@ -486,9 +488,11 @@ func TestMappedImageRunsInCluster(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "prober", Labels: map[string]string{"app": "prober"}},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: "prober",
+			SecurityContext:    framework.RestrictedPodSecurityContext(),
 			Containers: []corev1.Container{{
 				Name: "probe", Image: "registry.example/team/mcop-e2e-incluster-probe:v1", Args: []string{"--flag=1"},
-				Env: []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
+				SecurityContext: framework.RestrictedSecurityContext(),
+				Env:             []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
 				ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{
 					HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}},
 			}},
@@ -506,5 +510,55 @@ func TestMappedImageRunsInCluster(t *testing.T) {
 		if !strings.Contains(string(logs), want) {
 			t.Errorf("probe log lacks %q:\n%s", want, logs)
 		}
+	}
+}
+
+// The test namespaces enforce the Restricted Pod Security Standard, and the API server really
+// does (its PodSecurity admission plugin is on): a pod without the Restricted securityContext is
+// refused at creation, naming what it lacks; the same pod with it is admitted. Every pod the
+// suite creates goes through this check.
+func TestRestrictedPodSecurityIsEnforced(t *testing.T) {
+	c := framework.Client(t)
+	ctx := context.Background()
+	ns := framework.NewNamespace(t, c, "harness-pss")
+	got, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := got.Labels["pod-security.kubernetes.io/enforce"]; l != "restricted" {
+		t.Fatalf("namespace %s enforces %q, want restricted (labels %v)", ns, l, got.Labels)
+	}
+	pod := func(name string, restricted bool) *corev1.Pod {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "memcached", Image: "memcached:1.6.18", Command: []string{"memcached"}, Args: framework.MemcachedArgs}}},
+		}
+		if restricted {
+			p.Spec.SecurityContext = framework.RestrictedPodSecurityContext()
+			p.Spec.Containers[0].SecurityContext = framework.RestrictedSecurityContext()
+		}
+		return p
+	}
+	_, err = c.CoreV1().Pods(ns).Create(ctx, pod("unrestricted", false), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if !apierrors.IsForbidden(err) {
+		t.Fatalf("a pod without a Restricted securityContext was not refused: err=%v", err)
+	}
+	for _, want := range []string{`violates PodSecurity "restricted:latest"`, "allowPrivilegeEscalation != false",
+		"unrestricted capabilities", "runAsNonRoot != true", "seccompProfile"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal does not say %q: %v", want, err)
+		}
+	}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, pod("restricted", true), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("a pod with the Restricted securityContext was refused: %v", err)
+	}
+	// A hostPath volume is refused even with a Restricted securityContext: the standard, not
+	// just the securityContext fields, is enforced.
+	hp := pod("hostpath", true)
+	hp.Spec.Volumes = []corev1.Volume{{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp"}}}}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, hp, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) ||
+		!strings.Contains(err.Error(), "hostPath") {
+		t.Errorf("a pod with a hostPath volume: err=%v, want a PodSecurity refusal naming hostPath", err)
 	}
 }

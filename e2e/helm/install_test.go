@@ -391,6 +391,14 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 		_ = e.kube.CoreV1().Namespaces().Delete(context.Background(), e.ns, metav1.DeleteOptions{})
 	})
 
+	// The namespace enforces the Restricted Pod Security Standard, as every test namespace
+	// does: the operator's pods must pass it. Created here with its labels (helm's
+	// --create-namespace below then finds it), since helm cannot label what it creates.
+	if _, err := e.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: e.ns, Labels: framework.RestrictedNamespaceLabels()}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("namespace %s: %v", e.ns, err)
+	}
+
 	// 1. Install, as the README says, with the one setting this cluster needs:
 	// all pods share the host's network, so each listens on its own pod IP.
 	start := time.Now()
@@ -450,8 +458,16 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 	e.canI(true, "update", "leases.coordination.k8s.io/"+fullName, "-n", e.ns)
 	e.canI(false, "update", "leases.coordination.k8s.io/someone-elses-lease", "-n", e.ns)
 	e.canI(false, "create", "leases.coordination.k8s.io", "-n", "kube-system")
-	e.canI(false, "get", "secrets", "-n", e.ns)
+	// Secrets (issue 11): the operator reads the TLS and auth Secrets a cluster names, one
+	// by one; it may not list or watch them (every Secret of the cluster would flow through
+	// it), nor write or delete any.
+	e.canI(true, "get", "secrets", "-n", e.ns)
+	e.canI(true, "get", "secrets", "-n", "default")
+	for _, verb := range []string{"list", "watch", "create", "update", "patch", "delete", "deletecollection"} {
+		e.canI(false, verb, "secrets", "-n", e.ns)
+	}
 	e.canI(false, "list", "secrets", "--all-namespaces")
+	e.canI(false, "watch", "secrets", "--all-namespaces")
 	e.canI(true, "delete", "pods", "-n", e.ns) // a Warm rolling update; the owned-objects policy narrows it
 	e.canI(false, "deletecollection", "pods", "-n", e.ns)
 	e.canI(false, "create", "pods/exec", "-n", e.ns)
@@ -576,6 +592,11 @@ func TestHelmInstallLeaderElectionUpgradeUninstall(t *testing.T) {
 	e.canI(true, "list", "memcachedclusters.memcached.operator.io", "-n", e.ns)
 	e.canI(false, "list", "memcachedclusters.memcached.operator.io", "--all-namespaces")
 	e.canI(false, "patch", "statefulsets.apps", "-n", "default")
+	e.canI(true, "get", "secrets", "-n", e.ns)
+	e.canI(false, "get", "secrets", "-n", "default")
+	for _, verb := range []string{"list", "watch", "create", "update", "delete"} {
+		e.canI(false, verb, "secrets", "-n", e.ns)
+	}
 	e.waitLeader(leaseDuration + 10*time.Second)
 	e.scale(3)
 	var history []map[string]any

@@ -7,6 +7,7 @@
 package operator
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/pem"
@@ -29,11 +30,13 @@ import (
 )
 
 type proxiedRequest struct {
-	At     time.Time
-	Method string
-	Path   string
-	Query  url.Values
-	Code   int // 0 while no answer has been written
+	At          time.Time
+	Method      string
+	Path        string
+	Query       url.Values
+	ContentType string
+	Body        []byte // of a write: what the operator sent (the object it rendered)
+	Code        int    // 0 while no answer has been written
 }
 
 func (r proxiedRequest) watch() bool {
@@ -90,7 +93,11 @@ func newAPIProxy(t *testing.T) *apiProxy {
 		},
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &proxiedRequest{At: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
+		rec := &proxiedRequest{At: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), ContentType: r.Header.Get("Content-Type")}
+		if rec.write() && r.Body != nil {
+			rec.Body, _ = io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(rec.Body))
+		}
 		p.mu.Lock()
 		p.requests = append(p.requests, rec)
 		p.mu.Unlock()

@@ -111,7 +111,12 @@ func newContainer(w *podWorker, spec corev1.Container, init bool) *container {
 // What the pod asked for and what changed is returned as notes for the
 // container log, so a test can tell a pod that listens on its own IP from one
 // that would listen on every interface (no -l).
-func memcachedArgs(args []string, podIP string) (out []string, notes []string) {
+//
+// readsVolumes: the arguments name files in the pod's volumes (TLS certificates, an auth
+// file). Those live under this host's state directory, which only root may enter, and
+// memcached reads its certificates again after it has dropped privileges (refresh_certs): so
+// it keeps running as root instead of nobody, with a note in the log.
+func memcachedArgs(args []string, podIP string, readsVolumes bool) (out []string, notes []string) {
 	hasUser := false
 	var asked []string
 	listen := false
@@ -152,9 +157,29 @@ func memcachedArgs(args []string, podIP string) (out []string, notes []string) {
 	}
 	out = append(out, "-l", podIP)
 	if !hasUser && os.Geteuid() == 0 {
-		out = append(out, "-u", "nobody")
+		user := "nobody"
+		if readsVolumes {
+			user = "root"
+			notes = append(notes, "memcached runs as root, not nobody: it reads files of the pod's volumes (after start too, "+
+				"refresh_certs), and they live under a state directory only root may enter here")
+		}
+		out = append(out, "-u", user)
 	}
 	return out, notes
+}
+
+// localArgs rewrites the container's volume mountPaths in args to the volumes' local
+// directories (volumes are not mounted here); it reports whether any argument named one.
+func (c *container) localArgs(args []string) ([]string, bool) {
+	dirs := mountDirs(&c.spec, c.w.dir)
+	out := make([]string, len(args))
+	named := false
+	for i, a := range args {
+		var changed bool
+		out[i], changed = rewriteMountPaths(a, dirs)
+		named = named || changed
+	}
+	return out, named
 }
 
 func (c *container) isSidecar() bool {
@@ -302,10 +327,13 @@ func (c *container) start() {
 		return
 	}
 	exe, err := c.executable()
-	args := expandAll(c.args, env)
+	args, readsVolumes := c.localArgs(expandAll(c.args, env))
 	var notes []string
-	if c.kind == kindMemcached {
-		args, notes = memcachedArgs(args, w.podIP)
+	switch {
+	case c.kind == kindMemcached:
+		args, notes = memcachedArgs(args, w.podIP, readsVolumes)
+	case imageRepoBase(c.spec.Image) == exporterImage:
+		args, notes = exporterArgs(args, w.podIP)
 	}
 	var logf *os.File
 	if err == nil {
@@ -429,7 +457,8 @@ func (c *container) stop(grace int64, lc *corev1.Lifecycle) {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		if lc.PreStop.Exec != nil && len(lc.PreStop.Exec.Command) > 0 {
 			env, _ := c.w.containerEnv(&c.spec, c.kind == kindOperator)
-			cmd := exec.CommandContext(ctx, lc.PreStop.Exec.Command[0], lc.PreStop.Exec.Command[1:]...)
+			argv, _ := c.localArgs(lc.PreStop.Exec.Command)
+			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 			cmd.Env, cmd.Dir = envList(env), c.w.dir
 			out, err := cmd.CombinedOutput()
 			log.Printf("pod=%s/%s container=%s preStop exec err=%v output=%q", c.w.namespace, c.w.name, c.spec.Name, err, strings.TrimSpace(string(out)))

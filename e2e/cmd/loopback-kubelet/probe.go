@@ -128,7 +128,7 @@ func (c *container) probeOnce(ctx context.Context, p *corev1.Probe, env []envVar
 				static = append(static, envVar{e.Name, e.Value})
 			}
 		}
-		argv := expandAll(p.Exec.Command, static)
+		argv, _ := c.localArgs(expandAll(p.Exec.Command, static))
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.Env, cmd.Dir = envList(env), c.w.dir
 		return cmd.Run() == nil
