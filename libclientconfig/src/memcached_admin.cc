@@ -394,7 +394,7 @@ Result<std::optional<MetaValue>> MemcachedAdmin::metaGet(std::string_view key) {
   if (auto e = serverError(v)) return *e;
   auto tok = splitSpaces(v);
   size_t len = 0;
-  if (tok.size() < 2 || tok[0] != "VA" || !parseInt(tok[1], len))
+  if (tok.size() < 2 || tok[0] != "VA" || !parseInt(tok[1], len) || len > kMaxValueBytes)
     return fail(makeError(ErrorCode::Protocol, "mg: unexpected line: " + *l));
   MetaValue mv;
   for (size_t i = 2; i < tok.size(); ++i) {
@@ -583,7 +583,7 @@ Result<std::vector<std::optional<MetaValue>>> MemcachedAdmin::metaGetBatch(const
       auto tok = splitSpaces(*l);
       long o = opaqueOf(tok);
       size_t len = 0;
-      if (tok.size() < 2 || tok[0] != "VA" || !parseInt(tok[1], len) || o < 0 || static_cast<size_t>(o) >= end - base)
+      if (tok.size() < 2 || tok[0] != "VA" || !parseInt(tok[1], len) || len > kMaxValueBytes || o < 0 || static_cast<size_t>(o) >= end - base)
         return fail(makeError(ErrorCode::Protocol, "mg batch: unexpected line: " + *l));
       MetaValue mv;
       for (size_t t = 2; t < tok.size(); ++t) {

@@ -283,6 +283,21 @@ TEST(MemcachedAdminScripted, MetaGetUnterminatedValue) {
   EXPECT_EQ(g.error().code, ErrorCode::Protocol);
 }
 
+// Found by fuzz_memcached_replies: a VA length is checked before reading the value, so a
+// server cannot make us buffer gigabytes (and a length near SIZE_MAX no longer wraps len + 2).
+TEST(MemcachedAdminScripted, MetaGetOversizedValueRejected) {
+  for (std::string va : {"VA 1073741825 t-1\r\nab\r\n", "VA 18446744073709551615\r\nab\r\n"}) {
+    MemcachedAdmin admin(std::make_unique<ScriptedTransport>(va));
+    auto g = admin.metaGet("k");
+    ASSERT_FALSE(g.ok()) << va;
+    EXPECT_EQ(g.error().code, ErrorCode::Protocol) << va;
+  }
+  MemcachedAdmin batch(std::make_unique<ScriptedTransport>("VA 18446744073709551615 O0\r\nab\r\nMN\r\n"));
+  auto b = batch.metaGetBatch({"k"});
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().code, ErrorCode::Protocol);
+}
+
 TEST(MemcachedAdminScripted, MetadumpBadNumber) {
   MemcachedAdmin admin(std::make_unique<ScriptedTransport>("key=a exp=zz\nEND\r\n"));
   auto r = admin.metadumpAll();

@@ -56,6 +56,9 @@ enum class MetaSetMode { Set, Add, Replace, Append, Prepend };
 class MemcachedAdmin {
 public:
   static constexpr std::chrono::milliseconds kDefaultTimeout{5000};
+  // The largest value a reply may announce: memcached's own ceiling for -I (item_size_max).
+  // A longer VA line is a protocol error, so a broken server cannot make us buffer without bound.
+  static constexpr size_t kMaxValueBytes = size_t(1) << 30;
 
   // Connects over plain TCP; `timeout` bounds the connect and becomes the default
   // timeout of every later command (see setTimeout).
