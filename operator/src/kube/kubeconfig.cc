@@ -247,13 +247,19 @@ absl::StatusOr<RestConfig> readContext(const Reader& reader, const YAML::Node& r
 absl::StatusOr<RestConfig> loadKubeconfig(const std::string& path, const std::string& context,
                                           bool allow_insecure) {
   std::string file = expandHome(path);
-  Reader reader(path, dirOf(file));
   auto text = readFile(file);
-  if (!text.ok()) return reader.error("file not found or not readable");
+  if (!text.ok()) return Reader(path, dirOf(file)).error("file not found or not readable");
+  return parseKubeconfig(*text, path, dirOf(file), context, allow_insecure);
+}
+
+absl::StatusOr<RestConfig> parseKubeconfig(const std::string& text, const std::string& name,
+                                           const std::string& dir, const std::string& context,
+                                           bool allow_insecure) {
+  Reader reader(name, dir);
   try {
-    YAML::Node root = YAML::Load(*text);
+    YAML::Node root = YAML::Load(text);
     if (!root.IsMap()) return reader.error("not a kubeconfig (expected a YAML mapping)");
-    return readContext(reader, root, path, context, allow_insecure);
+    return readContext(reader, root, name, context, allow_insecure);
   } catch (const YAML::Exception& e) {
     return reader.error(absl::StrCat("invalid YAML: ", e.what()));
   }

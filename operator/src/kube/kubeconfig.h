@@ -55,6 +55,11 @@ struct ConfigOptions {
 // kubeconfig file -> RestConfig. Relative file paths resolve against the file's directory.
 absl::StatusOr<RestConfig> loadKubeconfig(const std::string& path, const std::string& context,
                                           bool allow_insecure = false);
+// The same from the file's text: `name` is the file named in errors, `dir` the directory
+// relative paths resolve against (loadKubeconfig passes the file's; the fuzz target a fixed one).
+absl::StatusOr<RestConfig> parseKubeconfig(const std::string& text, const std::string& name,
+                                           const std::string& dir, const std::string& context,
+                                           bool allow_insecure = false);
 // In-cluster: KUBERNETES_SERVICE_HOST/PORT and the service-account directory
 // (/var/run/secrets/kubernetes.io/serviceaccount, or $MCOP_SERVICEACCOUNT_DIR if set).
 absl::StatusOr<RestConfig> loadInClusterConfig();
