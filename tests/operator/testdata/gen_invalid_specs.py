@@ -147,7 +147,7 @@ bad("inject-tls-file", {"memcached": {"extraArgs": ["-o", "ssl_key=/etc/shadow"]
 bad("inject-auth-file", {"memcached": {"extraArgs": ["-Y", "/dev/null"]}},
     "spec.memcached.extraArgs", "is not allowed", "is not allowed")
 bad("inject-newline", {"memcached": {"extraArgs": ["-v\n-U0"]}}, "spec.memcached.extraArgs",
-    "must not contain a line break", "must not contain a line break")
+    "must not contain a line break", "contains a line break")
 # Huge strings and lists.
 bad("image-huge", {"image": "memcached:" + "x" * 503}, "spec.image",
     "may not be more than 512", "at most 512 characters")
@@ -158,11 +158,11 @@ bad("cm-name-huge", {"clientConfig": {"configMapName": "a" * 254}},
 bad("secret-name-huge", {"auth": {"secretName": "a" * 254}}, "spec.auth.secretName",
     "may not be more than 253", "must be a Secret name")
 bad("item-size-huge", {"memcached": {"maxItemSize": "9" * 12}}, "spec.memcached.maxItemSize",
-    "may not be more than 11", "must be a byte count")
+    "may not be more than 11", "must be between 1k and 1024m")
 bad("extraarg-huge", {"memcached": {"extraArgs": ["-v" + "v" * 255]}},
     "spec.memcached.extraArgs[0]", "may not be more than 256", "at most 256 characters")
 bad("extraargs-many", {"memcached": {"extraArgs": ["-v"] * 65}}, "spec.memcached.extraArgs",
-    "must have at most 64 items", "at most 64 items")
+    "must have at most 64 items", "must have at most 64 items")
 bad("label-value-huge", {"networkPolicy": {"allowedClients": [
     {"podSelector": {"matchLabels": {"app": "x" * 64}}}]}},
     "spec.networkPolicy.allowedClients[0].podSelector.matchLabels", "may not be more than 63",
