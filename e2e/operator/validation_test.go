@@ -3,8 +3,11 @@
 package operator
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -151,5 +154,54 @@ func TestDefaultsImmutabilityAndScale(t *testing.T) {
 	}
 	if out := e.kubectlOK("get", "mcc"); !strings.Contains(out, "REPLICAS") || !strings.Contains(out, "VERSION") || !strings.Contains(out, "STATUS") {
 		t.Errorf("printer columns:\n%s", out)
+	}
+}
+
+// invalidSpec is a row of tests/operator/testdata/invalid_specs.json (written by
+// gen_invalid_specs.py beside it): the same table the operator's unit test runs parseClusterSpec
+// over, so admission and the operator refuse the same specs naming the same field.
+type invalidSpec struct {
+	Name          string          `json:"name"`
+	Spec          json.RawMessage `json:"spec"`
+	Field         string          `json:"field"`
+	Admission     string          `json:"admission"`
+	Operator      string          `json:"operator"`
+	AdmissionOnly string          `json:"admissionOnly"`
+	MetadataName  string          `json:"metadataName"`
+}
+
+// Every hostile spec of the shared table (wrong types, out-of-range numbers, bad names,
+// injected memcached flags, contradictions, huge strings) is refused by the real API server with
+// a message naming the exact field path, and nothing is stored.
+func TestHostileSpecTableIsRejectedNamingTheField(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "tests", "operator", "testdata", "invalid_specs.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []invalidSpec
+	if err := json.Unmarshal(raw, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 30 {
+		t.Fatalf("%d rows, want at least 30", len(rows))
+	}
+	e := newEnv(t)
+	for _, r := range rows {
+		name := "bad-" + r.Name
+		if r.MetadataName != "" {
+			name = r.MetadataName
+		}
+		manifest := fmt.Sprintf(`{"apiVersion": "memcached.operator.io/v1alpha1", "kind": "MemcachedCluster", "metadata": {"name": %q}, "spec": %s}`, name, r.Spec)
+		out, err := e.applyYAML(manifest)
+		if err == nil {
+			t.Errorf("%s: %s was accepted", r.Name, r.Spec)
+			continue
+		}
+		if !strings.Contains(out, r.Field) || !strings.Contains(out, r.Admission) {
+			t.Errorf("%s: rejected with\n  %s\nwant a message naming %s and containing %q", r.Name, out, r.Field, r.Admission)
+		}
+		if _, err := kubectl("get", "-n", e.ns, "mcc", name); err == nil {
+			t.Errorf("%s: the object was stored", r.Name)
+		}
 	}
 }

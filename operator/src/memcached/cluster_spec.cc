@@ -210,11 +210,26 @@ void checkName(const std::string& name, std::vector<std::string>& errors) {
   }
 }
 
+// The CRD's maxLength/maxItems bounds, so that an object stored before they existed (or through
+// a CRD without them) is refused with the field named, not handed to the pod template.
+constexpr size_t kMaxImageLength = 512;
+constexpr size_t kMaxExtraArgs = 64;
+constexpr size_t kMaxExtraArgLength = 256;
+
+void checkMaxLength(const std::string& field, const std::string& value, size_t max,
+                    std::vector<std::string>& errors) {
+  if (value.size() > max) {
+    errors.push_back(absl::StrCat(field, " is ", value.size(), " characters: it must be at most ",
+                                  max, " characters"));
+  }
+}
+
 void checkPod(const ClusterSpec& s, std::vector<std::string>& errors) {
   if (s.replicas < 0 || s.replicas > 1000) {
     errors.push_back(absl::StrCat("spec.replicas (", s.replicas, ") must be between 0 and 1000"));
   }
   if (s.image.empty()) errors.push_back("spec.image must not be empty");
+  checkMaxLength("spec.image", s.image, kMaxImageLength, errors);
   if (!s.image_pull_policy.empty() && s.image_pull_policy != "Always" &&
       s.image_pull_policy != "IfNotPresent" && s.image_pull_policy != "Never") {
     errors.push_back("spec.imagePullPolicy must be Always, IfNotPresent or Never");
@@ -260,6 +275,14 @@ void checkMemcached(const MemcachedSettings& m, std::vector<std::string>& errors
                                   " threads): memcached refuses to start with fewer"));
   }
   checkItemSize(m, errors);
+  if (m.extra_args.size() > kMaxExtraArgs) {
+    errors.push_back(absl::StrCat("spec.memcached.extraArgs has ", m.extra_args.size(),
+                                  " items: it must have at most ", kMaxExtraArgs, " items"));
+  }
+  for (size_t i = 0; i < m.extra_args.size(); ++i) {
+    checkMaxLength(absl::StrCat("spec.memcached.extraArgs[", i, "]"), m.extra_args[i],
+                   kMaxExtraArgLength, errors);
+  }
   // Parsed the way memcached's getopt_long reads them: see memcached_options.h.
   for (auto& problem : checkExtraArgs(m.extra_args)) errors.push_back(std::move(problem));
 }
@@ -425,6 +448,7 @@ void checkNetworkPolicy(const RawFields& raw, NetworkPolicySettings& n,
 void checkMonitoring(const ClusterSpec& s, std::vector<std::string>& errors) {
   const MonitoringSettings& m = s.monitoring;
   if (m.image.empty()) errors.push_back("spec.monitoring.image must not be empty");
+  checkMaxLength("spec.monitoring.image", m.image, kMaxImageLength, errors);
   if (m.port < 1 || m.port > 65535) {
     errors.push_back(
         absl::StrCat("spec.monitoring.port (", m.port, ") must be between 1 and 65535"));

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <regex>
 
 namespace mcop::memcached {
@@ -501,6 +503,41 @@ TEST(ClusterSpecTest, KubeRootCaConfigMapNameIsRefusedNamingTheField) {
         cluster(std::string(R"({"clientConfig":{"configMapName":")") + name + R"("}})"));
     EXPECT_TRUE(ok.errors.empty()) << name << ": " << joined(ok.errors);
   }
+}
+
+// The hostile-spec table the e2e suite sends to the real API server
+// (tests/operator/testdata/invalid_specs.json, written by gen_invalid_specs.py): the operator
+// refuses every row the API server could have stored, naming the same field path. Rows refused
+// only at admission (unknown fields: kubectl's strict validation refuses them and the API server
+// prunes them) say why instead.
+TEST(ClusterSpecTest, HostileSpecTableIsRefusedNamingTheField) {
+  std::ifstream in(std::string(MCOP_SOURCE_DIR) + "/tests/operator/testdata/invalid_specs.json");
+  ASSERT_TRUE(in.good());
+  const Json rows = Json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  ASSERT_GE(rows.as_array().size(), 30u);
+  size_t operator_rows = 0;
+  for (const Json& row : rows.as_array()) {
+    const std::string name = row.at("name").as_string();
+    SCOPED_TRACE(name);
+    if (row.has_field("admissionOnly")) {
+      EXPECT_FALSE(row.at("admissionOnly").as_string().empty());
+      continue;
+    }
+    ++operator_rows;
+    const std::string object_name =
+        row.has_field("metadataName") ? row.at("metadataName").as_string() : "bad-" + name;
+    const ParsedSpec p = parseClusterSpec(cluster(row.at("spec").serialize(), object_name));
+    const std::string field = row.at("field").as_string();
+    const std::string part = row.at("operator").as_string();
+    bool named = false;
+    for (const std::string& e : p.errors) {
+      named = named || (e.find(field) != std::string::npos && e.find(part) != std::string::npos);
+    }
+    EXPECT_TRUE(named) << "want an error naming " << field << " and containing \"" << part
+                       << "\", got:\n"
+                       << joined(p.errors);
+  }
+  EXPECT_GE(operator_rows, 30u);
 }
 
 TEST(ItemSizeTest, Units) {
