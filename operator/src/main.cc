@@ -188,6 +188,14 @@ int main(int argc, char** argv) {
   spdlog::info("starting memcached-operator version={} config={} namespace={} workers={} leader_elect={}",
                kVersion, util::quoted(config->description), flags.ns.empty() ? "all" : flags.ns, flags.workers,
                flags.leader_elect);
+  // What every cluster's NetworkPolicy admits as the operator (none without a namespace).
+  std::string peer_labels;
+  for (const auto& [k, v] : flags.operator_pod_labels) {
+    absl::StrAppend(&peer_labels, peer_labels.empty() ? "" : ",", k, "=", v);
+  }
+  spdlog::info("network policy operator peer namespace={} pod_labels={}",
+               flags.operator_namespace.empty() ? "none" : flags.operator_namespace,
+               util::quoted(peer_labels));
 
   memcached::ClusterControllerOptions cluster;
   cluster.ns = flags.ns;

@@ -1,5 +1,6 @@
 // Registers the MemcachedCluster controller with a Manager: the informers it reads (clusters;
-// their children and pods by label), how each maps to a cluster, which update events wake a
+// their children and pods by label; ServiceMonitors only when their API is served, asked once
+// here), how each maps to a cluster, which update events wake a
 // cluster (predicates), the ClusterReconciler with its memcached clients, and the stop hook for
 // its stale-copy sweeps.
 // Thread-safety: call before Manager::start(), from one thread.
