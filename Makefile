@@ -17,7 +17,7 @@ export CCACHE_NOHASHDIR := 1
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all deps build unit e2e test demo clean chart-test sync-crds bench-hitrate
+.PHONY: all deps build unit e2e test demo clean chart-test sync-crds bench-hitrate reliability
 
 all: build
 
@@ -42,6 +42,13 @@ e2e: build
 	e2e/run-tests
 
 test: deps build unit e2e
+
+# The fault-injection suite (docs/reliability.md): failpoints at every step, API server outages,
+# watch expiry, conflict storms, steady-state silence from the audit log, memcached and node
+# faults, load through resizes. Longer than `make test`'s budget, so it is its own target; CI
+# runs both. The tests carry the `reliability` build tag and are named TestReliability*.
+reliability: build
+	e2e/run-tests -tags reliability -timeout 60m -parallel 2 -run '^TestReliability' ./operator/
 
 demo: build
 	e2e/demo
