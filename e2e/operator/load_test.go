@@ -1,0 +1,304 @@
+//go:build reliability
+
+// Client load through resizes and a rolling update: build/bin/clientconfig-load (libclientconfig's
+// Client, following the endpoints ConfigMap as projected by the kubelet's layout) writes and reads
+// versioned values at >= 10,000 operations/s while a Warm cluster is scaled 2 -> 3, 3 -> 2 and
+// rolled, and must see 0 client errors and 0 stale reads throughout. This file also holds the
+// load helpers memcached_faults_test.go uses.
+package operator
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"memcached-operator/e2e/framework"
+)
+
+// loadWindow is one line of clientconfig-load's output: the counts of one second (or, in the
+// summary, of the whole run).
+type loadWindow struct {
+	TMs          int64            `json:"t_ms"`
+	Version      int64            `json:"version"`
+	Ops          int64            `json:"ops"`
+	Gets         int64            `json:"gets"`
+	Hits         int64            `json:"hits"`
+	Misses       int64            `json:"misses"`
+	Sets         int64            `json:"sets"`
+	Fills        int64            `json:"fills"`
+	Stale        int64            `json:"stale"`
+	Corrupt      int64            `json:"corrupt"`
+	Errors       int64            `json:"errors"`
+	ErrorsByKind map[string]int64 `json:"errors_by_kind"`
+}
+
+type loadSummary struct {
+	loadWindow
+	ElapsedS    float64  `json:"elapsed_s"`
+	OpsPerS     float64  `json:"ops_per_s"`
+	FirstErrors []string `json:"first_errors"`
+	FirstStale  []string `json:"first_stale"`
+}
+
+func (w *loadWindow) add(o loadWindow) {
+	w.Ops += o.Ops
+	w.Gets += o.Gets
+	w.Hits += o.Hits
+	w.Misses += o.Misses
+	w.Sets += o.Sets
+	w.Fills += o.Fills
+	w.Stale += o.Stale
+	w.Corrupt += o.Corrupt
+	w.Errors += o.Errors
+	for k, n := range o.ErrorsByKind {
+		if w.ErrorsByKind == nil {
+			w.ErrorsByKind = map[string]int64{}
+		}
+		w.ErrorsByKind[k] += n
+	}
+}
+
+func (w loadWindow) hitRatio() float64 {
+	if w.Gets == 0 {
+		return 0
+	}
+	return float64(w.Hits) / float64(w.Gets)
+}
+
+// loadGen is a running clientconfig-load and the projection of the ConfigMap it follows.
+// Its methods are safe from any goroutine.
+type loadGen struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	stderr  string
+	mu      sync.Mutex
+	windows []loadWindow // guarded by mu
+	summary *loadSummary // guarded by mu
+	ready   chan struct{}
+	done    chan struct{}
+}
+
+func loadBinary(t *testing.T) string {
+	bin := filepath.Join(repoRoot(t), "build", "bin", "clientconfig-load")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s is not built (make build)", bin)
+	}
+	return bin
+}
+
+// startLoad projects the ConfigMap cm into a directory as the kubelet would (1 s delay) and runs
+// clientconfig-load on it with args (after --dir); it returns once the keys are prefilled.
+// The load is stopped when the test ends.
+func (e *env) startLoad(cm string, args ...string) *loadGen {
+	e.t.Helper()
+	bin := loadBinary(e.t)
+	dir := filepath.Join(e.t.TempDir(), "mount")
+	proj := framework.ClusterCommand("project-configmap", e.ns+"/"+cm, dir, "--delay", "1s")
+	projLog, err := os.Create(filepath.Join(e.t.TempDir(), "project-configmap.log"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	proj.Stdout, proj.Stderr = projLog, projLog
+	proj.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := proj.Start(); err != nil {
+		e.t.Fatalf("project-configmap: %v", err)
+	}
+	e.t.Cleanup(func() {
+		_ = syscall.Kill(-proj.Process.Pid, syscall.SIGKILL)
+		_ = proj.Wait()
+		projLog.Close()
+	})
+	e.waitFor(30*time.Second, "the ConfigMap projected into "+dir, func() (bool, error) {
+		_, err := os.Stat(filepath.Join(dir, "endpoints.json"))
+		return err == nil, err
+	})
+
+	l := &loadGen{t: e.t, ready: make(chan struct{}), done: make(chan struct{})}
+	l.stderr = filepath.Join(e.t.TempDir(), "load.stderr")
+	errf, err := os.Create(l.stderr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	l.cmd = exec.Command(bin, append([]string{"--dir", dir}, args...)...)
+	l.cmd.Stderr = errf
+	out, err := l.cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := l.cmd.Start(); err != nil {
+		e.t.Fatalf("starting %s: %v", bin, err)
+	}
+	go l.read(out, errf)
+	e.t.Cleanup(func() { l.stop() })
+	select {
+	case <-l.ready:
+	case <-l.done:
+		b, _ := os.ReadFile(l.stderr)
+		e.t.Fatalf("clientconfig-load exited before it was ready:\n%s", b)
+	case <-time.After(120 * time.Second):
+		e.t.Fatalf("clientconfig-load not ready (prefilled) within 120 s")
+	}
+	e.t.Logf("load started: %s %s", bin, strings.Join(l.cmd.Args[1:], " "))
+	return l
+}
+
+func (l *loadGen) read(out interface{ Read([]byte) (int, error) }, errf *os.File) {
+	defer close(l.done)
+	defer errf.Close()
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var head struct {
+			Ready, Summary bool
+			PrefillErrors  int64 `json:"prefill_errors"`
+		}
+		if json.Unmarshal(line, &head) != nil {
+			continue
+		}
+		switch {
+		case head.Ready:
+			if head.PrefillErrors > 0 {
+				l.t.Logf("clientconfig-load: %d prefill errors", head.PrefillErrors)
+			}
+			close(l.ready)
+		case head.Summary:
+			var s loadSummary
+			if json.Unmarshal(line, &s) == nil {
+				l.mu.Lock()
+				l.summary = &s
+				l.mu.Unlock()
+			}
+		default:
+			var w loadWindow
+			if json.Unmarshal(line, &w) == nil {
+				l.mu.Lock()
+				l.windows = append(l.windows, w)
+				l.mu.Unlock()
+			}
+		}
+	}
+	_ = l.cmd.Wait()
+}
+
+// stop ends the load (SIGTERM) and returns its summary (nil if it printed none).
+func (l *loadGen) stop() *loadSummary {
+	if l.cmd.ProcessState == nil {
+		_ = l.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	select {
+	case <-l.done:
+	case <-time.After(30 * time.Second):
+		l.t.Errorf("clientconfig-load did not exit within 30 s of SIGTERM")
+		_ = l.cmd.Process.Kill()
+		<-l.done
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.summary
+}
+
+// between sums the windows that ended in (from, to] and says how many there were.
+func (l *loadGen) between(from, to time.Time) (loadWindow, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var sum loadWindow
+	n := 0
+	for _, w := range l.windows {
+		if w.TMs > from.UnixMilli() && w.TMs <= to.UnixMilli() {
+			sum.add(w)
+			n++
+		}
+	}
+	return sum, n
+}
+
+// windowsBetween returns the windows that ended in (from, to].
+func (l *loadGen) windowsBetween(from, to time.Time) []loadWindow {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []loadWindow
+	for _, w := range l.windows {
+		if w.TMs > from.UnixMilli() && w.TMs <= to.UnixMilli() {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// phase is one stretch of a load run, for the figures.
+type phase struct {
+	name     string
+	from, to time.Time
+}
+
+// logPhases logs, per phase, the rate, hit ratio, misses, errors and stale reads, and returns
+// them as a Markdown table (what docs/reliability.md reports).
+func (l *loadGen) logPhases(phases []phase) string {
+	var b strings.Builder
+	b.WriteString("| phase | s | ops/s | hit ratio | worst 1 s hit ratio | misses | errors | stale reads |\n|---|---|---|---|---|---|---|---|\n")
+	for _, p := range phases {
+		sum, n := l.between(p.from, p.to)
+		worst := 1.0
+		for _, w := range l.windowsBetween(p.from, p.to) {
+			if r := w.hitRatio(); w.Gets > 0 && r < worst {
+				worst = r
+			}
+		}
+		rate := 0.0
+		if n > 0 {
+			rate = float64(sum.Ops) / float64(n)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.4f | %.4f | %d | %d %s | %d |\n", p.name, n, rate, sum.hitRatio(), worst,
+			sum.Misses, sum.Errors, kinds(sum.ErrorsByKind), sum.Stale)
+	}
+	l.t.Logf("figure: load per phase:\n%s", b.String())
+	return b.String()
+}
+
+func kinds(m map[string]int64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var ks []string
+	for k, n := range m {
+		ks = append(ks, fmt.Sprintf("%s=%d", k, n))
+	}
+	sort.Strings(ks)
+	return "(" + strings.Join(ks, ", ") + ")"
+}
+
+// checkLoadSummary fails the test on any stale or corrupt read, and logs the run's figures.
+func checkLoadSummary(t *testing.T, s *loadSummary) {
+	t.Helper()
+	if s == nil {
+		t.Fatalf("clientconfig-load printed no summary")
+	}
+	t.Logf("figure: load summary: %.0f ops/s over %.1f s (%d ops: %d gets, %d hits, %d misses, %d sets, %d fills), hit ratio %.4f, errors %d %s, stale %d, corrupt %d",
+		s.OpsPerS, s.ElapsedS, s.Ops, s.Gets, s.Hits, s.Misses, s.Sets, s.Fills, s.hitRatio(), s.Errors, kinds(s.ErrorsByKind), s.Stale, s.Corrupt)
+	if s.Stale != 0 || s.Corrupt != 0 {
+		t.Errorf("%d stale and %d corrupt reads; first: %v", s.Stale, s.Corrupt, s.FirstStale)
+	}
+	if len(s.FirstErrors) > 0 {
+		first := s.FirstErrors
+		if len(first) > 5 {
+			first = first[:5]
+		}
+		t.Logf("first client errors: %s", strings.Join(first, "; "))
+	}
+}
+
+// loadArgs is the workload of these tests: 4 threads (one Client each), 20,000 keys, 10% sets,
+// 12,000 operations/s asked (the machine may deliver less: it is measured), a 2 s timeout so a
+// stall of the shared machine is not taken for a failure.
+var loadArgs = []string{"--threads", "4", "--keys", "20000", "--rate", "12000", "--write-fraction", "0.1", "--timeout-ms", "2000"}
+
