@@ -297,8 +297,85 @@ func checkLoadSummary(t *testing.T, s *loadSummary) {
 	}
 }
 
-// loadArgs is the workload of these tests: 4 threads (one Client each), 20,000 keys, 10% sets,
+// loadArgs is the workload of these tests: 8 threads (one Client each: more requests in flight
+// ride out the shared machine's scheduling delays), 20,000 keys, 10% sets,
 // 12,000 operations/s asked (the machine may deliver less: it is measured), a 2 s timeout so a
 // stall of the shared machine is not taken for a failure.
-var loadArgs = []string{"--threads", "4", "--keys", "20000", "--rate", "12000", "--write-fraction", "0.1", "--timeout-ms", "2000"}
+var loadArgs = []string{"--threads", "8", "--keys", "20000", "--rate", "12000", "--write-fraction", "0.1", "--timeout-ms", "2000"}
 
+// Fails if: any client error (a key routed to a member that is gone or not serving, a list
+// published with a member missing), any stale read (a copy older than an acknowledged write
+// served: a Warm phase applied wrongly, a stale copy not swept), or the cluster not settling.
+func TestReliabilityLoadThroughResizes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startOperator()
+	ep2, _, published := e.warmCluster(2, 2, "  memcached:\n    memoryMB: 64\n")
+	load := e.startLoad(cmName, loadArgs...)
+	var phases []phase
+	mark := time.Now()
+	step := func(name string, settle func()) {
+		t.Helper()
+		settle()
+		now := time.Now()
+		phases = append(phases, phase{name, mark, now})
+		mark = now
+	}
+	step("steady (2 members)", func() { time.Sleep(10 * time.Second) })
+	step("scale 2 -> 3 (Warm)", func() {
+		e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=3")
+		e.waitStable(3, 180*time.Second)
+		e.waitAvailable(clusterName, 120*time.Second)
+		time.Sleep(3 * time.Second) // the projection's delay and the clients' reload
+	})
+	step("scale 3 -> 2 (Warm)", func() {
+		e.kubectlOK("scale", "mcc/"+clusterName, "--replicas=2")
+		e.waitStable(2, 180*time.Second)
+		e.waitFor(120*time.Second, "StatefulSet lowered to 2 and the drain done", func() (bool, error) {
+			s := statusOf(e.mcc(clusterName))
+			return e.stsReplicas(clusterName) == 2 && s.Drain == nil && s.Phase == "Available", fmt.Errorf("replicas %d, drain %v, phase %s", e.stsReplicas(clusterName), s.Drain, s.Phase)
+		})
+		time.Sleep(3 * time.Second)
+	})
+	step("rolling update (Warm, 2 members)", func() {
+		uids := map[string]string{}
+		for _, n := range []string{"cache-0", "cache-1"} {
+			p, _ := e.pod(n)
+			uids[n] = string(p.UID)
+		}
+		e.kubectlOK("patch", "mcc/"+clusterName, "--type=merge", "-p", `{"spec":{"memcached":{"memoryMB":80}}}`)
+		e.waitFor(300*time.Second, "both members restarted and the stable ring of 2 published", func() (bool, error) {
+			for n, uid := range uids {
+				p, ok := e.pod(n)
+				if !ok || string(p.UID) == uid || p.DeletionTimestamp != nil || !framework.PodReady(p) {
+					return false, fmt.Errorf("%s not replaced yet", n)
+				}
+			}
+			st := e.mcc(clusterName).Object["status"].(map[string]any)
+			ep, _, _ := e.endpointsOf(cmName)
+			return st["rollout"] == nil && st["transition"] == nil && len(ep.Servers) == 2 && ep.Phase == "",
+				fmt.Errorf("rollout %v, transition %v, published %s%v", st["rollout"] != nil, st["transition"] != nil, ep.Phase, ep.Names())
+		})
+		time.Sleep(3 * time.Second)
+	})
+	step("steady after", func() { time.Sleep(5 * time.Second) })
+	s := load.stop()
+	load.logPhases(phases)
+	checkLoadSummary(t, s)
+	if s != nil && s.Errors != 0 {
+		t.Errorf("%d client errors through the resizes and the rolling update; want 0", s.Errors)
+	}
+	if s != nil && s.OpsPerS < 10000 {
+		// Reported, not asserted: the rate is the shared machine's, not the operator's.
+		t.Logf("NOTE: %.0f ops/s reached, below the 10,000 asked of the workload (2 shared cores)", s.OpsPerS)
+	}
+	last, _, _ := e.endpointsOf(cmName)
+	published.upTo(t, last.Version)
+	eps := published.since(ep2.Version)
+	for i, ep := range eps {
+		if ep.Version != ep2.Version+int64(i)+1 {
+			t.Errorf("version %d published as #%d after %d: versions must rise by one", ep.Version, i+1, ep2.Version)
+		}
+	}
+	t.Logf("published %d versions: %s", len(eps), strings.Join(phasesOf(eps), " "))
+}

@@ -22,6 +22,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"memcached-operator/e2e/framework"
 )
 
@@ -154,6 +157,137 @@ func TestReliabilityMemberKilled(t *testing.T) {
 	}
 }
 
+// Fails if: the node's NotReady deletes a pod, removes a member from the published list or
+// reorders it, a member is not active again after the node is Ready, the operator exits, or a
+// client reads a stale value.
+func TestReliabilityNodeNotReady(t *testing.T) {
+	// Not parallel: the node is the whole cluster's.
+	e := newEnv(t)
+	op := e.startOperator()
+	e.createCluster(clusterName, fmt.Sprintf("  replicas: 2\n  drain:\n    minSeconds: %d\n    timeoutSeconds: 60\n", minSeconds))
+	e.waitAvailable(clusterName, 120*time.Second)
+	base, _ := e.waitServers(2, 60*time.Second)
+	uids := map[string]string{}
+	for _, n := range base.Names() {
+		p, _ := e.pod(n)
+		uids[n] = string(p.UID)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	published := e.watchPublished(ctx, cmName)
+	load := e.startLoad(cmName, loadArgs...)
+	time.Sleep(3 * time.Second)
+
+	if out, err := framework.ClusterCmd(t, "fault", "node-notready"); err != nil {
+		t.Fatalf("node-notready: %v\n%s", err, out)
+	}
+	ready := false
+	defer func() {
+		if !ready {
+			framework.ClusterCmd(t, "fault", "node-ready")
+		}
+	}()
+	down := time.Now()
+	unreadyPods, unreadyPublished := map[string]bool{}, map[string]bool{}
+	taint := ""
+	for time.Since(down) < 60*time.Second {
+		for n, uid := range uids {
+			p, ok := e.pod(n)
+			if !ok || string(p.UID) != uid || p.DeletionTimestamp != nil {
+				t.Fatalf("node NotReady for %s: pod %s deleted or replaced", time.Since(down).Round(time.Second), n)
+			}
+			if !framework.PodReady(p) && !unreadyPods[n] {
+				unreadyPods[n] = true
+				t.Logf("node NotReady +%s: pod %s not Ready", time.Since(down).Round(100*time.Millisecond), n)
+			}
+		}
+		ep, _, _ := e.endpointsOf(cmName)
+		if !slices.Equal(ep.Names(), base.Names()) {
+			t.Fatalf("node NotReady for %s: published %v, want %v kept", time.Since(down).Round(time.Second), ep.Names(), base.Names())
+		}
+		for _, s := range ep.Servers {
+			if s.State == "unready" && !unreadyPublished[s.Name] {
+				unreadyPublished[s.Name] = true
+				t.Logf("node NotReady +%s: %s published unready (version %d)", time.Since(down).Round(100*time.Millisecond), s.Name, ep.Version)
+			}
+		}
+		if !op.running() {
+			t.Fatalf("the operator exited while the node was NotReady (code %d)", op.exitCode())
+		}
+		if taint == "" {
+			taint = notReadyTaint(e)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// Why no pod goes: the node-lifecycle controller taints a NotReady node NoExecute, and the
+	// API server gives every pod a toleration of it for 300 s (DefaultTolerationSeconds), well
+	// beyond these 60 s. (The loopback kubelet keeps heartbeating and posting the pods' own
+	// readiness, so the controller never marks them NotReady, as it would for a node gone silent.)
+	p, _ := e.pod(base.Names()[0])
+	var tolerations []string
+	for _, tol := range p.Spec.Tolerations {
+		if tol.TolerationSeconds != nil {
+			tolerations = append(tolerations, fmt.Sprintf("%s:%s for %d s", tol.Key, tol.Effect, *tol.TolerationSeconds))
+		}
+	}
+	t.Logf("figure: node NotReady: taint %q; pod tolerations %v", taint, tolerations)
+	duringNotReady, _ := load.between(down, time.Now())
+	if out, err := framework.ClusterCmd(t, "fault", "node-ready"); err != nil {
+		t.Fatalf("node-ready: %v\n%s", err, out)
+	}
+	ready = true
+	up := time.Now()
+	e.waitFor(90*time.Second, "every member Ready and published active", func() (bool, error) {
+		ep, _, _ := e.endpointsOf(cmName)
+		for _, n := range base.Names() {
+			p, ok := e.pod(n)
+			if !ok || !framework.PodReady(p) || e.serverState(cmName, n) != "active" {
+				return false, fmt.Errorf("published %s", statesOf(ep))
+			}
+		}
+		return true, nil
+	})
+	t.Logf("figure: node Ready -> every member Ready and active in %s", time.Since(up).Round(100*time.Millisecond))
+	e.waitAvailable(clusterName, 60*time.Second)
+	time.Sleep(3 * time.Second)
+	s := load.stop()
+	load.logPhases([]phase{{"before", down.Add(-3 * time.Second), down}, {"node NotReady 60 s", down, up}, {"after", up, time.Now()}})
+	checkLoadSummary(t, s)
+	t.Logf("figure: node NotReady 60 s: pods not Ready %v, published unready %v; load meanwhile %d errors %s, stale %d",
+		keys(unreadyPods), keys(unreadyPublished), duringNotReady.Errors, kinds(duringNotReady.ErrorsByKind), duringNotReady.Stale)
+	for n, uid := range uids {
+		if p, ok := e.pod(n); !ok || string(p.UID) != uid {
+			t.Errorf("pod %s replaced after the node came back", n)
+		}
+	}
+	last, _, _ := e.endpointsOf(cmName)
+	published.upTo(t, last.Version)
+	eps := published.since(base.Version)
+	checkRingKept(t, base, eps)
+	var trail []string
+	for _, ep := range eps {
+		trail = append(trail, fmt.Sprintf("v%d[%s]", ep.Version, statesOf(ep)))
+	}
+	t.Logf("figure: versions published through the NotReady node: %s", strings.Join(trail, " "))
+	if !op.running() {
+		t.Fatalf("the operator exited (code %d)", op.exitCode())
+	}
+}
+
+// notReadyTaint is the node's NoExecute not-ready taint ("" while it has none).
+func notReadyTaint(e *env) string {
+	n, err := e.kube.CoreV1().Nodes().Get(context.Background(), "loopback-node", metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, tn := range n.Spec.Taints {
+		if tn.Key == corev1.TaintNodeNotReady && tn.Effect == corev1.TaintEffectNoExecute {
+			return tn.Key + ":" + string(tn.Effect)
+		}
+	}
+	return ""
+}
+
 func keys(m map[string]bool) []string {
 	var out []string
 	for k := range m {
@@ -161,4 +295,195 @@ func keys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// podFault sends a fault verb (pod-stop, pod-cont, ...) to a pod of the test's namespace.
+func (e *env) podFault(verb, pod string) error {
+	out, err := framework.ClusterCmd(e.t, "fault", verb, e.ns+"/"+pod)
+	if err != nil {
+		return fmt.Errorf("fault %s %s: %v: %s", verb, pod, err, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+// warningsNaming returns the Warning events of a cluster with the given reason whose message
+// names the member.
+func (e *env) warningsNaming(cluster, reason, member string) []corev1.Event {
+	var out []corev1.Event
+	for _, ev := range e.eventsWithReason(cluster, reason) {
+		if ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, member) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// otherCluster is a second cluster of the same operator, scaled while a member of another one is
+// stopped: it must converge as promptly as ever (the operator does not hang on the stopped
+// member). Not safe for concurrent use.
+type otherCluster struct {
+	e        *env
+	name     string
+	replicas int
+}
+
+func (o *otherCluster) create() {
+	o.e.createCluster(o.name, "  replicas: 1\n  drain:\n    minSeconds: 1\n    timeoutSeconds: 30\n")
+	o.replicas = 1
+}
+
+// scale moves it between 1 and 2 members and waits until the list of the new size is published,
+// the StatefulSet is at that size and the cluster Available; it returns how long that took.
+func (o *otherCluster) scale(bound time.Duration) time.Duration {
+	e := o.e
+	e.t.Helper()
+	o.replicas = 3 - o.replicas
+	started := time.Now()
+	e.kubectlOK("scale", "mcc/"+o.name, fmt.Sprintf("--replicas=%d", o.replicas))
+	e.waitFor(bound, fmt.Sprintf("the other cluster %s converged at %d", o.name, o.replicas), func() (bool, error) {
+		ep, _, _ := e.endpointsOf(o.name + "-endpoints")
+		s := statusOf(e.mcc(o.name))
+		ok := len(ep.Servers) == o.replicas && e.stsReplicas(o.name) == int32(o.replicas) && s.Drain == nil &&
+			s.Phase == "Available" && s.Replicas == int64(o.replicas)
+		return ok, fmt.Errorf("published %v, StatefulSet %d, phase %s, drain %v", ep.Names(), e.stsReplicas(o.name), s.Phase, s.Drain != nil)
+	})
+	return time.Since(started)
+}
+
+// Fails if: a step needing a stopped member hangs instead of timing out, ends without a Warning
+// event naming the member, keeps the operator from converging another cluster within 60 s, or
+// leaves the cluster unconverged after SIGCONT.
+func TestReliabilityMemberStopped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	op := e.startOperator()
+	other := &otherCluster{e: e, name: "other"}
+	other.create()
+	e.createCluster("drn", "  replicas: 3\n  drain:\n    minSeconds: 2\n    timeoutSeconds: 4\n")
+	e.createCluster("wrm", "  replicas: 2\n  drain:\n    minSeconds: 2\n    timeoutSeconds: 30\n"+
+		"  transition:\n    mode: Warm\n    propagationSeconds: 2\n    windowSeconds: 2\n")
+	e.createCluster("swp", "  replicas: 3\n  drain:\n    minSeconds: 2\n    timeoutSeconds: 30\n")
+	for _, n := range []string{"other", "drn", "wrm", "swp"} {
+		e.waitAvailable(n, 180*time.Second)
+	}
+	stopped := map[string]bool{}
+	defer func() {
+		for pod := range stopped {
+			_ = e.podFault("pod-cont", pod) // leave no stopped process behind
+		}
+	}()
+	stop := func(pod string) time.Time {
+		t.Helper()
+		if err := e.podFault("pod-stop", pod); err != nil {
+			t.Fatal(err)
+		}
+		stopped[pod] = true
+		return time.Now()
+	}
+	cont := func(pod string) {
+		t.Helper()
+		// The pod may be gone (a drain that timed out lowers the StatefulSet): nothing to resume.
+		if err := e.podFault("pod-cont", pod); err != nil {
+			t.Logf("%v", err)
+		}
+		delete(stopped, pod)
+	}
+	converged := func(cluster string, n int) time.Duration {
+		t.Helper()
+		started := time.Now()
+		e.waitFor(180*time.Second, fmt.Sprintf("%s converged at %d active members", cluster, n), func() (bool, error) {
+			ep, _, _ := e.endpointsOf(cluster + "-endpoints")
+			s := statusOf(e.mcc(cluster))
+			active := 0
+			for _, m := range ep.Servers {
+				if m.State == "active" {
+					active++
+				}
+			}
+			// Available, not the phase: a drain that timed out leaves Degraded (DrainTimeout) until
+			// the spec changes again, by design.
+			avail := s.condition("Available").Status == "True" && s.condition("Progressing").Status == "False"
+			return active == n && len(ep.Servers) == n && ep.Phase == "" && s.Drain == nil && avail &&
+					e.stsReplicas(cluster) == int32(n),
+				fmt.Errorf("published %s%s, phase %s, drain %v, StatefulSet %d", ep.Phase, statesOf(ep), s.Phase, s.Drain != nil, e.stsReplicas(cluster))
+		})
+		return time.Since(started)
+	}
+
+	// 1. A drain's connection count: drn-2 leaves, and is stopped once the list without it is
+	// published, before the count starts (minSeconds 2): the count cannot read its stats.
+	e.kubectlOK("scale", "mcc/drn", "--replicas=2")
+	e.waitFor(60*time.Second, "drn's drain published (publishedAt)", func() (bool, error) {
+		d := statusOf(e.mcc("drn")).Drain
+		return d != nil && d.PublishedAt != "", fmt.Errorf("drain %+v", d)
+	})
+	at := stop("drn-2")
+	otherTook := other.scale(60 * time.Second)
+	var outcome string
+	e.waitFor(60*time.Second, "drn's drain decided", func() (bool, error) {
+		if d := statusOf(e.mcc("drn")).Drain; d != nil && d.Outcome != "" {
+			outcome = d.Outcome
+		} else if d == nil && outcome == "" {
+			outcome = "(drain done)"
+		}
+		return outcome != "", fmt.Errorf("no outcome")
+	})
+	decided := time.Since(at)
+	warn := e.warningsNaming("drn", "DrainTimeout", "drn-2")
+	if outcome == "TimedOut" && len(warn) == 0 {
+		t.Errorf("drain TimedOut without a DrainTimeout Warning naming drn-2: %v", e.eventsWithReason("drn", "DrainTimeout"))
+	}
+	if outcome != "TimedOut" {
+		// Only if the pod turned unready first (a stopped memcached fails its readiness probe
+		// within 7-12 s): an unready pod serves no clients and the drain skips it.
+		p, ok := e.pod("drn-2")
+		t.Logf("drain outcome %s (pod present %v, ready %v): the stopped member was skipped as not Ready", outcome, ok, ok && framework.PodReady(p))
+	} else {
+		t.Logf("DrainTimeout: %s", warn[0].Message)
+	}
+	cont("drn-2")
+	tookDrn := converged("drn", 2)
+	t.Logf("figure: drain count on a stopped member: outcome %s %s after SIGSTOP; other cluster converged meanwhile in %s; converged %s after SIGCONT",
+		outcome, decided.Round(100*time.Millisecond), otherTook.Round(100*time.Millisecond), tookDrn.Round(100*time.Millisecond))
+
+	// 2. A Warm transition's copy: wrm-0 (a source: every key moving to wrm-2 comes from wrm-0
+	// or wrm-1) is stopped as soon as prepare is published, before the copy starts.
+	addrs := []string{e.memberAddr("wrm-0"), e.memberAddr("wrm-1")}
+	for _, a := range addrs {
+		mcFill(t, a, "filler:", 2000)
+	}
+	e.kubectlOK("scale", "mcc/wrm", "--replicas=3")
+	e.waitFor(60*time.Second, "wrm's prepare phase published", func() (bool, error) {
+		ep, _, _ := e.endpointsOf("wrm-endpoints")
+		return ep.Phase == "prepare" || ep.Phase == "copy", fmt.Errorf("published %s%v", ep.Phase, ep.Names())
+	})
+	at = stop("wrm-0")
+	otherTook = other.scale(60 * time.Second)
+	e.waitFor(120*time.Second, "a WarmCopyFailed Warning naming wrm-0", func() (bool, error) {
+		return len(e.warningsNaming("wrm", "WarmCopyFailed", "wrm-0")) > 0, fmt.Errorf("events %v", e.eventsWithReason("wrm", "WarmCopyFailed"))
+	})
+	decided = time.Since(at)
+	t.Logf("WarmCopyFailed: %s", e.warningsNaming("wrm", "WarmCopyFailed", "wrm-0")[0].Message)
+	cont("wrm-0")
+	tookWrm := converged("wrm", 3)
+	t.Logf("figure: Warm copy from a stopped member: WarmCopyFailed %s after SIGSTOP; other cluster converged meanwhile in %s; converged %s after SIGCONT",
+		decided.Round(100*time.Millisecond), otherTook.Round(100*time.Millisecond), tookWrm.Round(100*time.Millisecond))
+
+	// 3. A scale-down's stale-copy sweep: swp-0 stays and must be swept, but is stopped.
+	at = stop("swp-0")
+	e.kubectlOK("scale", "mcc/swp", "--replicas=2")
+	otherTook = other.scale(60 * time.Second)
+	e.waitFor(180*time.Second, "a StaleCopySweepFailed Warning naming swp-0", func() (bool, error) {
+		return len(e.warningsNaming("swp", "StaleCopySweepFailed", "swp-0")) > 0, fmt.Errorf("events %v", e.eventsWithReason("swp", "StaleCopySweepFailed"))
+	})
+	decided = time.Since(at)
+	t.Logf("StaleCopySweepFailed: %s", e.warningsNaming("swp", "StaleCopySweepFailed", "swp-0")[0].Message)
+	cont("swp-0")
+	tookSwp := converged("swp", 2)
+	t.Logf("figure: stale-copy sweep of a stopped member: StaleCopySweepFailed %s after SIGSTOP; other cluster converged meanwhile in %s; converged %s after SIGCONT",
+		decided.Round(100*time.Millisecond), otherTook.Round(100*time.Millisecond), tookSwp.Round(100*time.Millisecond))
+
+	if !op.running() {
+		t.Fatalf("the operator exited (code %d)", op.exitCode())
+	}
 }
