@@ -59,12 +59,14 @@ struct Options {
 
 constexpr int kErrorKinds = 9;  // ErrorCode's values
 
-// Counters shared by the workers and the reporter (relaxed atomics: each is read as a whole).
+// Counters shared by the workers and the reporter. Thread-safety: relaxed atomics; each counter
+// is exact, a Tally of them is not one instant (a window may end mid-operation).
 struct Counters {
   std::atomic<uint64_t> ops{0}, gets{0}, hits{0}, misses{0}, sets{0}, fills{0}, stale{0}, corrupt{0};
   std::atomic<uint64_t> errors[kErrorKinds] = {};
 };
 
+// Tally: the counters' values at one reading, subtracted to get a window. Plain values.
 struct Tally {
   uint64_t ops, gets, hits, misses, sets, fills, stale, corrupt;
   uint64_t errors[kErrorKinds];
@@ -78,6 +80,7 @@ Tally take(const Counters& c) {
 }
 
 // Bounded samples of what went wrong, for the summary (the tests print them on failure).
+// Thread-safety: add() from any thread; the lists are read under mu.
 struct Samples {
   std::mutex mu;
   std::vector<std::string> errors;  // guarded by mu
@@ -124,6 +127,8 @@ std::string countsJson(const Tally& now, const Tally& before) {
 }
 
 // One worker: its own Client, its own keys, their database and acknowledged versions.
+// Thread-safety: used by one thread at a time (prefill, then run); shares only Counters and
+// Samples.
 class Worker {
  public:
   Worker(const Options& o, int index, Watcher& watcher, Counters& c, Samples& samples)
