@@ -2,8 +2,9 @@
 
 // TestReliabilityFailpoints: the operator stopped abruptly at every failpoint (operator
 // util/failpoint.h, armed by MCOP_FAILPOINTS), ten times each, while one Warm cluster goes
-// through a cycle of scale-up, scale-down, a cancelled scale-down, a rolling update and a
-// multi-member resize. Each time the operator exits with the failpoint code it is restarted at
+// through a cycle of scale-up (2 -> 3), a rolling update (3 members), scale-down (3 -> 2), a
+// cancelled scale-down (2 -> 1, back to 2 once the drain is recorded) and a multi-member resize
+// (2 -> 4, then 4 -> 3 -> 2: every scale-down lowers replicas once). Each time the operator exits with the failpoint code it is restarted at
 // once, re-armed with every point that still has injections left (several points armed at once,
 // each at a seeded random hit, so that 10 x every point fits the budget; MCOP_FAILPOINT_SEED
 // replays a run). The invariant monitor (invariants_test.go) watches the whole run, and every
@@ -33,10 +34,10 @@ import (
 const (
 	failpointExitCode   = 87 // operator util::kFailpointExitCode
 	failpointInjections = 10
-	failpointMaxCycles  = 8
-	// The cycle starts no new round after this long (the part's budget is about 12 minutes).
-	failpointBudget = 11 * time.Minute
-	stepTimeout     = 240 * time.Second
+	// Enough for the points reached once or twice a cycle (after lowering replicas, after a
+	// rollout's deletion) to fire 10 times with room to spare: 3 or 4 cycles do it.
+	failpointMaxCycles = 8
+	stepTimeout        = 240 * time.Second
 )
 
 // Points reached on almost every pass: armed at a random hit within these bounds, so their
@@ -332,11 +333,20 @@ func TestReliabilityFailpoints(t *testing.T) {
 		f()
 		stepTimes[step] = append(stepTimes[step], time.Since(s))
 	}
-	for cycles < failpointMaxCycles && !loop.allDone() && time.Since(begin) < failpointBudget {
+	for cycles < failpointMaxCycles && !loop.allDone() {
 		cycles++
 		e.fillKeys(bin, 300)
 		timed("scale-up", func() {
 			e.patchCluster(`{"spec":{"replicas":3}}`)
+			loop.converge(memberNames(clusterName, 3))
+		})
+		timed("rolling-update", func() {
+			if memory == 64 {
+				memory = 72
+			} else {
+				memory = 64
+			}
+			e.patchCluster(fmt.Sprintf(`{"spec":{"memcached":{"memoryMB":%d}}}`, memory))
 			loop.converge(memberNames(clusterName, 3))
 		})
 		timed("scale-down", func() {
@@ -356,18 +366,11 @@ func TestReliabilityFailpoints(t *testing.T) {
 				cancelled++
 			}
 		})
-		timed("rolling-update", func() {
-			if memory == 64 {
-				memory = 72
-			} else {
-				memory = 64
-			}
-			e.patchCluster(fmt.Sprintf(`{"spec":{"memcached":{"memoryMB":%d}}}`, memory))
-			loop.converge(memberNames(clusterName, 2))
-		})
 		timed("resize", func() {
 			e.patchCluster(`{"spec":{"replicas":4}}`)
 			loop.converge(memberNames(clusterName, 4))
+			e.patchCluster(`{"spec":{"replicas":3}}`)
+			loop.converge(memberNames(clusterName, 3))
 			e.patchCluster(`{"spec":{"replicas":2}}`)
 			loop.converge(memberNames(clusterName, 2))
 		})
