@@ -317,6 +317,12 @@ func TestReliabilityFailpoints(t *testing.T) {
 			stopped = true
 			loop.stop()
 			mon.stop()
+			if t.Failed() {
+				loop.mu.Lock()
+				text, _ := os.ReadFile(loop.lastLog)
+				t.Logf("last operator run's log tail (%s):\n%s", loop.lastLog, tail(string(text), 60))
+				loop.mu.Unlock()
+			}
 		}
 	}
 	t.Cleanup(stopAll)

@@ -7,8 +7,8 @@
 //     or next.servers;
 //  2. every change of endpoints.json's content is published as version+1: a version is never
 //     reused for other content, never skipped, never goes backwards;
-//  3. once something was published, the list is never empty while spec.replicas > 0 and some
-//     member is Ready.
+//  3. once a list with servers was published, the list is never empty while spec.replicas > 0
+//     and some member is Ready.
 //
 // Two watches (the endpoints ConfigMap, the cluster's pods) see every update; a 100 ms sampler
 // reads the ConfigMap, the pods and the cluster from the API and asks every listed member's
@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
@@ -84,6 +85,7 @@ type invariantMonitor struct {
 	contents   map[int64]string
 	lastVer    int64
 	published  bool
+	nonEmpty   bool                   // a list with servers was published once
 	pods       map[string]*corev1.Pod // by name, as last seen by the pod watch
 	everReady  map[string]bool        // by pod UID
 	deleted    map[string]bool        // by pod UID: its deletion was checked
@@ -152,9 +154,18 @@ func (m *invariantMonitor) watchLoop(ctx context.Context, what, rv string, open 
 		}
 		for ev := range w.ResultChan() {
 			if ev.Type == watch.Error {
-				m.violation(fmt.Sprintf("monitor: the %s watch could not resume from revision %s (%v): events were lost", what, rv, ev.Object))
-				w.Stop()
-				return
+				if ctx.Err() != nil {
+					break // stopping
+				}
+				// 410 Gone: the revision is compacted away, the updates in between were lost
+				// and the invariants not checked on them. Any other error: open it again.
+				if st, ok := ev.Object.(*metav1.Status); ok && st.Code == http.StatusGone {
+					m.violation(fmt.Sprintf("monitor: the %s watch could not resume from revision %s (%s): events were lost", what, rv, st.Message))
+					w.Stop()
+					return
+				}
+				m.note(0, fmt.Sprintf("%s watch error %v (reopening)", what, ev.Object))
+				break
 			}
 			obj, ok := ev.Object.(metav1.Object)
 			if !ok {
@@ -266,6 +277,9 @@ func (m *invariantMonitor) onConfigMap(cm *corev1.ConfigMap, how string) {
 	m.contents[ep.Version] = content
 	m.lastVer = ep.Version
 	m.published = true
+	if len(ep.Servers) > 0 {
+		m.nonEmpty = true
+	}
 	m.checkNotEmptyLocked(ep, fmt.Sprintf("configmap revision %d", rv))
 }
 
@@ -277,8 +291,10 @@ func ringNames(ep *endpoints) []string {
 }
 
 // checkNotEmptyLocked: invariant 3.
+// Judged from the first publish that listed servers: before it, the members are still coming
+// up and the first ring is not established (the operator publishes an empty list at creation).
 func (m *invariantMonitor) checkNotEmptyLocked(ep endpoints, where string) {
-	if len(ep.Servers) > 0 || m.replicas <= 0 {
+	if len(ep.Servers) > 0 || m.replicas <= 0 || !m.nonEmpty {
 		return
 	}
 	for _, p := range m.pods {
