@@ -1,5 +1,7 @@
 #include "util/failpoint.h"
 
+#include <unistd.h>
+
 #include <set>
 
 #include <gmock/gmock.h>
@@ -10,9 +12,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Each test leaves nothing armed for the next one.
+// Each test leaves nothing armed for the next one. The death tests re-run this binary for the
+// child ("threadsafe") and the children leave with _exit: other tests of the binary leave
+// threads behind, and a forked copy of them must run no exit handler.
 class FailpointTest : public ::testing::Test {
  protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
   void TearDown() override { armFailpoints({}); }
 };
 
@@ -84,7 +89,7 @@ TEST_F(FailpointTest, FiresAtTheArmedHitWithItsExitCode) {
         failpoint(Failpoint::kReplicasLowerBefore);
         failpoint(Failpoint::kDecisionRecorded);
         failpoint(Failpoint::kReplicasLowerBefore);
-        std::exit(0);  // not reached when the third hit fires
+        _exit(0);  // not reached when the third hit fires
       },
       ::testing::ExitedWithCode(kFailpointExitCode),
       "failpoint replicas-lower-before fired \\(hit 3\\): exiting");
@@ -96,7 +101,7 @@ TEST_F(FailpointTest, DoesNotFireBeforeTheArmedHit) {
         armFailpoints({{Failpoint::kReplicasLowerBefore, 3}});
         failpoint(Failpoint::kReplicasLowerBefore);
         failpoint(Failpoint::kReplicasLowerBefore);
-        std::exit(0);
+        _exit(0);
       },
       ::testing::ExitedWithCode(0), "");
 }
