@@ -16,6 +16,7 @@
 #include "kube/kubeconfig.h"
 #include "manager/manager.h"
 #include "memcached/cluster_controller.h"
+#include "util/failpoint.h"
 #include "util/logging.h"
 #include "util/time.h"
 
@@ -176,6 +177,13 @@ int main(int argc, char** argv) {
   manager::blockShutdownSignals();  // before any thread exists
   Flags flags = parseFlags(argc, argv);
   if (auto s = util::setupLogging(flags.log_format, flags.log_level); !s.ok()) fail(std::string(s.message()), 2);
+  // Failpoints (util/failpoint.h), for the reliability tests only: armed before any thread runs.
+  if (const char* env = std::getenv("MCOP_FAILPOINTS"); env && *env) {
+    auto plan = util::parseFailpoints(env);
+    if (!plan.ok()) fail(std::string(plan.status().message()), 2);
+    util::armFailpoints(*plan);
+    spdlog::warn("failpoints armed (the process exits at them): {}", util::quoted(env));
+  }
 
   auto config = kube::loadConfig({flags.kubeconfig, flags.context, false});
   if (!config.ok()) fail(std::string(config.status().message()));

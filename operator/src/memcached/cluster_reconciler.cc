@@ -36,6 +36,7 @@
 #include "memcached/rollout.h"
 #include "memcached/service_monitor.h"
 #include "memcached/transition.h"
+#include "util/failpoint.h"
 #include "util/logging.h"
 #include "memcached/metrics.h"
 #include "util/time.h"
@@ -55,6 +56,16 @@ constexpr milliseconds kChildConflictRecheck{30000};
 // with its per-key exponential backoff, so a conflict storm cannot become a hot loop.
 absl::Status statusConflict(const std::string& key) {
   return absl::AbortedError(absl::StrCat("status of ", key, " changed meanwhile; deciding again"));
+}
+
+// A new version of the endpoints was applied: the failpoints of that publish, the transition
+// phase's own (when a Warm transition's phase is what changed) after the general one.
+void publishedFailpoints(const std::string& phase) {
+  util::failpoint(util::Failpoint::kEndpointsPublished);
+  if (phase == kPhasePrepare) util::failpoint(util::Failpoint::kTransitionPreparePublished);
+  if (phase == kPhaseCopy) util::failpoint(util::Failpoint::kTransitionCopyPublished);
+  if (phase == kPhaseSwitch) util::failpoint(util::Failpoint::kTransitionSwitchPublished);
+  if (phase == kPhaseFinalize) util::failpoint(util::Failpoint::kTransitionFinalizePublished);
 }
 
 // Status fields that only mirror what was observed.
@@ -135,6 +146,8 @@ class ClusterReconciler::Pass {
                                   const DrainStep& drain, const MembershipResult& members,
                                   bool lowering_blocked) const;
   // Record.
+  void decisionFailpoints(const ClusterSnapshot& snap, const PassPlan& plan,
+                          const Json& written) const;
   absl::StatusOr<Json> record(const Json& cluster, const ClusterStatus& recorded,
                               const ClusterStatus& status) const;
   absl::StatusOr<controller::Result> recordOnly(const ClusterSnapshot& snap);
@@ -254,6 +267,7 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run(Json cluster, bo
   // Record the decision before acting on it.
   auto written = record(snap->cluster, snap->recorded, plan->status);
   if (!written.ok()) return written.status();
+  decisionFailpoints(*snap, *plan, *written);
 
   // Act, then report: events describe what status records.
   std::vector<PlannedEvent> events = plan->events;
@@ -262,6 +276,23 @@ absl::StatusOr<controller::Result> ClusterReconciler::Pass::run(Json cluster, bo
   }
   sendEvents(*written, events);
   return finish(*written, *plan);
+}
+
+// The failpoints of a decision just recorded (only when status was written: a pass that
+// changed nothing recorded no decision).
+void ClusterReconciler::Pass::decisionFailpoints(const ClusterSnapshot& snap, const PassPlan& plan,
+                                                 const Json& written) const {
+  if (!util::failpointsArmed()) return;
+  if (stringAt(written, {"metadata", "resourceVersion"}) ==
+      stringAt(snap.cluster, {"metadata", "resourceVersion"})) {
+    return;
+  }
+  const auto& before = snap.recorded.drain;
+  const auto& after = plan.status.drain;
+  if (after && (!before || before->target_replicas != after->target_replicas)) {
+    util::failpoint(util::Failpoint::kDrainStarted);
+  }
+  util::failpoint(util::Failpoint::kDecisionRecorded);
 }
 
 // The decisions, in the order they depend on each other, with the reads they ask for as steps of
@@ -672,7 +703,9 @@ absl::StatusOr<Json> ClusterReconciler::Pass::record(const Json& cluster,
   if (jsonEqual(desired, clusterStatusToJson(recorded))) return cluster;
   Json body = cluster;
   body["status"] = desired;
+  util::failpoint(util::Failpoint::kStatusWriteBefore);
   auto result = r_.api_->update(kube::resources::kMemcachedCluster, body, "status");
+  util::failpoint(util::Failpoint::kStatusWriteAfter);
   if (!result.ok()) {
     // A conflict: our cache is behind the server. Decide again from fresh state rather than act
     // on a decision made from stale status.
@@ -873,7 +906,9 @@ absl::Status ClusterReconciler::Pass::restartMember(const ClusterSnapshot& snap,
                  snap.key, plan.delete_pod);
     return absl::OkStatus();  // status says restarting; the next pass deletes it
   }
+  util::failpoint(util::Failpoint::kRolloutDeleteBefore);
   auto s = r_.api_->remove(kube::resources::kPod, snap.ref.ns, plan.delete_pod, {});
+  util::failpoint(util::Failpoint::kRolloutDeleteAfter);
   if (!s.ok() && !kube::IsNotFound(s)) {
     return absl::Status(s.code(), absl::StrCat("delete pod ", plan.delete_pod, ": ", s.message()));
   }
@@ -892,6 +927,7 @@ absl::Status ClusterReconciler::Pass::publish(const ClusterSnapshot& snap, const
   const auto& live = snap.children.config_map;
   if (!live || !isSubset(cm, *live)) {
     if (auto s = apply(snap.ref, kube::resources::kConfigMap, cm, nullptr); !s.ok()) return s;
+    if (plan.endpoints.changed) publishedFailpoints(plan.content.phase);
     if (plan.endpoints.changed) {
       spdlog::info("published endpoints cluster={} version={} servers={}", snap.key,
                    plan.endpoints.version, plan.content.servers.size());
@@ -919,7 +955,10 @@ absl::Status ClusterReconciler::Pass::ensureStatefulSet(const ClusterSnapshot& s
       buildStatefulSet(ref, snap.parsed.spec, replicas, r_.options_.field_manager,
                        r_.options_.cluster_domain);
   if (sts && isSubset(desired, *sts)) return absl::OkStatus();
+  const bool lowering = sts && replicas < current;
+  if (lowering) util::failpoint(util::Failpoint::kReplicasLowerBefore);
   if (auto s = apply(ref, kube::resources::kStatefulSet, desired, nullptr); !s.ok()) return s;
+  if (lowering) util::failpoint(util::Failpoint::kReplicasLowerAfter);
   const auto scaled = [&](const char* reason) {
     events.push_back({kube::EventSeverity::kNormal, reason,
                       absl::StrCat("StatefulSet ", ref.name, " scaled from ", current, " to ",

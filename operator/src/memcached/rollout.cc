@@ -91,6 +91,10 @@ RolloutStep planRollout(const RolloutInput& in) {
     if (m && isPublished(m->state) && !in.transition && listed(in, r.member)) {
       spdlog::info("warm rollout: member done cluster={} member={}", in.key, r.member);
       step.rollout.reset();
+      // Look again soon: the next outdated member starts in a later pass, and nothing else may
+      // wake this cluster (its own status writes do not), e.g. after a restart of the operator
+      // right after the member's last publish.
+      keepShorter(step.requeue, in.max_poll_interval);
       return step;
     }
     step.message = absl::StrCat("rolling update: ", r.member, " rejoins the endpoints");

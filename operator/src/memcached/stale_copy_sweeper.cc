@@ -16,6 +16,7 @@
 
 #include "clientconfig/memcached_admin.h"
 #include "memcached/admin_status.h"
+#include "util/failpoint.h"
 
 namespace mcop::memcached {
 namespace {
@@ -68,6 +69,7 @@ class SweepRun {
       if (auto s = walk(scanned); !s.ok()) return s;
       if (!flush()) return failure_;
       if (pass == 0) counts_.scanned = scanned;
+      if (pass == 0) util::failpoint(util::Failpoint::kSweepFirstPass);
       if (counts_.removed == removed_before) break;
       if (auto s = control_.check(); !s.ok()) return s;
     }

@@ -17,6 +17,7 @@
 
 #include "clientconfig/memcached_admin.h"
 #include "memcached/admin_status.h"
+#include "util/failpoint.h"
 #include "util/token_bucket.h"
 
 namespace mcop::memcached {
@@ -247,6 +248,7 @@ class CopyRun {
       const size_t end = std::min(candidates_.size(), begin + options_.batch);
       if (auto s = pace(begin, end); !s.ok()) return s;
       if (auto s = copyBatch(begin, end); !s.ok()) return s;
+      if (begin == 0) util::failpoint(util::Failpoint::kWarmCopyFirstBatch);
       notify();
     }
     return absl::OkStatus();

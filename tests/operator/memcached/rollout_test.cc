@@ -143,5 +143,25 @@ TEST(Rollout, TheNewPodRejoinsOnceReadyAndTheRolloutEndsWhenItIsPublished) {
   EXPECT_TRUE(step.excluded.empty());
 }
 
+// The pass that ends a member's rollout looks again soon: status writes do not wake a cluster,
+// so without the requeue the next outdated member would wait for an unrelated event (found by
+// TestReliabilityFailpoints: the operator restarted right after a member's last publish and the
+// rolling update stopped after one member).
+TEST(Rollout, AMemberDoneLooksAgainForTheNextOutdatedMember) {
+  auto in = input("rev-1");
+  in.recorded = RolloutStatus{"sessions-2", kRolloutRejoining, "rev-2", "t"};
+  in.pods[2].revision = "rev-2";
+  in.max_poll_interval = std::chrono::milliseconds(1500);
+  const auto step = planRollout(in);
+  EXPECT_FALSE(step.rollout);
+  ASSERT_TRUE(step.requeue);
+  EXPECT_LE(*step.requeue, std::chrono::milliseconds(1500));
+  // That next pass starts the next member.
+  in.recorded.reset();
+  const auto next = planRollout(in);
+  ASSERT_TRUE(next.rollout);
+  EXPECT_EQ(next.rollout->member, "sessions-1");
+}
+
 }  // namespace
 }  // namespace mcop::memcached
