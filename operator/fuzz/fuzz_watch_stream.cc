@@ -97,7 +97,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Outcome split = decode(body, chunks, limit);
   if (!(whole == split)) std::abort();
   // No line longer than the limit came through: if every line fits, no "longer than" error.
-  bool over = whole.end.find("longer than") != std::string::npos;
+  // (By its prefix: an unknown type's error quotes the type, which may say anything.)
+  bool over = whole.end.rfind("DATA_LOSS: watch: event line longer than ", 0) == 0;
   if (over && longestLine(body) <= limit) std::abort();
   // The production limit changes nothing for a body whose lines all fit the small one.
   if (!over && !(decode(body, {}, WatchStreamDecoder::kMaxLineBytes) == whole)) std::abort();
