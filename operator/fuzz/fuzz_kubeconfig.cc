@@ -16,10 +16,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
   for (const char* skip : {"dev", "proc", "sys", "~"})
     if (text.find(skip) != std::string::npos) return 0;
-  for (const char* context : {"", "kind"}) {
-    auto config = mcop::kube::parseKubeconfig(text, "fuzz.yaml", "fuzz-nonexistent-dir", context);
-    if (config.ok() && config->server.empty()) std::abort();
-    if (!config.ok() && config.status().message().empty()) std::abort();
-  }
+  // One parse per input: the current context for inputs of even length, the context "kind" for
+  // odd ones (libFuzzer changes lengths all the time, so both see every shape of input). Parsing
+  // twice per input halved the executions for nothing the other inputs do not cover.
+  const char* context = size % 2 ? "kind" : "";
+  auto config = mcop::kube::parseKubeconfig(text, "fuzz.yaml", "fuzz-nonexistent-dir", context);
+  if (config.ok() && config->server.empty()) std::abort();
+  if (!config.ok() && config.status().message().empty()) std::abort();
   return 0;
 }

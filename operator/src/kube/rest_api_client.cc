@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
+#include "kube/watch_stream.h"
 #include "util/logging.h"
 
 namespace mcop::kube {
@@ -180,13 +181,6 @@ bool waitFor(const pplx::task<T>& task, std::chrono::steady_clock::duration time
   return ready.wait_for(timeout) == std::future_status::ready;
 }
 
-EventType eventType(const std::string& t) {
-  if (t == "ADDED") return EventType::kAdded;
-  if (t == "MODIFIED") return EventType::kModified;
-  if (t == "DELETED") return EventType::kDeleted;
-  return EventType::kBookmark;
-}
-
 }  // namespace
 
 absl::Status StatusFromResponse(int http_code, const std::string& body) {
@@ -225,52 +219,16 @@ class RestApiClient::Watch : public WatchStream {
     while (true) {
       if (cancelled_) return absl::CancelledError("watch cancelled");
       if (!idle_.ok()) return idle_;
-      std::string line;
-      try {
-        concurrency::streams::container_buffer<std::string> buf;
-        auto read = body_.read_line(buf);
-        if (idle_timeout_ && !waitFor(read, *idle_timeout_)) {
-          // Nothing, not even the server's periodic bookmark: the connection is dead or the
-          // server frozen. Close it (which also fails the pending read) and say so.
-          idle_ = absl::DeadlineExceededError(absl::StrCat("watch: nothing received for ",
-                                                           idle_timeout_->count(),
-                                                           "ms (no event, no bookmark)"));
-          cts_.cancel();
-          return idle_;
-        }
-        read.get();
-        line = std::move(buf.collection());
-      } catch (const std::exception& e) {
-        if (cancelled_) return absl::CancelledError("watch cancelled");
-        return transportError(e);
+      auto ev = decoder_.next();
+      if (!ev.ok() || *ev) return ev;
+      if (decoder_.closed()) return std::optional<WatchEvent>();  // the server ended the watch
+      auto chunk = read();
+      if (!chunk.ok()) return chunk.status();
+      if (chunk->empty()) {
+        decoder_.close();
+      } else {
+        decoder_.feed(*chunk);
       }
-      if (line.empty() || line == "\r") {
-        bool eof = false;
-        try {
-          eof = body_.is_eof();
-        } catch (const std::exception&) {
-          eof = true;
-        }
-        if (cancelled_) return absl::CancelledError("watch cancelled");
-        if (eof) return std::optional<WatchEvent>();  // the server ended the watch
-        continue;
-      }
-      web::json::value ev;
-      try {
-        ev = web::json::value::parse(line);
-      } catch (const std::exception& e) {
-        return absl::DataLossError(absl::StrCat("watch: unparsable event: ", e.what()));
-      }
-      if (!ev.is_object() || !ev.has_field("type") || !ev.at("type").is_string()) {
-        return absl::DataLossError("watch: event without type");
-      }
-      std::string type = ev.at("type").as_string();
-      Object obj = ev.has_field("object") ? ev.at("object") : Object::object();
-      if (type == "ERROR") {
-        int code = obj.has_field("code") && obj.at("code").is_integer() ? obj.at("code").as_integer() : 500;
-        return StatusFromResponse(code, obj.serialize());
-      }
-      return std::optional<WatchEvent>(WatchEvent{eventType(type), std::move(obj)});
     }
   }
 
@@ -280,12 +238,47 @@ class RestApiClient::Watch : public WatchStream {
   }
 
  private:
+  // What arrived since the last read, at most kReadBytes; "" at the end of the body. Waits at
+  // most the idle timeout for the first byte (any byte counts: a bookmark, part of an event).
+  absl::StatusOr<std::string> read() {
+    constexpr size_t kReadBytes = 64 * 1024;
+    try {
+      auto buf = body_.streambuf();
+      auto first = buf.bumpc();
+      if (idle_timeout_ && !waitFor(first, *idle_timeout_)) {
+        // Nothing, not even the server's periodic bookmark: the connection is dead or the
+        // server frozen. Close it (which also fails the pending read) and say so.
+        idle_ = absl::DeadlineExceededError(absl::StrCat("watch: nothing received for ",
+                                                         idle_timeout_->count(),
+                                                         "ms (no event, no bookmark)"));
+        cts_.cancel();
+        return idle_;
+      }
+      auto ch = first.get();
+      if (cancelled_) return absl::CancelledError("watch cancelled");
+      if (ch == decltype(buf)::traits::eof()) return std::string();
+      std::string out(1, static_cast<char>(ch));
+      // Then whatever else is already buffered: a read of at most that much completes at once.
+      size_t more = std::min(buf.in_avail(), kReadBytes - 1);
+      if (more > 0) {
+        out.resize(1 + more);
+        size_t got = buf.getn(reinterpret_cast<uint8_t*>(out.data() + 1), more).get();
+        out.resize(1 + std::min(got, more));
+      }
+      return out;
+    } catch (const std::exception& e) {
+      if (cancelled_) return absl::CancelledError("watch cancelled");
+      return transportError(e);
+    }
+  }
+
   http::http_response response_;
   concurrency::streams::istream body_;
   pplx::cancellation_token_source cts_;
   const std::optional<std::chrono::milliseconds> idle_timeout_;
   std::atomic<bool> cancelled_{false};
   absl::Status idle_;  // set when the idle timeout closed the stream; next()'s thread only
+  WatchStreamDecoder decoder_;  // next()'s thread only
 };
 
 // --- client ---
