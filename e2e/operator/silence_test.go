@@ -1,0 +1,268 @@
+//go:build reliability
+
+// Steady state is silent: an operator that rewrites objects when nothing changed (the hot loop
+// most reported against operators) is caught here by the API server's own audit log, which
+// e2e/cluster always writes (every completed write request, any verb, events included). The
+// operator is told apart by its User-Agent (memcached-operator/<version>) and the test's
+// namespace, so the operators of other tests running alongside do not count.
+package operator
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// auditEvent is the part of an audit.k8s.io/v1 Event line the tests read.
+type auditEvent struct {
+	Verb       string `json:"verb"`
+	UserAgent  string `json:"userAgent"`
+	RequestURI string `json:"requestURI"`
+	User       struct {
+		Username string `json:"username"`
+	} `json:"user"`
+	ObjectRef struct {
+		Resource    string `json:"resource"`
+		Namespace   string `json:"namespace"`
+		Name        string `json:"name"`
+		Subresource string `json:"subresource"`
+	} `json:"objectRef"`
+	ResponseStatus struct {
+		Code int `json:"code"`
+	} `json:"responseStatus"`
+	Received time.Time `json:"requestReceivedTimestamp"`
+}
+
+func (a auditEvent) String() string {
+	what := a.ObjectRef.Resource
+	if a.ObjectRef.Subresource != "" {
+		what += "/" + a.ObjectRef.Subresource
+	}
+	return fmt.Sprintf("%s %s %s %s -> %d", a.Received.Format("15:04:05.000"), a.Verb, what, a.ObjectRef.Name, a.ResponseStatus.Code)
+}
+
+// auditLogPath is the running cluster's audit log (e2e/cluster env exports it).
+func auditLogPath(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("MCOP_E2E_AUDIT_LOG")
+	if p == "" && os.Getenv("MCOP_E2E_STATE") != "" {
+		p = filepath.Join(os.Getenv("MCOP_E2E_STATE"), "logs", "kube-apiserver-audit.log")
+	}
+	if _, err := os.Stat(p); p == "" || err != nil {
+		t.Fatalf("no API server audit log (%q): run through e2e/run-tests, whose cluster writes one", p)
+	}
+	return p
+}
+
+// auditWrites returns the audit log's write requests received at or after `since` that match
+// keep, oldest first; it reads the rotated backup too, so a rotation loses nothing.
+func auditWrites(t *testing.T, since time.Time, keep func(auditEvent) bool) []auditEvent {
+	t.Helper()
+	path := auditLogPath(t)
+	files, _ := filepath.Glob(strings.TrimSuffix(path, ".log") + "-*.log")
+	files = append(files, path)
+	var out []auditEvent
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue // rotated away meanwhile
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			var a auditEvent
+			if json.Unmarshal(sc.Bytes(), &a) != nil || a.Received.Before(since) || !keep(a) {
+				continue
+			}
+			out = append(out, a)
+		}
+		fh.Close()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Received.Before(out[j].Received) })
+	return out
+}
+
+// operatorWrites is keep for the writes of an operator (of any test) in this test's namespace.
+func (e *env) operatorWrites(a auditEvent) bool {
+	return strings.HasPrefix(a.UserAgent, "memcached-operator/") && a.ObjectRef.Namespace == e.ns
+}
+
+func listed(ws []auditEvent, max int) string {
+	var b strings.Builder
+	for i, w := range ws {
+		if i == max {
+			fmt.Fprintf(&b, "\n  ... %d more", len(ws)-max)
+			break
+		}
+		b.WriteString("\n  " + w.String())
+	}
+	return b.String()
+}
+
+// byReason counts writes by verb, resource and subresource.
+func byReason(ws []auditEvent) map[string]int {
+	out := map[string]int{}
+	for _, w := range ws {
+		what := w.ObjectRef.Resource
+		if w.ObjectRef.Subresource != "" {
+			what += "/" + w.ObjectRef.Subresource
+		}
+		out[w.Verb+" "+what]++
+	}
+	return out
+}
+
+func pidFile(t *testing.T, component string) int {
+	b, err := os.ReadFile(filepath.Join(os.Getenv("MCOP_E2E_STATE"), "run", component+".pid"))
+	if err != nil {
+		return 0
+	}
+	var pid int
+	fmt.Sscan(strings.TrimSpace(string(b)), &pid)
+	return pid
+}
+
+const silentClusters = 50
+
+// 50 MemcachedClusters, Available and quiet, then 10 minutes in which the operator writes
+// nothing at all (any verb, any object, events included), counted from the audit log; then one
+// cluster in a long drain (the outgoing member held by a client): 2 minutes of waiting without
+// a write, and the drain's end written once the client leaves. Fails on any write in the quiet
+// windows (listed with verb, object and answer), if the cluster never gets quiet, or if the
+// audit log shows no write of the operator where there must be some (setup, the drain's end):
+// the counter would be blind.
+func TestReliabilitySteadyStateIsSilent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	op := e.startOperator()
+	setup := time.Now()
+	var manifest strings.Builder
+	for i := 0; i < silentClusters; i++ {
+		fmt.Fprintf(&manifest, "---\napiVersion: memcached.operator.io/v1alpha1\nkind: MemcachedCluster\nmetadata:\n  name: c%02d\nspec:\n"+
+			"  replicas: %d\n  memcached:\n    memoryMB: 8\n  drain:\n    minSeconds: 1\n    timeoutSeconds: 900\n", i, i%2+1)
+	}
+	if out, err := e.applyYAML(manifest.String()); err != nil {
+		t.Fatalf("creating %d clusters: %v\n%s", silentClusters, err, out)
+	}
+	e.waitFor(15*time.Minute, fmt.Sprintf("%d clusters Available", silentClusters), func() (bool, error) {
+		list, err := e.dyn.Resource(mccGVR).Namespace(e.ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		ready := 0
+		for i := range list.Items {
+			s := statusOf(&list.Items[i])
+			if s.Phase == "Available" && s.ReadyReplicas == int64(s.Replicas) && s.ObservedGeneration == list.Items[i].GetGeneration() {
+				ready++
+			}
+		}
+		return ready == silentClusters, fmt.Errorf("%d of %d Available with every member ready", ready, silentClusters)
+	})
+	setupWrites := auditWrites(t, setup, e.operatorWrites)
+	t.Logf("figure: %d clusters (%d members) Available in %.0f s; the operator's writes meanwhile: %d %v",
+		silentClusters, silentClusters*3/2, time.Since(setup).Seconds(), len(setupWrites), byReason(setupWrites))
+	if len(setupWrites) < silentClusters {
+		t.Fatalf("the audit log shows %d writes of the operator for creating %d clusters: it does not see the operator", len(setupWrites), silentClusters)
+	}
+
+	// Quiet: no write for 30 s (a member's readiness settling can still cause one).
+	var quietFrom time.Time
+	e.waitFor(5*time.Minute, "30 s without a write by the operator", func() (bool, error) {
+		ws := auditWrites(t, time.Now().Add(-30*time.Second), e.operatorWrites)
+		if len(ws) == 0 {
+			quietFrom = time.Now()
+			return true, nil
+		}
+		return false, fmt.Errorf("%d writes in the last 30 s:%s", len(ws), listed(ws, 10))
+	})
+
+	const window = 10 * time.Minute
+	kubelet := pidFile(t, "loopback-kubelet")
+	opCPU0 := procCPUSeconds(t, op.pid())
+	var kCPU0 float64
+	if kubelet != 0 {
+		kCPU0 = procCPUSeconds(t, kubelet)
+	}
+	time.Sleep(window)
+	opCPU := procCPUSeconds(t, op.pid()) - opCPU0
+	ws := auditWrites(t, quietFrom, e.operatorWrites)
+	t.Logf("figure: %d clusters idle %s: %d writes by the operator; operator CPU %.1f s (%.2f%% of a core), VmRSS %d KiB",
+		silentClusters, window, len(ws), opCPU, 100*opCPU/window.Seconds(), rssKiB(t, op.pid()))
+	if kubelet != 0 {
+		k := procCPUSeconds(t, kubelet) - kCPU0
+		t.Logf("figure: the loopback kubelet meanwhile (probing %d memcached members): CPU %.1f s (%.1f%% of a core)",
+			silentClusters*3/2, k, 100*k/window.Seconds())
+	}
+	if len(ws) != 0 {
+		t.Errorf("%d writes by the operator in %s of steady state (%v):%s", len(ws), window, byReason(ws), listed(ws, 40))
+	}
+
+	e.checkLongDrainIsSilent()
+	if !op.running() {
+		t.Errorf("the operator exited")
+	}
+}
+
+// checkLongDrainIsSilent scales c01 (2 members) to 1 with a client holding the outgoing
+// member: the drain's start writes (the list, status, events), then 2 minutes of waiting write
+// nothing, and the client leaving ends the drain with writes again.
+func (e *env) checkLongDrainIsSilent() {
+	t := e.t
+	const name = "c01"
+	ep, _, ok := e.endpointsOf(name + "-endpoints")
+	if !ok || len(ep.Servers) != 2 {
+		t.Fatalf("%s publishes %v, want 2 servers", name, ep.Names())
+	}
+	conns := holdConnections(t, fmt.Sprintf("%s:%d", ep.Servers[1].Address, ep.Servers[1].Port), 1)
+	defer closeAll(conns)
+	scaled := time.Now()
+	e.kubectlOK("scale", "mcc/"+name, "--replicas=1")
+	e.waitFor(60*time.Second, name+" drain started (outgoing member unpublished)", func() (bool, error) {
+		ep, _, _ := e.endpointsOf(name + "-endpoints")
+		s := statusOf(e.mcc(name))
+		return len(ep.Servers) == 1 && s.Drain != nil && s.Drain.PublishedAt != "", fmt.Errorf("published %v, drain %+v", ep.Names(), s.Drain)
+	})
+	// The drain's start: what it wrote, and why.
+	time.Sleep(10 * time.Second)
+	started := auditWrites(t, scaled, e.operatorWrites)
+	t.Logf("figure: the drain's start: %d writes by the operator (%v):%s", len(started), byReason(started), listed(started, 30))
+	if len(started) == 0 {
+		t.Errorf("no write recorded for the drain's start: the audit log does not see the operator")
+	}
+
+	const wait = 2 * time.Minute
+	from := time.Now()
+	time.Sleep(wait)
+	ws := auditWrites(t, from, e.operatorWrites)
+	t.Logf("figure: a drain waiting for its client %s: %d writes by the operator", wait, len(ws))
+	// Nothing changes while the client stays: no write is explained.
+	if len(ws) != 0 {
+		t.Errorf("%d writes while a drain waited %s and nothing changed (%v):%s", len(ws), wait, byReason(ws), listed(ws, 40))
+	}
+	if p, ok := e.pod(name + "-1"); !ok || p.DeletionTimestamp != nil {
+		t.Fatalf("%s-1 deleted while its client is connected", name)
+	}
+
+	// The client leaves: that is a change, and the drain's end is written.
+	closeAll(conns)
+	left := time.Now()
+	e.waitFor(120*time.Second, name+" drain finished", func() (bool, error) {
+		s := statusOf(e.mcc(name))
+		return e.stsReplicas(name) == 1 && s.Drain == nil, fmt.Errorf("replicas %d drain %+v", e.stsReplicas(name), s.Drain)
+	})
+	time.Sleep(5 * time.Second)
+	end := auditWrites(t, left, e.operatorWrites)
+	t.Logf("figure: the client left -> drain finished: %d writes by the operator (%v):%s", len(end), byReason(end), listed(end, 30))
+	if len(end) == 0 {
+		t.Errorf("no write recorded for the drain's end")
+	}
+}
