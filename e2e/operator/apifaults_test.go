@@ -31,6 +31,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"memcached-operator/e2e/framework"
 )
@@ -728,9 +730,13 @@ func TestReliabilityConflictStorm(t *testing.T) {
 	versions.setFloor(2)
 	before, _ := versions.last()
 
-	mccs := e.dyn.Resource(mccGVR).Namespace(e.ns)
-	stss := e.kube.AppsV1().StatefulSets(e.ns)
-	cms := e.kube.CoreV1().ConfigMaps(e.ns)
+	// The storm's own clients, without the shared clients' 50 requests/s limit.
+	cfg := framework.Config(t)
+	cfg.QPS, cfg.Burst = 300, 300
+	dyn, kube := dynamic.NewForConfigOrDie(cfg), kubernetes.NewForConfigOrDie(cfg)
+	mccs := dyn.Resource(mccGVR).Namespace(e.ns)
+	stss := kube.AppsV1().StatefulSets(e.ns)
+	cms := kube.CoreV1().ConfigMaps(e.ns)
 	writers := []*stormWriter{
 		{what: "MemcachedCluster",
 			get: func(ctx context.Context) (metav1.Object, error) {
