@@ -70,7 +70,7 @@ func auditLogPath(t *testing.T) string {
 }
 
 // auditWrites returns the audit log's write requests received at or after `since` that match
-// keep, oldest first; it reads the rotated backup too, so a rotation loses nothing.
+// keep, oldest first; it reads the rotated backups too, so a rotation loses nothing.
 func auditWrites(t *testing.T, since time.Time, keep func(auditEvent) bool) []auditEvent {
 	t.Helper()
 	path := auditLogPath(t)
