@@ -74,8 +74,15 @@ func applyCRDs(t *testing.T) {
 	var out string
 	crdOnce.Do(func() {
 		out, err = kubectl("apply", "-f", filepath.Join(repoRoot(t), "crds"))
-		if err == nil {
+		// On a fresh cluster the CRD can have no status yet, and kubectl wait then fails at
+		// once (".status.conditions accessor error") instead of waiting: try again.
+		for i := 0; err == nil; i++ {
 			out, err = kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/"+crdName)
+			if err == nil || !strings.Contains(out, "accessor error") || i == 20 {
+				break
+			}
+			err = nil
+			time.Sleep(500 * time.Millisecond)
 		}
 	})
 	if err != nil {

@@ -68,6 +68,24 @@ void publishedFailpoints(const std::string& phase) {
   if (phase == kPhaseFinalize) util::failpoint(util::Failpoint::kTransitionFinalizePublished);
 }
 
+// The ConfigMap a version is decided against. Status is written before the ConfigMap, so the
+// version just before the recorded one in the ConfigMap means "recorded, not published yet",
+// and decideEndpoints publishes the recorded version next. But the cache can lag behind the
+// ConfigMap's last write (its event not in yet, or its watch backing off after an API outage)
+// while status already has that write's version: deciding on the cache would then publish
+// other content under a version clients already have. So in that case only, the ConfigMap
+// itself is read.
+absl::StatusOr<std::optional<Json>> configMapForVersion(kube::ApiClient& api,
+                                                        const ClusterSnapshot& snap) {
+  const auto& cached = snap.children.config_map;
+  const int64_t recorded = snap.recorded.config_version;
+  if (!cached || recorded <= 1 || publishedVersion(*cached) != recorded - 1) return cached;
+  auto live = api.get(kube::resources::kConfigMap, snap.ref.ns, snap.parsed.spec.config_map_name);
+  if (kube::IsNotFound(live.status())) return std::optional<Json>();
+  if (!live.ok()) return live.status();
+  return std::optional<Json>(std::move(*live));
+}
+
 // Status fields that only mirror what was observed.
 ClusterStatus observedStatus(const ClusterSnapshot& snap) {
   ClusterStatus status = snap.recorded;
@@ -334,9 +352,10 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   plan.content = EndpointsContent{snap.key,           spec.hashing,    transition.servers,
                                   transition.phase,   transition.next, transition.previous,
                                   serverSecurity(spec)};
-  const auto& live_cm = snap.children.config_map;
-  plan.endpoints =
-      decideEndpoints(plan.content, live_cm ? &*live_cm : nullptr, snap.recorded.config_version);
+  auto live_cm = configMapForVersion(*r_.api_, snap);
+  if (!live_cm.ok()) return live_cm.status();
+  plan.endpoints = decideEndpoints(plan.content, *live_cm ? &**live_cm : nullptr,
+                                   snap.recorded.config_version);
   plan.status.config_version = plan.endpoints.version;
 
   const bool blocked = guardLowering(snap, plan);

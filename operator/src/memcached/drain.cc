@@ -206,12 +206,15 @@ std::vector<ConnectionProbe> drainConnectionProbes(const DrainStatus& drain,
   for (const auto& name : drain.members) {
     auto ordinal = ordinalOf(cluster, name);
     auto pod = ordinal ? pods.find(*ordinal) : pods.end();
-    // A pod that is gone, not Ready or has no address serves no clients.
-    if (pod == pods.end() || !pod->second.ready || pod->second.ip.empty()) continue;
+    // A pod that is gone or has no address serves no clients. A pod that is not Ready may:
+    // clients use the published list, not readiness, and a node that missed its heartbeats
+    // (an API server outage) turns every pod NotReady while memcached keeps serving.
+    if (pod == pods.end() || pod->second.ip.empty()) continue;
     auto member = members.find(name);
     // Never published (no baseline): no client ever had it in its ring.
     if (member == members.end() || !member->second->baseline_connections) continue;
-    probes.push_back({name, pod->second.ip, *member->second->baseline_connections});
+    probes.push_back(
+        {name, pod->second.ip, *member->second->baseline_connections, pod->second.ready});
   }
   return probes;
 }
@@ -241,6 +244,9 @@ void evaluateDrain(DrainStep& step, const DrainEvaluation& in) {
   std::vector<std::string> busy_names;  // for the status message, which must stay stable
   for (const auto& probe : in.probes) {
     auto it = in.counts.find(probe.name);
+    if ((it == in.counts.end() || !it->second.ok()) && !probe.ready) {
+      continue;  // not Ready and not answering: no client can be using it
+    }
     if (it == in.counts.end() || !it->second.ok()) {
       const std::string why = it == in.counts.end() ? std::string("not measured in time")
                                                     : std::string(it->second.status().message());

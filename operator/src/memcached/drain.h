@@ -113,12 +113,15 @@ DrainClock drainClock(const DrainStatus& drain, const std::optional<std::vector<
                       std::chrono::system_clock::time_point now, const std::string& now_precise,
                       int64_t min_seconds);
 
-// An outgoing member whose clients the drain waits for: Ready, with an address and a baseline
-// (a member never published had no clients).
+// An outgoing member whose clients the drain waits for: with an address and a baseline (a
+// member never published had no clients), Ready or not (see ConnectionProbe::ready).
 struct ConnectionProbe {
   std::string name;
   std::string address;
   int64_t baseline = 0;
+  // The pod's Ready condition. Clients connect by the published list, not by readiness, so a
+  // not-Ready member is measured too; only when it does not answer is it taken as serving none.
+  bool ready = true;
 };
 std::vector<ConnectionProbe> drainConnectionProbes(const DrainStatus& drain,
                                                    const std::string& cluster,

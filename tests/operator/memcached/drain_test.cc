@@ -204,7 +204,10 @@ TEST(DrainClockTest, Table) {
   }
 }
 
-TEST(DrainConnectionProbesTest, OnlyReadyPublishedMembersWithAnAddress) {
+// A member that is not Ready is measured too: clients use the published list, not readiness
+// (after an API server outage the node lifecycle controller turns every pod NotReady while
+// memcached keeps serving; the drain then completed with clients still connected).
+TEST(DrainConnectionProbesTest, PublishedMembersWithAnAddressReadyOrNot) {
   std::vector<Member> members;
   for (int i = 2; i < 6; ++i) {
     Member m;
@@ -219,10 +222,43 @@ TEST(DrainConnectionProbesTest, OnlyReadyPublishedMembersWithAnAddress) {
   const DrainStatus drain{2, {"sessions-2", "sessions-3", "sessions-4", "sessions-5"}, "t0",
                           "t1", "", true};
   const auto probes = drainConnectionProbes(drain, "sessions", members, p);
-  ASSERT_EQ(probes.size(), 1u);
+  ASSERT_EQ(probes.size(), 2u);
   EXPECT_EQ(probes[0].name, "sessions-2");
   EXPECT_EQ(probes[0].address, "10.0.0.3");
   EXPECT_EQ(probes[0].baseline, 3);
+  EXPECT_TRUE(probes[0].ready);
+  EXPECT_EQ(probes[1].name, "sessions-4");
+  EXPECT_FALSE(probes[1].ready);
+}
+
+TEST(EvaluateDrainTest, NotReadyMemberWithClientsHoldsTheDrain) {
+  struct Row {
+    std::string name;
+    ConnectionCounts counts;
+    std::string outcome;
+  };
+  const std::vector<Row> rows = {
+      {"not Ready, clients connected", {{"sessions-2", 9}}, ""},
+      {"not Ready, clients gone", {{"sessions-2", 3}}, kDrainOutcomeDrained},
+      {"not Ready, not answering", {{"sessions-2", absl::UnavailableError("refused")}},
+       kDrainOutcomeDrained},
+  };
+  for (const auto& row : rows) {
+    DrainStep step;
+    step.drain = DrainStatus{2, {"sessions-2"}, "t0", "2026-01-01T00:00:00Z", "", true};
+    DrainEvaluation eval;
+    eval.key = "shop/sessions";
+    eval.clock.published = true;
+    eval.clock.published_at = "2026-01-01T00:00:00Z";
+    eval.clock.started = *util::parseRfc3339("2026-01-01T00:00:00Z");
+    eval.clock.elapsed = seconds(90);
+    eval.clock.measuring = true;
+    eval.probes = {{"sessions-2", "10.0.0.3", 3, false}};
+    eval.counts = row.counts;
+    eval.settings = DrainSettings{60, 600, 1};
+    evaluateDrain(step, eval);
+    EXPECT_EQ(step.drain->outcome, row.outcome) << row.name;
+  }
 }
 
 TEST(EvaluateDrainTest, Table) {
