@@ -31,13 +31,16 @@ namespace {
 
 std::string encode(const std::string& s) { return web::uri::encode_data_string(s); }
 
-absl::Status transportError(const std::exception& e) {
+// `server` names the API server in the message when known: "Failed to connect to any resolved
+// endpoint" alone does not say which address an operator with a wrong kubeconfig is trying.
+absl::Status transportError(const std::exception& e, const std::string& server = "") {
+  const std::string to = server.empty() ? "" : absl::StrCat(" (", server, ")");
   if (const auto* he = dynamic_cast<const http::http_exception*>(&e)) {
     if (he->error_code() == std::errc::timed_out) {
-      return absl::DeadlineExceededError(absl::StrCat("request timed out: ", e.what()));
+      return absl::DeadlineExceededError(absl::StrCat("request timed out", to, ": ", e.what()));
     }
   }
-  return absl::UnavailableError(absl::StrCat("connection error: ", e.what()));
+  return absl::UnavailableError(absl::StrCat("connection error", to, ": ", e.what()));
 }
 
 // OpenSSL objects from PEM text; ownership via unique_ptr with the OpenSSL free functions.
@@ -410,7 +413,7 @@ absl::StatusOr<Object> RestApiClient::call(const std::string& verb, const Resour
       }
     }
   } catch (const std::exception& e) {
-    status = transportError(e);
+    status = transportError(e, config_.server);
   }
   if (options_.observer) {
     options_.observer(verb, type.plural, code, std::chrono::steady_clock::now() - start);
@@ -547,7 +550,7 @@ absl::StatusOr<WatchStreamPtr> RestApiClient::watch(const ResourceType& type,
     if (options_.observer && code == 0) {
       options_.observer("watch", type.plural, 0, std::chrono::steady_clock::now() - start);
     }
-    return transportError(e);
+    return transportError(e, config_.server);
   }
 }
 

@@ -413,12 +413,18 @@ TEST(RequestDeadline, NestedScopesNeverExtend) {
   std::thread([] { EXPECT_FALSE(RequestDeadline::current()) << "per thread"; }).join();
 }
 
-TEST(RestApiClient, ConnectionRefusedIsUnavailable) {
+TEST(RestApiClient, ConnectionRefusedIsUnavailableAndNamesTheServer) {
   RestConfig cfg;
   cfg.server = "http://127.0.0.1:1";
   auto api = RestApiClient::create(cfg);
   ASSERT_TRUE(api.ok());
-  EXPECT_TRUE(absl::IsUnavailable((*api)->get(resources::kPod, "a", "b").status()));
+  const absl::Status get = (*api)->get(resources::kPod, "a", "b").status();
+  EXPECT_TRUE(absl::IsUnavailable(get)) << get;
+  // The log line of an unreachable API server says which address was tried.
+  EXPECT_THAT(std::string(get.message()), HasSubstr("http://127.0.0.1:1")) << get;
+  const auto watch = (*api)->watch(resources::kPod, "a", {});
+  EXPECT_TRUE(absl::IsUnavailable(watch.status())) << watch.status();
+  EXPECT_THAT(std::string(watch.status().message()), HasSubstr("http://127.0.0.1:1"));
 }
 
 TEST(RestApiClient, RejectsBadPem) {
