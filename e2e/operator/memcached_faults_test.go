@@ -412,6 +412,17 @@ func TestReliabilityMemberStopped(t *testing.T) {
 		return time.Since(started)
 	}
 
+	// warned waits for a Warning `reason` on `cluster` naming `member`, logs its message and
+	// returns how long after `at` it came.
+	warned := func(cluster, reason, member string, at time.Time, timeout time.Duration) time.Duration {
+		e.waitFor(timeout, "a "+reason+" Warning naming "+member, func() (bool, error) {
+			return len(e.warningsNaming(cluster, reason, member)) > 0, fmt.Errorf("events %v", e.eventsWithReason(cluster, reason))
+		})
+		took := time.Since(at)
+		t.Logf("%s: %s", reason, e.warningsNaming(cluster, reason, member)[0].Message)
+		return took
+	}
+
 	// 1. A drain's connection count: drn-2 leaves, and is stopped once the list without it is
 	// published, before the count starts (minSeconds 2): the count cannot read its stats.
 	e.kubectlOK("scale", "mcc/drn", "--replicas=2")
@@ -433,13 +444,11 @@ func TestReliabilityMemberStopped(t *testing.T) {
 	decided := time.Since(at)
 	if outcome == "TimedOut" {
 		// The event follows the status write that records the outcome.
-		e.waitFor(30*time.Second, "a DrainTimeout Warning naming drn-2", func() (bool, error) {
-			return len(e.warningsNaming("drn", "DrainTimeout", "drn-2")) > 0, fmt.Errorf("events %v", e.eventsWithReason("drn", "DrainTimeout"))
-		})
-		t.Logf("DrainTimeout: %s", e.warningsNaming("drn", "DrainTimeout", "drn-2")[0].Message)
+		warned("drn", "DrainTimeout", "drn-2", at, 30*time.Second)
 	} else {
 		// Only if the pod turned unready first (a stopped memcached fails its readiness probe
-		// within 7-12 s): an unready pod serves no clients and the drain skips it.
+		// within 7-12 s): a not-Ready pod whose stats cannot be read serves no clients, and the
+		// drain skips it.
 		p, ok := e.pod("drn-2")
 		t.Logf("drain outcome %s (pod present %v, ready %v): the stopped member was skipped as not Ready", outcome, ok, ok && framework.PodReady(p))
 	}
@@ -461,11 +470,7 @@ func TestReliabilityMemberStopped(t *testing.T) {
 	})
 	at = stop("wrm-0")
 	otherTook = other.scale(60 * time.Second)
-	e.waitFor(120*time.Second, "a WarmCopyFailed Warning naming wrm-0", func() (bool, error) {
-		return len(e.warningsNaming("wrm", "WarmCopyFailed", "wrm-0")) > 0, fmt.Errorf("events %v", e.eventsWithReason("wrm", "WarmCopyFailed"))
-	})
-	decided = time.Since(at)
-	t.Logf("WarmCopyFailed: %s", e.warningsNaming("wrm", "WarmCopyFailed", "wrm-0")[0].Message)
+	decided = warned("wrm", "WarmCopyFailed", "wrm-0", at, 120*time.Second)
 	cont("wrm-0")
 	tookWrm := converged("wrm", 3)
 	t.Logf("figure: Warm copy from a stopped member: WarmCopyFailed %s after SIGSTOP; other cluster converged meanwhile in %s; converged %s after SIGCONT",
@@ -475,11 +480,7 @@ func TestReliabilityMemberStopped(t *testing.T) {
 	at = stop("swp-0")
 	e.kubectlOK("scale", "mcc/swp", "--replicas=2")
 	otherTook = other.scale(60 * time.Second)
-	e.waitFor(180*time.Second, "a StaleCopySweepFailed Warning naming swp-0", func() (bool, error) {
-		return len(e.warningsNaming("swp", "StaleCopySweepFailed", "swp-0")) > 0, fmt.Errorf("events %v", e.eventsWithReason("swp", "StaleCopySweepFailed"))
-	})
-	decided = time.Since(at)
-	t.Logf("StaleCopySweepFailed: %s", e.warningsNaming("swp", "StaleCopySweepFailed", "swp-0")[0].Message)
+	decided = warned("swp", "StaleCopySweepFailed", "swp-0", at, 180*time.Second)
 	cont("swp-0")
 	tookSwp := converged("swp", 2)
 	t.Logf("figure: stale-copy sweep of a stopped member: StaleCopySweepFailed %s after SIGSTOP; other cluster converged meanwhile in %s; converged %s after SIGCONT",
