@@ -26,6 +26,10 @@ using namespace mcop;
 using std::chrono::milliseconds;
 
 constexpr char kVersion[] = "0.1.0";
+// Informers the cluster controller runs (memcached/cluster_controller.cc: the cluster, its five
+// kinds of children, pods, ServiceMonitors when served), for sizing the HTTP thread pool, which
+// must happen before the controller exists.
+constexpr int kInformers = 8;
 
 // Unusable configuration: one line on stderr that says what to fix, then exit.
 [[noreturn]] void fail(const std::string& msg, int code = 1) {
@@ -183,6 +187,11 @@ int main(int argc, char** argv) {
     if (!plan.ok()) fail(std::string(plan.status().message()), 2);
     util::armFailpoints(*plan);
     spdlog::warn("failpoints armed (the process exits at them): {}", util::quoted(env));
+  }
+
+  // Before any HTTP client or listener exists (see manager::ioThreads).
+  if (auto s = manager::initIoThreads(manager::ioThreads(flags.workers, kInformers)); !s.ok()) {
+    fail(std::string(s.message()));
   }
 
   auto config = kube::loadConfig({flags.kubeconfig, flags.context, false});

@@ -5,9 +5,11 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 
 #include <absl/strings/str_cat.h>
+#include <pplx/threadpool.h>
 #include <spdlog/spdlog.h>
 
 #include "kube/rest_api_client.h"
@@ -52,6 +54,21 @@ void blockShutdownSignals() {
   sigset_t signals = shutdownSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+}
+
+size_t ioThreads(int workers, int informers) {
+  const int streams = std::max(0, workers) + std::max(0, informers);
+  return static_cast<size_t>(std::clamp((streams + 7) / 8, 2, 8));
+}
+
+absl::Status initIoThreads(size_t threads) {
+  try {
+    crossplat::threadpool::initialize_with_threads(threads);
+  } catch (const std::exception& e) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the HTTP thread pool is already running: ", e.what()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Manager>> Manager::create(const kube::RestConfig& config,

@@ -141,6 +141,20 @@ class Manager {
   bool stopped_ = false;   // wait()'s thread only
 };
 
+// cpprestsdk's shared thread pool (Boost.Asio) runs every HTTP completion handler of the API
+// clients and the /metrics and probe endpoints: TLS records, HTTP framing, copying bodies. None
+// of our code waits on it (requests and watch reads block our own threads, a worker's or an
+// informer's, on a future), so a watch pins no pool thread and the pool needs threads only for
+// handlers running at the same moment, not one per connection. Its default, 40 threads on
+// Linux, is mostly idle stacks; ioThreads() sizes it from what can be in flight at once: one
+// thread per 8 concurrent streams (each reconcile worker's request, each informer's watch), at
+// least 2 so one slow TLS handshake never stalls every other stream, at most 8.
+size_t ioThreads(int workers, int informers);
+// Sizes that pool. Must run before the first HTTP request or listener (cpprestsdk creates the
+// pool on first use and refuses a size afterwards: FailedPrecondition then). Call once, from
+// main(), before any client exists.
+absl::Status initIoThreads(size_t threads);
+
 // SIGTERM and SIGINT are taken by one thread with sigwait(), so they must be blocked before any
 // thread exists (every thread, cpprestsdk's pool included, inherits the mask): call first
 // thing in main(). Also ignores SIGPIPE.

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -237,6 +238,39 @@ TEST(Manager, LostLeaseFencesWritesAndExitsNonZero) {
   EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
   EXPECT_EQ(holder(*f.api), "other") << "a lost Lease is not released";
   EXPECT_EQ(f.forced_exits.load(), 0) << "the stop took less than the grace";
+}
+
+}  // namespace
+}  // namespace mcop::manager
+
+namespace mcop::manager {
+namespace {
+
+size_t threadsOfThisProcess() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+TEST(IoThreads, FollowWorkersAndInformersWithinBounds) {
+  EXPECT_EQ(ioThreads(1, 1), 2u);    // never fewer than 2
+  EXPECT_EQ(ioThreads(4, 8), 2u);    // the defaults: 12 streams
+  EXPECT_EQ(ioThreads(16, 8), 3u);   // 24 streams
+  EXPECT_EQ(ioThreads(17, 8), 4u);   // 25 streams: one more thread
+  EXPECT_EQ(ioThreads(64, 8), 8u);   // capped
+  EXPECT_EQ(ioThreads(-3, 0), 2u);
+}
+
+// Each TEST runs in a process of its own (gtest_discover_tests), so this one sees the pool
+// created here and nowhere else.
+TEST(IoThreads, SizeThePoolOnceBeforeFirstUse) {
+  const size_t before = threadsOfThisProcess();
+  ASSERT_TRUE(initIoThreads(3).ok());
+  // The pool starts its threads when it is created (cpprestsdk's default would start 40).
+  EXPECT_EQ(threadsOfThisProcess(), before + 3);
+  absl::Status again = initIoThreads(5);
+  EXPECT_TRUE(absl::IsFailedPrecondition(again)) << again;
+  EXPECT_EQ(threadsOfThisProcess(), before + 3);
 }
 
 }  // namespace
