@@ -14,6 +14,7 @@
 
 #include "controller/leader_election.h"
 #include "kube/kubeconfig.h"
+#include "kube/rest_api_client.h"
 #include "manager/manager.h"
 #include "memcached/cluster_controller.h"
 #include "util/failpoint.h"
@@ -189,13 +190,13 @@ int main(int argc, char** argv) {
     spdlog::warn("failpoints armed (the process exits at them): {}", util::quoted(env));
   }
 
-  // Before any HTTP client or listener exists (see manager::ioThreads).
+  auto config = kube::loadConfig({flags.kubeconfig, flags.context, false});
+  if (!config.ok()) fail(std::string(config.status().message()));
+  // Both before any thread, HTTP client or listener exists.
+  kube::skipUnusedSystemTrust(*config);
   if (auto s = manager::initIoThreads(manager::ioThreads(flags.workers, kInformers)); !s.ok()) {
     fail(std::string(s.message()));
   }
-
-  auto config = kube::loadConfig({flags.kubeconfig, flags.context, false});
-  if (!config.ok()) fail(std::string(config.status().message()));
   auto mgr = manager::Manager::create(*config, managerOptions(flags, *config));
   if (!mgr.ok()) fail(std::string(mgr.status().message()));
   const std::string server = absl::StrCat(config->server, " (", config->description, ")");

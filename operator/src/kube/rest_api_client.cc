@@ -2,6 +2,8 @@
 // every call is wrapped so that only absl::Status leaves this file.
 #include "kube/rest_api_client.h"
 
+#include <stdlib.h>
+
 #include <atomic>
 #include <cctype>
 #include <future>
@@ -185,6 +187,11 @@ bool waitFor(const pplx::task<T>& task, std::chrono::steady_clock::duration time
 }
 
 }  // namespace
+
+void skipUnusedSystemTrust(const RestConfig& config) {
+  if (config.ca_pem.empty()) return;
+  ::setenv(X509_get_default_cert_file_env(), "/dev/null", 1);
+}
 
 absl::Status StatusFromResponse(int http_code, const std::string& body) {
   std::string reason, message;

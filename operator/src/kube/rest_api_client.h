@@ -84,6 +84,16 @@ class RestApiClient : public ApiClient {
   std::unique_ptr<web::http::client::http_client> watch_client_;
 };
 
+// cpprestsdk loads OpenSSL's default trust store into every new connection's context (the
+// system's CA bundle: ~140 certificates parsed, most of a start's CPU, and again for every
+// reconnect) before configureTls replaces that store with the configured CA. When `config`
+// names a CA, the bundle is never used: this points OpenSSL's default file (SSL_CERT_FILE) at
+// an empty one, so connections load nothing. Without a configured CA it does nothing (the
+// system's roots are the trust then). It sets the process environment: call from main()
+// before any thread exists. Nothing else in the operator uses OpenSSL's default paths
+// (memcached TLS trusts only each cluster's own CA) and it starts no child process.
+void skipUnusedSystemTrust(const RestConfig& config);
+
 // Turns a non-2xx response body (normally a metav1.Status) into an absl::Status.
 absl::Status StatusFromResponse(int http_code, const std::string& body);
 

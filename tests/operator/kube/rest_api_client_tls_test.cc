@@ -260,6 +260,35 @@ TEST(RestApiClientTls, DoesNotTrustSystemRootsBesideTheConfiguredCa) {
   EXPECT_TRUE(getThrough(configFor(server.url(), "")).ok());
 }
 
+// Certificates a new context loads from OpenSSL's default verify paths, as cpprestsdk sets up
+// every connection before configureTls replaces the store.
+int defaultPathCertificates() {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                        SSL_CTX_free);
+  EXPECT_EQ(SSL_CTX_set_default_verify_paths(ctx.get()), 1);
+  return sk_X509_OBJECT_num(X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx.get())));
+}
+
+// With a configured CA, connections stop parsing the system bundle (which they would throw
+// away) and still trust exactly that CA; without one, the system bundle stays the trust.
+TEST(RestApiClientTls, SystemBundleIsNotLoadedWhenACaIsConfigured) {
+  Issued system_ca = issue("a public CA", nullptr);
+  Issued cluster_ca = issue("the cluster CA", nullptr);
+  TempDir tmp;
+  ScopedEnv file("SSL_CERT_FILE", tmp.write("roots.pem", system_ca.certPem()));
+  ASSERT_EQ(defaultPathCertificates(), 1);
+
+  skipUnusedSystemTrust(configFor("https://127.0.0.1:1", ""));
+  EXPECT_EQ(defaultPathCertificates(), 1) << "no CA configured: the system roots are the trust";
+
+  skipUnusedSystemTrust(configFor("https://127.0.0.1:1", cluster_ca.certPem()));
+  EXPECT_EQ(defaultPathCertificates(), 0);
+  TlsServer good(issue("server", &cluster_ca, "IP:127.0.0.1"));
+  EXPECT_TRUE(getThrough(configFor(good.url(), cluster_ca.certPem())).ok());
+  TlsServer other(issue("server", &system_ca, "IP:127.0.0.1"));
+  EXPECT_TRUE(absl::IsUnavailable(getThrough(configFor(other.url(), cluster_ca.certPem()))));
+}
+
 TEST(RestApiClientTls, RejectsACertificateForAnotherHost) {
   Issued ca = issue("test CA", nullptr);
   TlsServer server(issue("server", &ca, "DNS:api.example.internal,IP:10.0.0.1"));
