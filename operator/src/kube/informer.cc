@@ -10,6 +10,12 @@
 
 namespace mcop::kube {
 
+void stripManagedFields(Object& obj) {
+  if (!obj.is_object() || !obj.has_field("metadata")) return;
+  Object& meta = obj.at("metadata");
+  if (meta.is_object() && meta.has_field("managedFields")) meta.erase("managedFields");
+}
+
 Informer::Informer(ApiClientPtr api, ResourceType type, InformerOptions options)
     : api_(std::move(api)), type_(std::move(type)), options_(std::move(options)),
       rng_(std::random_device{}()) {}
@@ -76,7 +82,10 @@ absl::Status Informer::listAndReplace() {
   do {
     auto page = api_->list(type_, options_.ns, opts);
     if (!page.ok()) return page.status();
-    for (auto& obj : page->items) items.push_back(std::move(obj));
+    for (auto& obj : page->items) {
+      if (options_.transform) options_.transform(obj);
+      items.push_back(std::move(obj));
+    }
     rv = page->resource_version;
     opts.continue_token = page->continue_token;
   } while (!opts.continue_token.empty());
@@ -169,6 +178,7 @@ absl::Status Informer::watchOnce(bool* made_progress, bool* went_silent) {
     }
     if (!*ev) break;  // the server ended the watch (timeoutSeconds): reconnect at once
     *made_progress = true;
+    if (options_.transform && (**ev).type != EventType::kBookmark) options_.transform((**ev).object);
     apply(**ev);
   }
   std::lock_guard<std::mutex> lock(mu_);

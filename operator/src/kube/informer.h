@@ -28,6 +28,11 @@
 
 namespace mcop::kube {
 
+// The default cache transform: drops metadata.managedFields, the server-side-apply
+// bookkeeping that no reader of the cache uses (the predicates ignore it too) and that is often
+// the largest part of a small object (controller-runtime's TransformStripManagedFields).
+void stripManagedFields(Object& obj);
+
 struct InformerOptions {
   std::string ns;              // "" = all namespaces
   std::string label_selector;  // server-side filter
@@ -40,6 +45,10 @@ struct InformerOptions {
   // restarted from the last resourceVersion. The API server sends a bookmark about once a
   // minute on a quiet watch that asked for them, so this is a few bookmark intervals.
   std::chrono::milliseconds watch_idle_timeout{180000};
+  // Applied to every object from a list or a watch event before it is cached and handed to
+  // handlers: drop what no reader needs, since the cache keeps every object for the process's
+  // life. Must keep metadata.namespace, name and resourceVersion. Empty: keep everything.
+  std::function<void(Object&)> transform = stripManagedFields;
   std::chrono::milliseconds initial_backoff{800};
   std::chrono::milliseconds max_backoff{30000};
 };

@@ -89,6 +89,51 @@ TEST(Informer, ListsPagedThenWatches) {
   inf.stop();
 }
 
+Object withManagedFields(Object obj) {
+  obj["metadata"]["managedFields"] = Object::parse(
+      R"([{"manager":"kubectl","operation":"Apply","fieldsType":"FieldsV1","fieldsV1":{"f:data":{}}}])");
+  return obj;
+}
+
+// What the cache keeps (and handlers see) has no managedFields, from the list and from watch
+// events alike; the rest of the object is untouched. A transform of our own replaces it.
+TEST(Informer, CachesObjectsWithoutManagedFields) {
+  auto api = std::make_shared<FakeApiClient>();
+  ASSERT_TRUE(api->create(kConfigMap, "shop", withManagedFields(cm("listed"))).ok());
+  Informer inf(api, kConfigMap, fast());
+  std::mutex mu;
+  std::vector<Object> seen;
+  inf.addHandlers({[&](const Object& o) { std::lock_guard<std::mutex> l(mu); seen.push_back(o); },
+                   [&](const Object&, const Object& n) { std::lock_guard<std::mutex> l(mu); seen.push_back(n); },
+                   nullptr});
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s));
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+  ASSERT_TRUE(api->create(kConfigMap, "shop", withManagedFields(cm("watched"))).ok());
+  ASSERT_TRUE(eventually([&] { return inf.store().get("shop", "watched").has_value(); }));
+  for (const char* name : {"listed", "watched"}) {
+    auto cached = inf.store().get("shop", name);
+    ASSERT_TRUE(cached);
+    EXPECT_FALSE(cached->at("metadata").has_field("managedFields")) << name;
+    EXPECT_EQ(labelsOf(*cached).at("app"), "x") << name;
+    EXPECT_FALSE(resourceVersionOf(*cached).empty()) << name;
+  }
+  std::lock_guard<std::mutex> l(mu);
+  ASSERT_EQ(seen.size(), 2u);
+  for (const Object& o : seen) EXPECT_FALSE(o.at("metadata").has_field("managedFields"));
+}
+
+TEST(Informer, KeepsManagedFieldsWithoutATransform) {
+  auto api = std::make_shared<FakeApiClient>();
+  ASSERT_TRUE(api->create(kConfigMap, "shop", withManagedFields(cm("a"))).ok());
+  InformerOptions opts = fast();
+  opts.transform = nullptr;
+  Informer inf(api, kConfigMap, opts);
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s));
+  EXPECT_TRUE(inf.store().get("shop", "a")->at("metadata").has_field("managedFields"));
+}
+
 TEST(Informer, RelistsOnGoneAndReportsDeletionsMissedMeanwhile) {
   auto api = std::make_shared<FakeApiClient>();
   for (const char* n : {"a", "b"}) ASSERT_TRUE(api->create(kConfigMap, "shop", cm(n)).ok());
