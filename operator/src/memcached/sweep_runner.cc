@@ -79,11 +79,8 @@ class SweepRunner::Control : public SweepControl {
 
 SweepRunner::SweepRunner(StaleCopySweeperPtr sweeper, const util::Clock& clock,
                          SweepRunnerOptions options)
-    : sweeper_(std::move(sweeper)), clock_(clock), options_(options) {
-  const size_t n = std::max<size_t>(1, options_.threads);
-  threads_.reserve(n);
-  for (size_t i = 0; i < n; ++i) threads_.emplace_back([this] { work(); });
-}
+    : sweeper_(std::move(sweeper)), clock_(clock), options_(options),
+      threads_(options_.threads, options_.idle_thread_linger) {}
 
 SweepRunner::~SweepRunner() { stop(); }
 
@@ -124,6 +121,7 @@ bool SweepRunner::start(const std::string& cluster, const SweepId& id,
   }
   jobs_[cluster] = job;
   work_cv_.notify_all();
+  threads_.wakeLocked(job->members.size(), [this] { work(); });
   return true;
 }
 
@@ -184,9 +182,7 @@ void SweepRunner::stop() {
       work_cv_.notify_all();
     }
   }
-  for (auto& t : threads_) {
-    if (t.joinable()) t.join();
-  }
+  threads_.joinAll();
 }
 
 size_t SweepRunner::size() const {
@@ -199,7 +195,9 @@ void SweepRunner::work() {
   for (;;) {
     std::shared_ptr<Job> job;
     size_t member = 0;
-    work_cv_.wait(lock, [&] { return stopping_ || nextLocked(job, member); });
+    if (!threads_.waitLocked(lock, work_cv_, [&] { return stopping_ || nextLocked(job, member); })) {
+      return;  // nothing to sweep for a while: the thread ends
+    }
     if (stopping_) return;
     Job::Member& m = job->members[member];
     m.state = Job::State::kRunning;

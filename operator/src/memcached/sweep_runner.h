@@ -32,6 +32,7 @@
 #include "clientconfig/snapshot.h"
 #include "memcached/stale_copy_sweeper.h"
 #include "util/clock.h"
+#include "util/on_demand_threads.h"
 
 namespace mcop::memcached {
 
@@ -43,6 +44,9 @@ struct SweepRunnerOptions {
   std::chrono::milliseconds deadline{std::chrono::seconds(120)};
   // A finished result that nobody collects or drops is forgotten after this long.
   std::chrono::milliseconds result_ttl{std::chrono::minutes(10)};
+  // The threads exist only while there are sweeps: one without a member to sweep for this
+  // long ends (util/on_demand_threads.h), so an idle operator keeps none.
+  std::chrono::milliseconds idle_thread_linger{std::chrono::seconds(10)};
 };
 
 // Which sweep: the cluster object (its uid, so a cluster deleted and re-created under the same
@@ -75,7 +79,7 @@ struct SweepProgress {
 
 class SweepRunner {
  public:
-  // Starts `options.threads` worker threads (at least one). `clock` must outlive the runner.
+  // Up to `options.threads` worker threads (at least one), started when sweeps need them. `clock` must outlive the runner.
   SweepRunner(StaleCopySweeperPtr sweeper, const util::Clock& clock,
               SweepRunnerOptions options = {});
   ~SweepRunner();  // stop()
@@ -131,7 +135,7 @@ class SweepRunner {
   uint64_t next_seq_ = 0;                             // guarded by mu_
   uint64_t dispatches_ = 0;                           // guarded by mu_
   bool stopping_ = false;                             // guarded by mu_
-  std::vector<std::thread> threads_;
+  util::OnDemandThreads threads_;  // counters guarded by mu_
 };
 using SweepRunnerPtr = std::unique_ptr<SweepRunner>;
 

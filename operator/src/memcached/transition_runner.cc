@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "util/logging.h"
+#include "util/on_demand_threads.h"
 
 namespace mcop::memcached {
 
@@ -60,8 +61,9 @@ absl::Status prefixed(const absl::Status& s, const std::string& what) {
 struct TransitionRunner::Impl {
   class Control;
 
-  Impl(StaleCopySweeperPtr sweeper_in, const util::Clock& clock_in)
-      : sweeper(std::move(sweeper_in)), clock(clock_in) {}
+  Impl(StaleCopySweeperPtr sweeper_in, const util::Clock& clock_in, size_t threads_in,
+       milliseconds linger)
+      : sweeper(std::move(sweeper_in)), clock(clock_in), threads(threads_in, linger) {}
 
   void loop();
   // The first queued work whose cluster has no work on a thread (a replaced work still returning
@@ -85,7 +87,7 @@ struct TransitionRunner::Impl {
   std::deque<std::shared_ptr<Job>> queue;            // waiting for a thread, FIFO; guarded by mu
   std::set<std::string> running;                     // clusters with a work on a thread; guarded by mu
   bool stopping = false;                             // guarded by mu
-  std::vector<std::thread> threads;
+  util::OnDemandThreads threads;                     // counters guarded by mu
 };
 
 // What a work's sweeps and copies consult: its cancellation and its overall deadline.
@@ -118,12 +120,8 @@ class TransitionRunner::Impl::Control : public SweepControl {
 };
 
 TransitionRunner::TransitionRunner(StaleCopySweeperPtr sweeper, const util::Clock& clock,
-                                   size_t threads)
-    : impl_(std::make_unique<Impl>(std::move(sweeper), clock)) {
-  const size_t n = std::max<size_t>(1, threads);
-  impl_->threads.reserve(n);
-  for (size_t i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->loop(); });
-}
+                                   size_t threads, milliseconds idle_thread_linger)
+    : impl_(std::make_unique<Impl>(std::move(sweeper), clock, threads, idle_thread_linger)) {}
 
 TransitionRunner::~TransitionRunner() { stop(); }
 
@@ -161,6 +159,7 @@ bool TransitionRunner::start(const std::string& cluster, const TransitionWorkId&
   impl_->jobs[cluster] = job;
   impl_->queue.push_back(std::move(job));
   impl_->work_cv.notify_one();
+  impl_->threads.wakeLocked(impl_->queue.size(), [this] { impl_->loop(); });
   return true;
 }
 
@@ -213,16 +212,16 @@ void TransitionRunner::stop() {
       impl_->work_cv.notify_all();
     }
   }
-  for (auto& t : impl_->threads) {
-    if (t.joinable()) t.join();
-  }
+  impl_->threads.joinAll();
 }
 
 void TransitionRunner::Impl::loop() {
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
     std::shared_ptr<Job> job;
-    work_cv.wait(lock, [&] { return stopping || (job = nextLocked()) != nullptr; });
+    if (!threads.waitLocked(lock, work_cv, [&] { return stopping || (job = nextLocked()) != nullptr; })) {
+      return;  // no work for a while: the thread ends
+    }
     if (stopping) return;
     running.insert(job->cluster);
     lock.unlock();

@@ -68,7 +68,10 @@ struct TransitionWorkProgress {
 class TransitionRunner {
  public:
   // At most `threads` works run at once over all clusters (at least one); more wait in order.
-  TransitionRunner(StaleCopySweeperPtr sweeper, const util::Clock& clock, size_t threads = 2);
+  // The threads exist only while there is work: one without any for `idle_thread_linger` ends
+  // (util/on_demand_threads.h), so an idle operator keeps none.
+  TransitionRunner(StaleCopySweeperPtr sweeper, const util::Clock& clock, size_t threads = 2,
+                   std::chrono::milliseconds idle_thread_linger = std::chrono::seconds(10));
   ~TransitionRunner();  // stop()
   TransitionRunner(const TransitionRunner&) = delete;
   TransitionRunner& operator=(const TransitionRunner&) = delete;
