@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <algorithm>
@@ -23,6 +24,11 @@ struct Manager::ShutdownState {
   bool requested = false;  // guarded by mu
   int exit_code = 0;       // guarded by mu
   std::string why;         // guarded by mu
+  // Set by shutdownOnSignals(): wait() takes the signals itself, in sigwait(), and a request
+  // from another thread wakes it there with kWakeSignal.
+  bool signals = false;      // guarded by mu
+  bool sigwaiting = false;   // wait()'s thread is in sigwait(); guarded by mu
+  pthread_t waiter{};        // that thread; guarded by mu
 
   void request(int code, const std::string& reason) {
     std::lock_guard<std::mutex> lock(mu);
@@ -31,6 +37,7 @@ struct Manager::ShutdownState {
     exit_code = code;
     why = reason;
     cv.notify_all();
+    if (sigwaiting) pthread_kill(waiter, kWakeSignal);
   }
 };
 
@@ -41,7 +48,20 @@ sigset_t shutdownSignals() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, kWakeSignal);
   return signals;
+}
+
+// While stopping, SIGTERM and SIGINT are delivered to wait()'s thread, here: the one that
+// completes `exit_after` (2 when the stop did not come from a signal) exits at once.
+volatile sig_atomic_t signals_while_stopping = 0;
+volatile sig_atomic_t exit_after = 1;
+
+void onSignalWhileStopping(int) {
+  if (++signals_while_stopping < exit_after) return;
+  static const char msg[] = "memcached-operator: second signal, exiting immediately\n";
+  (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  std::_Exit(1);
 }
 
 util::HttpResponse text(int code, const std::string& body) {
@@ -215,19 +235,53 @@ void Manager::requestShutdown(int exit_code, const std::string& why) {
 }
 
 void Manager::shutdownOnSignals() {
-  std::thread([state = shutdown_] {
-    sigset_t signals = shutdownSignals();
+  std::lock_guard<std::mutex> lock(shutdown_->mu);
+  shutdown_->signals = true;
+}
+
+// With shutdownOnSignals(): sigwait() until a shutdown signal or a request from another
+// thread (kWakeSignal), then hand later signals to onSignalWhileStopping. No thread of its own.
+void Manager::waitForSignalOrRequest() {
+  const sigset_t signals = shutdownSignals();
+  bool by_signal = false;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(shutdown_->mu);
+      shutdown_->sigwaiting = !shutdown_->requested;
+      shutdown_->waiter = pthread_self();
+      if (shutdown_->requested) break;
+    }
     int sig = 0;
     sigwait(&signals, &sig);
-    state->request(0, sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    // A second signal while stopping: stop now.
-    sigwait(&signals, &sig);
-    std::fprintf(stderr, "memcached-operator: second signal, exiting immediately\n");
-    std::_Exit(1);
-  }).detach();
+    {
+      std::lock_guard<std::mutex> lock(shutdown_->mu);
+      shutdown_->sigwaiting = false;
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+      by_signal = true;
+      shutdown_->request(0, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
+  }
+  exit_after = by_signal ? 1 : 2;
+  struct sigaction act {};
+  act.sa_handler = onSignalWhileStopping;
+  sigemptyset(&act.sa_mask);
+  sigaction(SIGTERM, &act, nullptr);
+  sigaction(SIGINT, &act, nullptr);
+  sigset_t deliver;
+  sigemptyset(&deliver);
+  sigaddset(&deliver, SIGTERM);
+  sigaddset(&deliver, SIGINT);
+  pthread_sigmask(SIG_UNBLOCK, &deliver, nullptr);
 }
 
 int Manager::wait() {
+  bool signals;
+  {
+    std::lock_guard<std::mutex> lock(shutdown_->mu);
+    signals = shutdown_->signals && !stopped_;
+  }
+  if (signals) waitForSignalOrRequest();
   int exit_code;
   std::string why;
   {

@@ -25,6 +25,8 @@
 // from any thread, any number of times (the first wins).
 #pragma once
 
+#include <signal.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -106,8 +108,9 @@ class Manager {
   // Every cache synced (/readyz).
   bool ready() const { return informers_.allSynced(); }
 
-  // A thread that turns the first SIGTERM/SIGINT into requestShutdown(0) and exits the process
-  // at once on a second one. Needs blockShutdownSignals() first.
+  // Makes wait() turn the first SIGTERM/SIGINT into requestShutdown(0), and exit the process
+  // at once on a second one while stopping. wait()'s thread takes the signals itself (no
+  // thread of its own). Needs blockShutdownSignals() first; call before wait().
   void shutdownOnSignals();
 
  private:
@@ -117,6 +120,7 @@ class Manager {
   void startControllers();
   void stopAll(int exit_code);
   void releaseLease(int exit_code);
+  void waitForSignalOrRequest();
 
   kube::ApiClientPtr api_;
   kube::ApiClientPtr lease_api_;
@@ -155,9 +159,12 @@ size_t ioThreads(int workers, int informers);
 // main(), before any client exists.
 absl::Status initIoThreads(size_t threads);
 
-// SIGTERM and SIGINT are taken by one thread with sigwait(), so they must be blocked before any
-// thread exists (every thread, cpprestsdk's pool included, inherits the mask): call first
-// thing in main(). Also ignores SIGPIPE.
+// What wakes wait()'s thread from sigwait() when another thread requests the shutdown.
+inline constexpr int kWakeSignal = SIGUSR1;
+
+// SIGTERM and SIGINT (and kWakeSignal) are taken by wait()'s thread with sigwait(), so they
+// must be blocked before any thread exists (every thread, cpprestsdk's pool included, inherits
+// the mask): call first thing in main(). Also ignores SIGPIPE.
 void blockShutdownSignals();
 
 }  // namespace mcop::manager

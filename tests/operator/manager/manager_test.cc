@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <atomic>
 #include <filesystem>
 #include <future>
@@ -271,6 +273,47 @@ TEST(IoThreads, SizeThePoolOnceBeforeFirstUse) {
   absl::Status again = initIoThreads(5);
   EXPECT_TRUE(absl::IsFailedPrecondition(again)) << again;
   EXPECT_EQ(threadsOfThisProcess(), before + 3);
+}
+
+}  // namespace
+}  // namespace mcop::manager
+
+namespace mcop::manager {
+namespace {
+
+// Each TEST runs in a process of its own (gtest_discover_tests): the signal mask and the
+// signals sent here stay in it.
+TEST(ManagerSignals, SigtermStopsGracefullyWithoutAThreadOfItsOwn) {
+  blockShutdownSignals();
+  Fixture f;
+  const size_t before = threadsOfThisProcess();
+  f.manager->shutdownOnSignals();
+  EXPECT_EQ(threadsOfThisProcess(), before) << "wait()'s own thread takes the signals";
+  ASSERT_TRUE(f.manager->start().ok());
+  std::thread killer([] {
+    std::this_thread::sleep_for(200ms);
+    ::kill(::getpid(), SIGTERM);
+  });
+  EXPECT_EQ(f.manager->wait(), 0);
+  killer.join();
+  EXPECT_EQ(f.forced_exits.load(), 0);
+}
+
+// The Lease lost (or any request from another thread) still wakes a wait() that sits in
+// sigwait(), with that request's exit code.
+TEST(ManagerSignals, ARequestFromAnotherThreadWakesTheSignalWait) {
+  blockShutdownSignals();
+  Fixture f;
+  f.manager->shutdownOnSignals();
+  ASSERT_TRUE(f.manager->start().ok());
+  std::thread requester([&] {
+    std::this_thread::sleep_for(200ms);
+    f.manager->requestShutdown(1, "leader election lost");
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(f.manager->wait(), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  requester.join();
 }
 
 }  // namespace
