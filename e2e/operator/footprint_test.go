@@ -1,5 +1,5 @@
-// What the operator costs at rest: resident memory with 10 clusters, and API writes and
-// reconciles over 60 s of steady state (from the operator's own
+// What the operator costs at rest: resident memory and threads with 10 clusters, and API
+// writes and reconciles over 60 s of steady state (from the operator's own
 // memcached_operator_api_requests_total and memcached_operator_reconcile_total counters, so
 // other components' writes do not count). All are printed as "figure:" lines.
 package operator
@@ -85,21 +85,34 @@ func writes(m map[string]float64) float64 {
 	return n
 }
 
-func rssKiB(t *testing.T, pid int) int {
+// procStatus reads one numeric field of /proc/PID/status ("VmRSS", "Threads"; a "kB" unit is
+// dropped).
+func procStatus(t *testing.T, pid int, field string) int {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatalf("/proc/%d/status %s: %v", pid, field, err)
+			}
 			return n
 		}
 	}
-	t.Fatalf("no VmRSS for pid %d", pid)
+	t.Fatalf("no %s for pid %d", field, pid)
 	return 0
 }
+
+func rssKiB(t *testing.T, pid int) int { return procStatus(t, pid, "VmRSS") }
+
+// maxIdleThreads bounds the operator's threads at rest: the reconcile workers (4), one per
+// informer, the HTTP pool (2), the main thread and a few fixed ones. It is part of the
+// behaviour, not a speed: threads that grow with clusters, connections or past work (a pool
+// at a library's default size, per-object threads, workers kept after their work) break it.
+const maxIdleThreads = 16
 
 func TestIdleFootprintWithTenClusters(t *testing.T) {
 	e := newEnv(t)
@@ -124,12 +137,17 @@ func TestIdleFootprintWithTenClusters(t *testing.T) {
 	after := apiRequests(t, metricsURL)
 	reconciles1 := reconcileTotal(t, metricsURL)
 	rss1 := rssKiB(t, op.pid())
+	threads := procStatus(t, op.pid(), "Threads")
 	w := writes(after) - writes(before)
 	t.Logf("figure: %d clusters x 2 replicas idle: operator VmRSS %d KiB at the start and %d KiB at the end of 60 s", clusters, rss0, rss1)
+	t.Logf("figure: %d clusters x 2 replicas idle: operator threads %d (bound %d)", clusters, threads, maxIdleThreads)
 	t.Logf("figure: API writes by the operator in 60 s of steady state: %.0f (requests by verb before %v, after %v)", w, before, after)
 	t.Logf("figure: reconciles to bring %d clusters to Available (+5 s): %.0f; in 60 s of steady state after: %.0f", clusters, reconciles0, reconciles1-reconciles0)
 	if w != 0 {
 		t.Errorf("the operator wrote %.0f times in 60 s of steady state", w)
+	}
+	if threads > maxIdleThreads {
+		t.Errorf("the operator runs %d threads at rest, more than %d", threads, maxIdleThreads)
 	}
 	if reconciles1 != reconciles0 {
 		t.Errorf("%.0f reconciles in 60 s of steady state; nothing changed, so none was needed", reconciles1-reconciles0)
