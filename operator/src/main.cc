@@ -19,6 +19,7 @@
 #include "memcached/cluster_controller.h"
 #include "util/failpoint.h"
 #include "util/logging.h"
+#include "util/memory.h"
 #include "util/time.h"
 
 namespace {
@@ -180,6 +181,7 @@ manager::ManagerOptions managerOptions(const Flags& flags, const kube::RestConfi
 
 int main(int argc, char** argv) {
   manager::blockShutdownSignals();  // before any thread exists
+  util::limitMallocArenas();         // likewise
   Flags flags = parseFlags(argc, argv);
   if (auto s = util::setupLogging(flags.log_format, flags.log_level); !s.ok()) fail(std::string(s.message()), 2);
   // Failpoints (util/failpoint.h), for the reliability tests only: armed before any thread runs.

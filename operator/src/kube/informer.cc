@@ -7,6 +7,7 @@
 
 #include "kube/object_meta.h"
 #include "util/logging.h"
+#include "util/memory.h"
 
 namespace mcop::kube {
 
@@ -111,10 +112,14 @@ absl::Status Informer::listAndReplace() {
     std::lock_guard<std::mutex> lock(mu_);
     resource_version_ = rv;
   }
+  // The pages, their text and the parsed list are gone; only the cached objects are live.
+  const size_t listed_count = items.size();
+  items.clear();
+  util::releaseFreeMemory();
   if (!synced_.exchange(true)) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
-    spdlog::info("informer synced resource={} objects={}", description(), items.size());
+    spdlog::info("informer synced resource={} objects={}", description(), listed_count);
   }
   return absl::OkStatus();
 }

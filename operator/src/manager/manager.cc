@@ -15,6 +15,7 @@
 
 #include "kube/rest_api_client.h"
 #include "util/logging.h"
+#include "util/memory.h"
 
 namespace mcop::manager {
 
@@ -239,8 +240,8 @@ void Manager::shutdownOnSignals() {
   shutdown_->signals = true;
 }
 
-// With shutdownOnSignals(): sigwait() until a shutdown signal or a request from another
-// thread (kWakeSignal), then hand later signals to onSignalWhileStopping. No thread of its own.
+// With shutdownOnSignals(): waits for a shutdown signal or a request from another thread
+// (kWakeSignal), then hands later signals to onSignalWhileStopping. No thread of its own.
 void Manager::waitForSignalOrRequest() {
   const sigset_t signals = shutdownSignals();
   bool by_signal = false;
@@ -251,8 +252,11 @@ void Manager::waitForSignalOrRequest() {
       shutdown_->waiter = pthread_self();
       if (shutdown_->requested) break;
     }
-    int sig = 0;
-    sigwait(&signals, &sig);
+    // Once a minute without a signal, hand the heap's free pages back (the garbage of the
+    // reconciles since): a wake-up a minute is all this thread costs at rest.
+    const timespec minute{60, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &minute);
+    if (sig < 0) util::releaseFreeMemory();
     {
       std::lock_guard<std::mutex> lock(shutdown_->mu);
       shutdown_->sigwaiting = false;

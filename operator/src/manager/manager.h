@@ -110,7 +110,8 @@ class Manager {
 
   // Makes wait() turn the first SIGTERM/SIGINT into requestShutdown(0), and exit the process
   // at once on a second one while stopping. wait()'s thread takes the signals itself (no
-  // thread of its own). Needs blockShutdownSignals() first; call before wait().
+  // thread of its own); while it waits, it also returns the heap's free pages to the system
+  // once a minute (util/memory.h). Needs blockShutdownSignals() first; call before wait().
   void shutdownOnSignals();
 
  private:
