@@ -79,7 +79,8 @@ struct SweepProgress {
 
 class SweepRunner {
  public:
-  // Up to `options.threads` worker threads (at least one), started when sweeps need them. `clock` must outlive the runner.
+  // Up to `options.threads` worker threads (at least one), started when sweeps need them.
+  // `clock` must outlive the runner.
   SweepRunner(StaleCopySweeperPtr sweeper, const util::Clock& clock,
               SweepRunnerOptions options = {});
   ~SweepRunner();  // stop()
