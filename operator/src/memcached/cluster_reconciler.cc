@@ -5,8 +5,7 @@
 //            (planMembers, after probing the members about to join), the endpoints
 //            (decideEndpoints), the lowering guard and the conditions.
 //   record   the status write: the decision is in status before anything acts on it.
-//   act      the Services and the PodDisruptionBudget (written at once), the endpoints ConfigMap,
-//            then the StatefulSet.
+//   act      the Services, the PodDisruptionBudget, the endpoints ConfigMap, then the StatefulSet.
 // Only children this cluster controls are ever written: an object of the same name that it does
 // not control (another cluster's ConfigMap, an application's Service, an orphaned StatefulSet)
 // is a conflict, reported in status, and nothing is written. The order is what makes a restart
@@ -25,7 +24,6 @@
 
 #include "memcached/cluster_spec.h"
 #include "memcached/cluster_status.h"
-#include "memcached/concurrent.h"
 #include "memcached/conditions.h"
 #include "memcached/desired_objects.h"
 #include "memcached/drain.h"
@@ -193,17 +191,10 @@ class ClusterReconciler::Pass {
   absl::Status ensureStatefulSet(const ClusterSnapshot& snap, const PassPlan& plan,
                                  std::vector<PlannedEvent>& events,
                                  std::optional<milliseconds>& requeue);
-  // The writes that precede the ConfigMap, each added to `writes` only when it changes
-  // something (a pass that writes nothing starts no thread).
-  void planApply(const ClusterRef& ref, const kube::ResourceType& type, Json desired,
-                 const std::optional<Json>& live, std::vector<Task>& writes);
-  void planPodDisruptionBudget(const ClusterSnapshot& snap, std::vector<Task>& writes);
-  void planNetworkPolicyAndServiceMonitor(const ClusterSnapshot& snap, std::vector<Task>& writes);
-  void planOptional(const ClusterRef& ref, const kube::ResourceType& type,
-                    std::optional<Json> desired, const std::optional<Json>& live,
-                    std::vector<Task>& writes);
-  absl::Status removeChild(const ClusterRef& ref, const kube::ResourceType& type,
-                           const std::string& name);
+  absl::Status ensurePodDisruptionBudget(const ClusterSnapshot& snap);
+  absl::Status ensureNetworkPolicyAndServiceMonitor(const ClusterSnapshot& snap);
+  absl::Status ensureOptional(const ClusterRef& ref, const kube::ResourceType& type,
+                              const std::optional<Json>& desired, const std::optional<Json>& live);
   absl::Status restartMember(const ClusterSnapshot& snap, const PassPlan& plan,
                              std::vector<PlannedEvent>& events);
   absl::Status apply(const ClusterRef& ref, const kube::ResourceType& type, const Json& desired,
@@ -894,24 +885,28 @@ void ClusterReconciler::Pass::sendEvents(const Json& cluster,
   for (const auto& e : events) r_.events_.record(cluster, e.severity, e.reason, e.message);
 }
 
-// The children, in the order that keeps a restart safe: the Services, the disruption budget, the
-// NetworkPolicy and the ServiceMonitor (none of which depends on another, so they are written at
-// once), the endpoints ConfigMap once they all are, then the StatefulSet: its pods start
-// isolated, and it is scaled down and its members restarted only after the publish.
+// The children, in the order that keeps a restart safe: Services and the disruption budget, the
+// endpoints ConfigMap, then the StatefulSet (scaled down only after the publish).
 absl::Status ClusterReconciler::Pass::act(const ClusterSnapshot& snap, const PassPlan& plan,
                                           std::vector<PlannedEvent>& events,
                                           std::optional<milliseconds>& requeue) {
   const auto& children = snap.children;
   const ClusterSpec& spec = snap.parsed.spec;
   const std::string& manager = r_.options_.field_manager;
-  std::vector<Task> writes;
-  planApply(snap.ref, kube::resources::kService, buildHeadlessService(snap.ref, spec, manager),
-            children.headless, writes);
-  planApply(snap.ref, kube::resources::kService, buildClientService(snap.ref, spec, manager),
-            children.client, writes);
-  planPodDisruptionBudget(snap, writes);
-  planNetworkPolicyAndServiceMonitor(snap, writes);
-  if (auto s = runConcurrently(writes); !s.ok()) return s;
+  if (auto s = apply(snap.ref, kube::resources::kService,
+                     buildHeadlessService(snap.ref, spec, manager),
+                     children.headless ? &*children.headless : nullptr);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = apply(snap.ref, kube::resources::kService,
+                     buildClientService(snap.ref, spec, manager),
+                     children.client ? &*children.client : nullptr);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = ensurePodDisruptionBudget(snap); !s.ok()) return s;
+  if (auto s = ensureNetworkPolicyAndServiceMonitor(snap); !s.ok()) return s;
   if (auto s = publish(snap, plan, events); !s.ok()) return s;
   if (plan.hold_pods) return absl::OkStatus();  // see PassPlan::hold_pods
   if (auto s = ensureStatefulSet(snap, plan, events, requeue); !s.ok()) return s;
@@ -1009,71 +1004,54 @@ absl::Status ClusterReconciler::Pass::ensureStatefulSet(const ClusterSnapshot& s
   return absl::OkStatus();
 }
 
-void ClusterReconciler::Pass::planApply(const ClusterRef& ref, const kube::ResourceType& type,
-                                        Json desired, const std::optional<Json>& live,
-                                        std::vector<Task>& writes) {
-  if (live && isSubset(desired, *live)) return;
-  writes.push_back([this, &ref, &type, desired = std::move(desired)] {
-    return apply(ref, type, desired, nullptr);
-  });
-}
-
-void ClusterReconciler::Pass::planPodDisruptionBudget(const ClusterSnapshot& snap,
-                                                      std::vector<Task>& writes) {
+absl::Status ClusterReconciler::Pass::ensurePodDisruptionBudget(const ClusterSnapshot& snap) {
   const auto& live = snap.children.pdb;
   const auto& ref = snap.ref;
   if (snap.parsed.spec.pdb_enabled) {
-    planApply(ref, kube::resources::kPodDisruptionBudget,
-              buildPodDisruptionBudget(ref, snap.parsed.spec, r_.options_.field_manager), live,
-              writes);
-    return;
+    return apply(ref, kube::resources::kPodDisruptionBudget,
+                 buildPodDisruptionBudget(ref, snap.parsed.spec, r_.options_.field_manager),
+                 live ? &*live : nullptr);
   }
-  if (!live || !controlledBy(*live, ref.uid)) return;
-  writes.push_back([this, &ref] {
-    auto s = r_.api_->remove(kube::resources::kPodDisruptionBudget, ref.ns, ref.name, {});
-    if (!s.ok() && !kube::IsNotFound(s)) return s;
-    spdlog::info("deleted pod disruption budget cluster={}/{}", ref.ns, ref.name);
-    return absl::OkStatus();
-  });
+  if (!live || !controlledBy(*live, ref.uid)) return absl::OkStatus();
+  auto s = r_.api_->remove(kube::resources::kPodDisruptionBudget, ref.ns, ref.name, {});
+  if (!s.ok() && !kube::IsNotFound(s)) return s;
+  spdlog::info("deleted pod disruption budget cluster={}", snap.key);
+  return absl::OkStatus();
 }
 
 // Before the StatefulSet, so that new pods start isolated. The ServiceMonitor only where its API
 // is served (stores.service_monitors).
-void ClusterReconciler::Pass::planNetworkPolicyAndServiceMonitor(const ClusterSnapshot& snap,
-                                                                 std::vector<Task>& writes) {
+absl::Status ClusterReconciler::Pass::ensureNetworkPolicyAndServiceMonitor(
+    const ClusterSnapshot& snap) {
   const ClusterSpec& spec = snap.parsed.spec;
   const std::string& manager = r_.options_.field_manager;
   std::optional<Json> policy;
   if (spec.network_policy.enabled) {
     policy = buildNetworkPolicy(snap.ref, spec, r_.options_.operator_peer, manager);
   }
-  planOptional(snap.ref, kube::resources::kNetworkPolicy, std::move(policy),
-               snap.children.network_policy, writes);
-  if (!r_.stores_.service_monitors) return;
+  if (auto s = ensureOptional(snap.ref, kube::resources::kNetworkPolicy, policy,
+                              snap.children.network_policy);
+      !s.ok()) {
+    return s;
+  }
+  if (!r_.stores_.service_monitors) return absl::OkStatus();
   std::optional<Json> monitor;
   if (spec.monitoring.enabled && spec.monitoring.service_monitor) {
     monitor = buildServiceMonitor(snap.ref, manager);
   }
-  planOptional(snap.ref, kube::resources::kServiceMonitor, std::move(monitor),
-               snap.children.service_monitor, writes);
+  return ensureOptional(snap.ref, kube::resources::kServiceMonitor, monitor,
+                        snap.children.service_monitor);
 }
 
 // A child the spec can switch off: applied while wanted, deleted once not, and only when this
 // cluster controls it (observe.cc leaves a conflicting object out of `live`).
-void ClusterReconciler::Pass::planOptional(const ClusterRef& ref, const kube::ResourceType& type,
-                                           std::optional<Json> desired,
-                                           const std::optional<Json>& live,
-                                           std::vector<Task>& writes) {
-  if (desired) return planApply(ref, type, std::move(*desired), live, writes);
-  if (!live || !controlledBy(*live, ref.uid)) return;
-  writes.push_back([this, &ref, &type, name = stringAt(*live, {"metadata", "name"})] {
-    return removeChild(ref, type, name);
-  });
-}
-
-absl::Status ClusterReconciler::Pass::removeChild(const ClusterRef& ref,
-                                                  const kube::ResourceType& type,
-                                                  const std::string& name) {
+absl::Status ClusterReconciler::Pass::ensureOptional(const ClusterRef& ref,
+                                                     const kube::ResourceType& type,
+                                                     const std::optional<Json>& desired,
+                                                     const std::optional<Json>& live) {
+  if (desired) return apply(ref, type, *desired, live ? &*live : nullptr);
+  if (!live || !controlledBy(*live, ref.uid)) return absl::OkStatus();
+  const std::string name = stringAt(*live, {"metadata", "name"});
   auto s = r_.api_->remove(type, ref.ns, name, {});
   if (!s.ok() && !kube::IsNotFound(s)) {
     return absl::Status(s.code(), absl::StrCat("delete ", type.kind, " ", ref.ns, "/", name, ": ",

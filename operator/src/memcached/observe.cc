@@ -7,7 +7,6 @@
 #include <absl/strings/str_cat.h>
 #include <spdlog/spdlog.h>
 
-#include "memcached/concurrent.h"
 #include "memcached/drift.h"
 #include "memcached/endpoints_config.h"
 #include "memcached/labels.h"
@@ -26,24 +25,21 @@ struct ChildName {
   std::optional<Json>& out;
 };
 
-// A child name missing from the caches, looked up on the API server (into child.out).
-absl::Status lookUpChild(kube::ApiClient& api, const ClusterRef& ref, const ChildName& child) {
-  auto live = api.get(child.type, ref.ns, child.name);
-  if (live.ok()) {
-    child.out = std::move(*live);
-  } else if (!kube::IsNotFound(live.status())) {
-    return absl::Status(live.status().code(),
-                        absl::StrCat("get ", child.type.kind, " ", ref.ns, "/", child.name, ": ",
-                                     live.status().message()));
-  }
-  return absl::OkStatus();
-}
-
-// An object found under a child's name that this cluster does not control is a conflict: left
-// out of what was observed, and reported.
-void checkChild(const ClusterRef& ref, const ChildName& child, ObservedChildren& children) {
+absl::Status observeChild(kube::ApiClient& api, const ClusterRef& ref, const ChildName& child,
+                          ObservedChildren& children) {
   auto& out = child.out;
-  if (!out || controlledBy(*out, ref.uid)) return;
+  out = child.store.get(ref.ns, child.name);
+  if (!out) {
+    auto live = api.get(child.type, ref.ns, child.name);
+    if (live.ok()) {
+      out = std::move(*live);
+    } else if (!kube::IsNotFound(live.status())) {
+      return absl::Status(live.status().code(),
+                          absl::StrCat("get ", child.type.kind, " ", ref.ns, "/", child.name,
+                                       ": ", live.status().message()));
+    }
+  }
+  if (!out || controlledBy(*out, ref.uid)) return absl::OkStatus();
   std::string holder = "no controller";
   if (const Json* owner = controllerOf(*out)) {
     holder = absl::StrCat("controlled by ", stringAt(*owner, {"kind"}), " ",
@@ -54,6 +50,7 @@ void checkChild(const ClusterRef& ref, const ChildName& child, ObservedChildren&
                                             "MemcachedCluster (", holder, "): ", child.fix));
   if (children.conflict_reason.empty()) children.conflict_reason = child.type.kind + "Conflict";
   out.reset();
+  return absl::OkStatus();
 }
 
 // The NetworkPolicy and the ServiceMonitor, like the PDB: checked for a conflict when the spec
@@ -106,15 +103,9 @@ absl::StatusOr<ObservedChildren> observeChildren(kube::ApiClient& api,
     c.pdb = stores.pod_disruption_budgets->get(ref.ns, ref.name);
   }
   addOptionalChildren(stores, ref, spec, rename, names, c);
-  // The names missing from the caches (all of them for a new cluster) are looked up at once:
-  // each lookup only fills its own child.
-  std::vector<Task> lookups;
   for (const auto& child : names) {
-    child.out = child.store.get(ref.ns, child.name);
-    if (!child.out) lookups.push_back([&api, &ref, &child] { return lookUpChild(api, ref, child); });
+    if (auto s = observeChild(api, ref, child, c); !s.ok()) return s;
   }
-  if (auto s = runConcurrently(lookups); !s.ok()) return s;
-  for (const auto& child : names) checkChild(ref, child, c);
   c.cached_config_map = stores.config_maps->get(ref.ns, spec.config_map_name);
   return c;
 }
