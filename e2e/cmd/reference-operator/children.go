@@ -103,8 +103,8 @@ func podTemplate(mc *MemcachedCluster) corev1.PodTemplateSpec {
 		Env: []corev1.EnvVar{{Name: podIPEnv, ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "status.podIP"}}}},
 		ReadinessProbe: &corev1.Probe{
-			ProbeHandler:   corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: readinessCommand(mc)}},
-			PeriodSeconds:  5, TimeoutSeconds: 3, SuccessThreshold: 1, FailureThreshold: 2,
+			ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: readinessCommand(mc)}},
+			PeriodSeconds: 5, TimeoutSeconds: 3, SuccessThreshold: 1, FailureThreshold: 2,
 		},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: memory},
