@@ -17,6 +17,7 @@ func (b *bench) measure(ctx context.Context, op operatorKind, r *Run, steady boo
 	}
 	tr := newTracker()
 	defer tr.close()
+	tr.expect(names)
 	tr.start(ctx, b.cs, b.dyn, r.Namespace)
 	if !tr.waitFor(ctx, b.cfg.Timeout, func() bool { return len(tr.clusters) == r.N }) {
 		return errors.New("the created clusters did not all show up")
@@ -56,7 +57,7 @@ func (b *bench) coldStart(ctx context.Context, p *operatorProc, op operatorKind,
 	var at time.Time
 	ok := tr.waitFor(ctx, b.cfg.Timeout, func() bool {
 		var done bool
-		at, done = tr.allChildren(names)
+		at, done = tr.allChildren()
 		return done || p.exited()
 	})
 	if err := b.alive(p); err != nil || !ok {
@@ -67,7 +68,7 @@ func (b *bench) coldStart(ctx context.Context, p *operatorProc, op operatorKind,
 	end := at
 	ok = tr.waitFor(ctx, b.cfg.Timeout, func() bool {
 		var done bool
-		at, done = tr.allAvailable(names)
+		at, done = tr.allAvailable(len(names))
 		return done || p.exited()
 	})
 	if err := b.alive(p); err != nil || !ok {
