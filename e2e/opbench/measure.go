@@ -27,7 +27,6 @@ func (b *bench) measure(ctx context.Context, op operatorKind, r *Run, steady boo
 		return err
 	}
 	defer p.stop()
-	r.startedAt = p.started
 	var windows []window
 	err = b.coldStart(ctx, p, op, tr, r, names, &windows)
 	if err == nil {

@@ -45,30 +45,29 @@ type Config struct {
 
 // Run is one operator's figures for one run.
 type Run struct {
-	Operator         string     `json:"operator"`
-	N                int        `json:"n"`
-	Replicas         int        `json:"replicas"`
-	Index            int        `json:"run"`
-	Namespace        string     `json:"namespace"`
-	ChildrenS        float64    `json:"cold_start_children_s"`
-	AvailableS       float64    `json:"cold_start_available_s"`
-	CPUChildrenS     float64    `json:"cpu_children_s"`
-	CPUAvailableS    float64    `json:"cpu_available_s"`
-	PeakRSSMB        float64    `json:"peak_rss_available_mb"`
-	Idle             procSample `json:"idle"`
-	ReadsColdStart   requests   `json:"reads_cold_start"`
-	WritesColdStart  requests   `json:"writes_cold_start"`
-	ReadsIdle        requests   `json:"reads_to_idle_sample"`
-	WritesIdle       requests   `json:"writes_to_idle_sample"`
-	SteadyS          float64    `json:"steady_s,omitempty"`
-	ReadsSteady      requests   `json:"reads_steady,omitempty"`
-	WritesSteady     requests   `json:"writes_steady,omitempty"`
-	ScaleUpMS        []float64  `json:"scale_up_ready_to_configmap_ms,omitempty"`
-	ScaleDownMS      []float64  `json:"scale_down_patch_to_configmap_ms,omitempty"`
-	DeleteS          float64    `json:"delete_children_gone_s"`
-	Error            string     `json:"error,omitempty"`
-	Log              string     `json:"operator_log"`
-	startedAt, endAt time.Time
+	Operator        string     `json:"operator"`
+	N               int        `json:"n"`
+	Replicas        int        `json:"replicas"`
+	Index           int        `json:"run"`
+	Namespace       string     `json:"namespace"`
+	ChildrenS       float64    `json:"cold_start_children_s"`
+	AvailableS      float64    `json:"cold_start_available_s"`
+	CPUChildrenS    float64    `json:"cpu_children_s"`
+	CPUAvailableS   float64    `json:"cpu_available_s"`
+	PeakRSSMB       float64    `json:"peak_rss_available_mb"`
+	Idle            procSample `json:"idle"`
+	ReadsColdStart  requests   `json:"reads_cold_start"`
+	WritesColdStart requests   `json:"writes_cold_start"`
+	ReadsIdle       requests   `json:"reads_to_idle_sample"`
+	WritesIdle      requests   `json:"writes_to_idle_sample"`
+	SteadyS         float64    `json:"steady_s,omitempty"`
+	ReadsSteady     requests   `json:"reads_steady,omitempty"`
+	WritesSteady    requests   `json:"writes_steady,omitempty"`
+	ScaleUpMS       []float64  `json:"scale_up_ready_to_configmap_ms,omitempty"`
+	ScaleDownMS     []float64  `json:"scale_down_patch_to_configmap_ms,omitempty"`
+	DeleteS         float64    `json:"delete_children_gone_s"`
+	Error           string     `json:"error,omitempty"`
+	Log             string     `json:"operator_log"`
 }
 
 type bench struct {

@@ -3,6 +3,7 @@ package opbench
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -68,6 +69,7 @@ func (res *Results) Table(w io.Writer) {
 		row(fmt.Sprintf("API writes in %.0f s of steady state, N=%.0f", o["seconds"], o["n"]), o["writes"], r["writes"], "%.0f")
 		row(fmt.Sprintf("API reads in %.0f s of steady state, N=%.0f", o["seconds"], o["n"]), o["reads"], r["reads"], "%.0f")
 	}
+	res.writesByKind(w)
 	if len(res.Failures) > 0 {
 		fmt.Fprintf(w, "\nFailed runs (left out of the medians):\n- %s\n", strings.Join(res.Failures, "\n- "))
 	}
@@ -92,4 +94,31 @@ func (res *Results) nsValues(replicas int) []int {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// writesByKind lists, for the largest N of the first replicas value, the cold start's writes
+// by verb and resource: where the two operators' writes differ.
+func (res *Results) writesByKind(w io.Writer) {
+	rv := res.replicasValues()
+	if len(rv) == 0 {
+		return
+	}
+	ns := res.nsValues(rv[0])
+	m := res.Medians[key(rv[0], ns[len(ns)-1])]
+	if m["ours"] == nil || m["reference"] == nil {
+		return
+	}
+	kinds := map[string]bool{}
+	for _, f := range m {
+		for k := range f.WritesByKind {
+			kinds[k] = true
+		}
+	}
+	sorted := slices.Sorted(maps.Keys(kinds))
+	fmt.Fprintf(w, "\nWrites during the cold start at N=%d, replicas %d, by verb and resource (audit log):\n\n", ns[len(ns)-1], rv[0])
+	fmt.Fprintln(w, "| verb resource | ours | reference |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for _, k := range sorted {
+		fmt.Fprintf(w, "| %s | %.0f | %.0f |\n", k, m["ours"].WritesByKind[k], m["reference"].WritesByKind[k])
+	}
 }

@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -19,6 +20,20 @@ import (
 
 	"memcached-operator/e2e/opbench"
 )
+
+func printReport(path string) int {
+	b, err := os.ReadFile(path)
+	var res opbench.Results
+	if err == nil {
+		err = json.Unmarshal(b, &res)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-operator:", err)
+		return 1
+	}
+	res.Table(os.Stdout)
+	return 0
+}
 
 func ints(s string) ([]int, error) {
 	var out []int
@@ -48,7 +63,11 @@ func main() {
 	reference := flag.String("reference", "", "the reference-operator binary (go build ./cmd/reference-operator)")
 	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the local cluster")
 	audit := flag.String("audit-log", os.Getenv("MCOP_E2E_AUDIT_LOG"), "the API server's audit log (e2e/cluster audit-log)")
+	report := flag.String("report", "", "print the table of a finished run's results.json and exit")
 	flag.Parse()
+	if *report != "" {
+		os.Exit(printReport(*report))
+	}
 	cfg := opbench.Config{Runs: *runs, Scales: *scales, ScaleAt: *scaleAt, Steady: *steady, Idle: *idle,
 		Timeout: *timeout, Out: *out, Ours: *ours, Reference: *reference, Kubeconfig: *kubeconfig, AuditLog: *audit}
 	var err error
