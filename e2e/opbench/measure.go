@@ -32,7 +32,7 @@ func (b *bench) measure(ctx context.Context, op operatorKind, r *Run, steady boo
 	if err == nil {
 		err = b.idleAndSteady(ctx, p, op, r, steady, &windows)
 	}
-	if err == nil && r.N == b.cfg.ScaleAt && b.cfg.Scales > 0 {
+	if err == nil && r.N > 0 && r.N == b.cfg.ScaleAt && b.cfg.Scales > 0 {
 		err = b.scales(ctx, p, tr, r, names)
 	}
 	if err == nil {
@@ -62,6 +62,9 @@ func (b *bench) coldStart(ctx context.Context, p *operatorProc, op operatorKind,
 	if err := b.alive(p); err != nil || !ok {
 		return errors.Join(err, fmt.Errorf("not every child exists after %s", b.cfg.Timeout))
 	}
+	if r.N == 0 { // nothing to wait for: only the idle figures mean something
+		at = p.started
+	}
 	s, _ := p.sample()
 	r.ChildrenS, r.CPUChildrenS = at.Sub(p.started).Seconds(), s.CPUSeconds
 	end := at
@@ -72,6 +75,9 @@ func (b *bench) coldStart(ctx context.Context, p *operatorProc, op operatorKind,
 	})
 	if err := b.alive(p); err != nil || !ok {
 		return errors.Join(err, fmt.Errorf("not every cluster is Available after %s", b.cfg.Timeout))
+	}
+	if r.N == 0 {
+		at = p.started
 	}
 	s, _ = p.sample()
 	reads, _ := p.scrape(op.Metric)

@@ -87,8 +87,12 @@ func Execute(ctx context.Context, cfg Config) (*Results, error) {
 	if cfg.Log == nil {
 		cfg.Log = os.Stderr
 	}
-	if cfg.ScaleAt == 0 {
-		cfg.ScaleAt = slices.Min(cfg.Ns)
+	if cfg.ScaleAt == 0 { // the smallest N with a cluster to scale
+		for _, n := range cfg.Ns {
+			if n > 0 && (cfg.ScaleAt == 0 || n < cfg.ScaleAt) {
+				cfg.ScaleAt = n
+			}
+		}
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {

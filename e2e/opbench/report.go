@@ -21,6 +21,7 @@ type Figures struct {
 	PeakRSSMB       float64            `json:"peak_rss_available_mb"`
 	IdleRSSMB       float64            `json:"idle_rss_mb"`
 	IdleThreads     float64            `json:"idle_threads"`
+	IdleCPUS        float64            `json:"cpu_to_idle_sample_s"`
 	ReadsColdStart  float64            `json:"reads_cold_start"`
 	WritesColdStart float64            `json:"writes_cold_start"`
 	WritesByKind    map[string]float64 `json:"writes_cold_start_by_verb_resource"`
@@ -89,6 +90,7 @@ func figuresOf(runs []*Run) *Figures {
 	f.PeakRSSMB = col(func(r *Run) float64 { return r.PeakRSSMB })
 	f.IdleRSSMB = col(func(r *Run) float64 { return r.Idle.RSSMB })
 	f.IdleThreads = col(func(r *Run) float64 { return float64(r.Idle.Threads) })
+	f.IdleCPUS = col(func(r *Run) float64 { return r.Idle.CPUSeconds })
 	f.ReadsColdStart = col(func(r *Run) float64 { return sum(r.ReadsColdStart) })
 	f.WritesColdStart = col(func(r *Run) float64 { return sum(r.WritesColdStart) })
 	f.WritesToIdle = col(func(r *Run) float64 { return sum(r.WritesIdle) })

@@ -32,6 +32,7 @@ func (res *Results) Table(w io.Writer) {
 			{"peak RSS over that cold start (MB)", "%.1f", func(f *Figures) float64 { return f.PeakRSSMB }},
 			{"RSS at the idle sample (MB)", "%.1f", func(f *Figures) float64 { return f.IdleRSSMB }},
 			{"threads at the idle sample", "%.0f", func(f *Figures) float64 { return f.IdleThreads }},
+			{"CPU from start to the idle sample (s)", "%.2f", func(f *Figures) float64 { return f.IdleCPUS }},
 			{"API writes during cold start (audit log)", "%.0f", func(f *Figures) float64 { return f.WritesColdStart }},
 			{"API reads during cold start (own metrics)", "%.0f", func(f *Figures) float64 { return f.ReadsColdStart }},
 			{"API writes from start to the idle sample", "%.0f", func(f *Figures) float64 { return f.WritesToIdle }},
