@@ -108,11 +108,20 @@ func figuresOf(runs []*Run) *Figures {
 }
 
 func summarize(cfg Config, runs []*Run) *Results {
-	res := &Results{Started: time.Now().UTC(), Runs: runs, Medians: map[string]map[string]*Figures{},
-		Ratios: map[string]map[string]float64{}, Scale: map[string]map[string]float64{}, Steady: map[string]map[string]float64{},
+	res := &Results{Started: time.Now().UTC(), Runs: runs,
 		Config: map[string]any{"n": cfg.Ns, "replicas": cfg.Replicas, "runs": cfg.Runs, "scales": cfg.Scales,
 			"scale_at": cfg.ScaleAt, "steady_s": cfg.Steady.Seconds(), "idle_s": cfg.Idle.Seconds(),
 			"ours": cfg.Ours, "reference": cfg.Reference}}
+	res.Summarize()
+	return res
+}
+
+// Summarize computes the medians, ratios, percentiles and failures from the runs (again, for a
+// results.json written by an older version of the benchmark).
+func (res *Results) Summarize() {
+	runs := res.Runs
+	res.Medians, res.Ratios = map[string]map[string]*Figures{}, map[string]map[string]float64{}
+	res.Scale, res.Steady, res.Failures = map[string]map[string]float64{}, map[string]map[string]float64{}, nil
 	byKey := map[string]map[string][]*Run{}
 	scaleUp, scaleDown := map[string][]float64{}, map[string][]float64{}
 	for _, r := range runs {
@@ -159,7 +168,6 @@ func summarize(cfg Config, runs []*Run) *Results {
 			"up_p99": percentile(xs, 99), "count_down": float64(len(ys)), "down_p50": percentile(ys, 50),
 			"down_p90": percentile(ys, 90), "down_p99": percentile(ys, 99)}
 	}
-	return res
 }
 
 func (res *Results) write(dir string) error {

@@ -31,6 +31,7 @@ func printReport(path string) int {
 		fmt.Fprintln(os.Stderr, "bench-operator:", err)
 		return 1
 	}
+	res.Summarize()
 	res.Table(os.Stdout)
 	return 0
 }
@@ -63,7 +64,7 @@ func main() {
 	reference := flag.String("reference", "", "the reference-operator binary (go build ./cmd/reference-operator)")
 	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the local cluster")
 	audit := flag.String("audit-log", os.Getenv("MCOP_E2E_AUDIT_LOG"), "the API server's audit log (e2e/cluster audit-log)")
-	report := flag.String("report", "", "print the table of a finished run's results.json and exit")
+	report := flag.String("report", "", "print the table of a finished run's results.json (medians computed again from its runs) and exit")
 	flag.Parse()
 	if *report != "" {
 		os.Exit(printReport(*report))
