@@ -32,6 +32,7 @@ func TestOperatorBenchSmoke(t *testing.T) {
 	if _, err := os.Stat(ours); err != nil {
 		t.Fatalf("%s is not built (make build)", ours)
 	}
+	applyCRDs(t, filepath.Join(root, "crds"))
 	dir := t.TempDir()
 	reference := filepath.Join(dir, "reference-operator")
 	build := exec.Command("go", "build", "-o", reference, "./cmd/reference-operator")
@@ -116,4 +117,25 @@ func checkJSON(t *testing.T, path string) {
 	if _, ok := res.Steady["reference"]; !ok {
 		t.Errorf("%s: no steady-state figures for the reference", path)
 	}
+}
+
+// applyCRDs applies crds/ with kubectl, as a user would, and waits until the CRD is served.
+func applyCRDs(t *testing.T, dir string) {
+	t.Helper()
+	if out, err := exec.Command("kubectl", "apply", "-f", dir).CombinedOutput(); err != nil {
+		t.Fatalf("applying %s: %v\n%s", dir, err, out)
+	}
+	// On a fresh cluster the CRD can have no status yet, and kubectl wait then fails at once
+	// (".status.conditions accessor error") instead of waiting: try again.
+	var out []byte
+	var err error
+	for i := 0; i < 40; i++ {
+		out, err = exec.Command("kubectl", "wait", "--for=condition=Established", "--timeout=60s",
+			"crd/memcachedclusters.memcached.operator.io").CombinedOutput()
+		if err == nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("the MemcachedCluster CRD is not Established: %v\n%s", err, out)
 }
