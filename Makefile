@@ -17,7 +17,7 @@ export CCACHE_NOHASHDIR := 1
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all deps build unit e2e test demo clean chart-test sync-crds bench-hitrate reliability
+.PHONY: all deps build unit e2e test demo clean chart-test sync-crds bench-hitrate bench-operator reliability
 
 all: build
 
@@ -58,6 +58,13 @@ demo: build
 # About 5 minutes; not part of `make test`. Options: make bench-hitrate BENCH_ARGS='--rate 6000'.
 bench-hitrate: build
 	e2e/bench/hitrate $(BENCH_ARGS)
+
+# The operator benchmark (issue 13, e2e/bench/README.md): ours beside a controller-runtime
+# reference at N = 1, 10, 100, 1000 clusters on a private local cluster; JSON, a Markdown table
+# and a PNG plot. About two hours with the defaults (3 runs, 10 min steady state); e.g.
+# make bench-operator BENCH_ARGS='--n 1,10,100 --runs 1 --steady 60s'.
+bench-operator: build
+	e2e/bench/operator $(BENCH_ARGS)
 
 # Helm chart static checks (lint, template, RBAC, schema, CRD copy); no cluster needed.
 # `make test` runs the same checks inside the e2e suite.
