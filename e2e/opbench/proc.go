@@ -1,20 +1,19 @@
 package opbench
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"memcached-operator/e2e/framework"
 )
 
 // operatorKind is one of the two operators under test.
@@ -205,18 +204,6 @@ func (r requests) split() (reads, writes float64) {
 	return reads, writes
 }
 
-// auditEvent is the part of an audit log line the benchmark reads.
-type auditEvent struct {
-	Verb      string    `json:"verb"`
-	UserAgent string    `json:"userAgent"`
-	Received  time.Time `json:"requestReceivedTimestamp"`
-	ObjectRef struct {
-		Resource    string `json:"resource"`
-		Namespace   string `json:"namespace"`
-		Subresource string `json:"subresource"`
-	} `json:"objectRef"`
-}
-
 // window is a time interval of a run whose audit-logged writes are counted.
 type window struct {
 	name       string
@@ -227,35 +214,19 @@ type window struct {
 // auditWrites counts, per window, the writes in namespace ns whose User-Agent starts with ua,
 // by "verb resource[/subresource]"; it reads the rotated backups too.
 func auditWrites(path, ua, ns string, windows []window) error {
-	files, _ := filepath.Glob(strings.TrimSuffix(path, ".log") + "-*.log")
-	files = append(files, path)
-	needle := []byte(`"userAgent":"` + ua)
 	for _, w := range windows {
 		*w.countsInto = requests{}
 	}
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			continue // rotated away meanwhile
+	framework.ReadAuditLog(path, ua, func(a framework.AuditEvent) {
+		if a.ObjectRef.Namespace != ns {
+			return
 		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var a auditEvent
-			if !bytes.Contains(sc.Bytes(), needle) || json.Unmarshal(sc.Bytes(), &a) != nil || a.ObjectRef.Namespace != ns {
-				continue
-			}
-			key := a.Verb + " " + a.ObjectRef.Resource
-			if a.ObjectRef.Subresource != "" {
-				key += "/" + a.ObjectRef.Subresource
-			}
-			for _, w := range windows {
-				if !a.Received.Before(w.from) && a.Received.Before(w.to) {
-					(*w.countsInto)[key]++
-				}
+		key := a.Verb + " " + a.Resource()
+		for _, w := range windows {
+			if !a.Received.Before(w.from) && a.Received.Before(w.to) {
+				(*w.countsInto)[key]++
 			}
 		}
-		fh.Close()
-	}
+	})
 	return nil
 }

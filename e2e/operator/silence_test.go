@@ -8,8 +8,6 @@
 package operator
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,33 +27,8 @@ import (
 	"memcached-operator/e2e/framework"
 )
 
-// auditEvent is the part of an audit.k8s.io/v1 Event line the tests read.
-type auditEvent struct {
-	Verb       string `json:"verb"`
-	UserAgent  string `json:"userAgent"`
-	RequestURI string `json:"requestURI"`
-	User       struct {
-		Username string `json:"username"`
-	} `json:"user"`
-	ObjectRef struct {
-		Resource    string `json:"resource"`
-		Namespace   string `json:"namespace"`
-		Name        string `json:"name"`
-		Subresource string `json:"subresource"`
-	} `json:"objectRef"`
-	ResponseStatus struct {
-		Code int `json:"code"`
-	} `json:"responseStatus"`
-	Received time.Time `json:"requestReceivedTimestamp"`
-}
-
-func (a auditEvent) String() string {
-	what := a.ObjectRef.Resource
-	if a.ObjectRef.Subresource != "" {
-		what += "/" + a.ObjectRef.Subresource
-	}
-	return fmt.Sprintf("%s %s %s %s -> %d", a.Received.Format("15:04:05.000"), a.Verb, what, a.ObjectRef.Name, a.ResponseStatus.Code)
-}
+// auditEvent is an audit log line (framework.ReadAuditLog).
+type auditEvent = framework.AuditEvent
 
 // auditLogPath is the running cluster's audit log (e2e/cluster env exports it).
 func auditLogPath(t *testing.T) string {
@@ -75,26 +48,12 @@ func auditLogPath(t *testing.T) string {
 // lines holding the operator's User-Agent are decoded: the log grows to tens of megabytes.
 func auditWrites(t *testing.T, since time.Time, keep func(auditEvent) bool) []auditEvent {
 	t.Helper()
-	path := auditLogPath(t)
-	files, _ := filepath.Glob(strings.TrimSuffix(path, ".log") + "-*.log")
-	files = append(files, path)
 	var out []auditEvent
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			continue // rotated away meanwhile
-		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var a auditEvent
-			if !bytes.Contains(sc.Bytes(), []byte(`"userAgent":"memcached-operator/`)) || json.Unmarshal(sc.Bytes(), &a) != nil || a.Received.Before(since) || !keep(a) {
-				continue
-			}
+	framework.ReadAuditLog(auditLogPath(t), "memcached-operator/", func(a auditEvent) {
+		if !a.Received.Before(since) && keep(a) {
 			out = append(out, a)
 		}
-		fh.Close()
-	}
+	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Received.Before(out[j].Received) })
 	return out
 }
