@@ -114,6 +114,9 @@ func Execute(ctx context.Context, cfg Config) (*Results, error) {
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
 	}
+	if err := b.waitGarbageCollector(ctx, 2*time.Minute); err != nil {
+		return nil, err
+	}
 	maxN := slices.Max(cfg.Ns)
 	for ri, replicas := range cfg.Replicas {
 		for _, n := range cfg.Ns {
