@@ -201,9 +201,8 @@ func TestClusterLifecycle(t *testing.T) {
 	if s.Replicas != 3 || s.ReadyReplicas != 3 {
 		t.Errorf("status replicas=%d ready=%d", s.Replicas, s.ReadyReplicas)
 	}
-	if len(e.eventsWithReason(clusterName, "ScalingUp")) == 0 || len(e.eventsWithReason(clusterName, "EndpointsPublished")) == 0 {
-		t.Errorf("want ScalingUp and EndpointsPublished events")
-	}
+	e.waitEvent(clusterName, "ScalingUp", 15*time.Second)
+	e.waitEvent(clusterName, "EndpointsPublished", 15*time.Second)
 
 	// --- steady state: nothing is written for 30 s.
 	time.Sleep(3 * time.Second) // let the last status write and events settle
@@ -297,9 +296,7 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Errorf("version %d after the pod left, want %d (nothing changed)", ep.Version, v1+1)
 	}
 	for _, reason := range []string{"ScalingDown", "DrainStarted", "DrainCompleted"} {
-		if len(e.eventsWithReason(clusterName, reason)) == 0 {
-			t.Errorf("no %s event", reason)
-		}
+		e.waitEvent(clusterName, reason, 15*time.Second)
 	}
 
 	// --- a drain that times out: clients never leave.

@@ -349,6 +349,16 @@ func (e *env) stsReplicas(name string) int32 {
 	return *s.Spec.Replicas
 }
 
+// waitEvent waits for an event with this reason on the object. A pass sends its events after
+// the writes they describe, so an event trails by a few milliseconds the ConfigMap or status a
+// test has just seen: checking at once raced with it (a missing MemberFlushed event once).
+func (e *env) waitEvent(object, reason string, timeout time.Duration) {
+	e.t.Helper()
+	e.waitFor(timeout, "a "+reason+" event on "+object, func() (bool, error) {
+		return len(e.eventsWithReason(object, reason)) > 0, nil
+	})
+}
+
 func (e *env) eventsWithReason(object, reason string) []corev1.Event {
 	e.t.Helper()
 	list, err := e.kube.CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{})
