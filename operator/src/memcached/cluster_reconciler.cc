@@ -241,7 +241,6 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
     spdlog::debug("cluster gone cluster={}", request.key());
     forgetCluster(request.key());
     secrets_.forget(request.key());
-    written_.forget(request.key());
     sweeps_->drop(request.key(), "the cluster is deleted");
     transitions_->drop(request.key(), "the cluster is deleted");
     return controller::Result{};
@@ -250,12 +249,8 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
       ts && !ts->is_null()) {
     sweeps_->drop(request.key(), "the cluster is being deleted");
     transitions_->drop(request.key(), "the cluster is being deleted");
-    written_.forget(request.key());
     return controller::Result{};
   }
-  // A pass woken by a child that our last pass created may start before the cache has that
-  // pass's own status write: it decides from that write, not from the status before it.
-  *cluster = written_.freshest(request.key(), std::move(*cluster), clock_.steadyNow());
   const Json involved = *cluster;
   bool reported = false;
   auto result = Pass(*this, ctx).run(std::move(*cluster), reported);
@@ -742,7 +737,6 @@ absl::StatusOr<Json> ClusterReconciler::Pass::record(const Json& cluster,
   }
   spdlog::debug("wrote status cluster={} phase={} version={}", key, status.phase,
                 status.config_version);
-  r_.written_.remember(key, cluster, *result, r_.clock_.steadyNow());
   return *result;
 }
 

@@ -28,7 +28,6 @@
 #include "memcached/stale_copy_sweeper.h"
 #include "memcached/sweep_runner.h"
 #include "memcached/transition_runner.h"
-#include "memcached/written_status.h"
 #include "util/clock.h"
 
 namespace mcop::memcached {
@@ -86,7 +85,6 @@ class ClusterReconciler : public controller::Reconciler {
   SweepRunnerPtr sweeps_;
   TransitionRunnerPtr transitions_;
   SecretTracker secrets_;  // each cluster's last good TLS and auth material
-  WrittenStatus written_;  // status writes the cluster cache may not have seen yet
 };
 
 }  // namespace mcop::memcached

@@ -892,37 +892,6 @@ TEST_F(ClusterReconcilerTest, StaleStatusConflictBacksOffWithoutActing) {
   EXPECT_TRUE(status().drain.has_value());
 }
 
-// The pass a created child wakes can start before the cluster cache has the status the
-// creating pass wrote: it decides from that write, so its own status write (if it has anything
-// new to record) is not refused over the stale resourceVersion (a 409, a failed pass and a
-// backoff).
-TEST_F(ClusterReconcilerTest, APassBeforeTheCacheHasOurStatusWriteDoesNotWriteItAgain) {
-  createCluster(R"({"replicas":2})");
-  reconcile();
-  ASSERT_EQ(status().phase, "Progressing");
-  // The children reach their caches; the cluster's own status write does not yet.
-  const Json stale = clusters_.get("shop", "sessions").value();
-  sync();
-  clusters_.upsert(stale);
-  api_->resetCounters();
-  auto result = reconciler_->reconcile({"shop", "sessions"}, {});
-  // Without it: Aborted, the status update refused over the stale resourceVersion.
-  ASSERT_TRUE(result.ok()) << result.status();
-  for (const auto& a : api_->actions()) {
-    EXPECT_TRUE(a.result.ok()) << a.resource << " " << a.name << " " << a.result;
-  }
-  EXPECT_LE(statusWrites(), 1);
-  // Once the cache has moved on, it is used as it is: a status changed by someone else since is
-  // seen, not overwritten from memory.
-  Json edited = cluster();
-  edited["status"]["phase"] = Json::string("Edited");
-  ASSERT_TRUE(api_->update(res::kMemcachedCluster, edited, "status").ok());
-  api_->resetCounters();
-  reconcile();
-  EXPECT_EQ(statusWrites(), 1);
-  EXPECT_EQ(status().phase, "Progressing");
-}
-
 TEST_F(ClusterReconcilerTest, DisablingThePdbDeletesIt) {
   startCluster(2);
   patchSpec(R"({"podDisruptionBudget":{"enabled":false}})");
