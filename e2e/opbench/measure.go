@@ -22,13 +22,14 @@ func (b *bench) measure(ctx context.Context, op operatorKind, r *Run, steady boo
 	if !tr.waitFor(ctx, b.cfg.Timeout, func() bool { return len(tr.clusters) == r.N }) {
 		return errors.New("the created clusters did not all show up")
 	}
+	cp0 := controlPlaneCPU(b.cfg.StateDir)
 	p, err := startOperator(op, b.cfg.Kubeconfig, r.Namespace, r.Log)
 	if err != nil {
 		return err
 	}
 	defer p.stop()
 	var windows []window
-	err = b.coldStart(ctx, p, op, tr, r, names, &windows)
+	err = b.coldStart(ctx, p, op, tr, r, names, &windows, cp0)
 	if err == nil {
 		err = b.idleAndSteady(ctx, p, op, r, steady, &windows)
 	}
@@ -52,7 +53,7 @@ func (b *bench) alive(p *operatorProc) error {
 	return nil
 }
 
-func (b *bench) coldStart(ctx context.Context, p *operatorProc, op operatorKind, tr *tracker, r *Run, names []string, windows *[]window) error {
+func (b *bench) coldStart(ctx context.Context, p *operatorProc, op operatorKind, tr *tracker, r *Run, names []string, windows *[]window, cp0 float64) error {
 	var at time.Time
 	ok := tr.waitFor(ctx, b.cfg.Timeout, func() bool {
 		var done bool
@@ -67,6 +68,9 @@ func (b *bench) coldStart(ctx context.Context, p *operatorProc, op operatorKind,
 	}
 	s, _ := p.sample()
 	r.ChildrenS, r.CPUChildrenS = at.Sub(p.started).Seconds(), s.CPUSeconds
+	if cp1 := controlPlaneCPU(b.cfg.StateDir); cp0 >= 0 && cp1 >= 0 {
+		r.ControlPlaneCPUChildrenS = cp1 - cp0
+	}
 	end := at
 	ok = tr.waitFor(ctx, b.cfg.Timeout, func() bool {
 		var done bool

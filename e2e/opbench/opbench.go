@@ -27,17 +27,20 @@ import (
 
 // Config is what one benchmark does.
 type Config struct {
-	Ns         []int         // cluster counts
-	Replicas   []int         // spec.replicas of every cluster, one set of runs per value
-	Runs       int           // runs per operator, N and replicas (medians over them)
-	Scales     int           // scale-ups and scale-downs per operator in total (each way)
-	ScaleAt    int           // the N whose runs scale (default: the smallest)
-	Steady     time.Duration // steady-state window, once per operator at the largest N
-	Idle       time.Duration // from the operator's start to the idle RSS and threads sample
-	Timeout    time.Duration // for each wait (cold start, deletion)
-	Out        string        // result directory
-	Ours       string        // the C++ operator binary
-	Reference  string        // the reference-operator binary
+	Ns        []int         // cluster counts
+	Replicas  []int         // spec.replicas of every cluster, one set of runs per value
+	Runs      int           // runs per operator, N and replicas (medians over them)
+	Scales    int           // scale-ups and scale-downs per operator in total (each way)
+	ScaleAt   int           // the N whose runs scale (default: the smallest)
+	Steady    time.Duration // steady-state window, once per operator at the largest N
+	Idle      time.Duration // from the operator's start to the idle RSS and threads sample
+	Timeout   time.Duration // for each wait (cold start, deletion)
+	Out       string        // result directory
+	Ours      string        // the C++ operator binary
+	Reference string        // the reference-operator binary
+	// The local cluster's state directory (e2e/cluster's MCOP_E2E_STATE): its run/*.pid name the
+	// control-plane processes whose CPU each cold start also reports. "" = not measured.
+	StateDir   string
 	Kubeconfig string
 	AuditLog   string // the API server's audit log
 	Log        io.Writer
@@ -45,29 +48,32 @@ type Config struct {
 
 // Run is one operator's figures for one run.
 type Run struct {
-	Operator        string     `json:"operator"`
-	N               int        `json:"n"`
-	Replicas        int        `json:"replicas"`
-	Index           int        `json:"run"`
-	Namespace       string     `json:"namespace"`
-	ChildrenS       float64    `json:"cold_start_children_s"`
-	AvailableS      float64    `json:"cold_start_available_s"`
-	CPUChildrenS    float64    `json:"cpu_children_s"`
-	CPUAvailableS   float64    `json:"cpu_available_s"`
-	PeakRSSMB       float64    `json:"peak_rss_available_mb"`
-	Idle            procSample `json:"idle"`
-	ReadsColdStart  requests   `json:"reads_cold_start"`
-	WritesColdStart requests   `json:"writes_cold_start"`
-	ReadsIdle       requests   `json:"reads_to_idle_sample"`
-	WritesIdle      requests   `json:"writes_to_idle_sample"`
-	SteadyS         float64    `json:"steady_s,omitempty"`
-	ReadsSteady     requests   `json:"reads_steady,omitempty"`
-	WritesSteady    requests   `json:"writes_steady,omitempty"`
-	ScaleUpMS       []float64  `json:"scale_up_ready_to_configmap_ms,omitempty"`
-	ScaleDownMS     []float64  `json:"scale_down_patch_to_configmap_ms,omitempty"`
-	DeleteS         float64    `json:"delete_children_gone_s"`
-	Error           string     `json:"error,omitempty"`
-	Log             string     `json:"operator_log"`
+	Operator      string  `json:"operator"`
+	N             int     `json:"n"`
+	Replicas      int     `json:"replicas"`
+	Index         int     `json:"run"`
+	Namespace     string  `json:"namespace"`
+	ChildrenS     float64 `json:"cold_start_children_s"`
+	AvailableS    float64 `json:"cold_start_available_s"`
+	CPUChildrenS  float64 `json:"cpu_children_s"`
+	CPUAvailableS float64 `json:"cpu_available_s"`
+	// CPU of etcd, the API server and the controller manager from the operator's start until
+	// every child exists: the work the operator's requests caused on the control plane.
+	ControlPlaneCPUChildrenS float64    `json:"control_plane_cpu_children_s,omitempty"`
+	PeakRSSMB                float64    `json:"peak_rss_available_mb"`
+	Idle                     procSample `json:"idle"`
+	ReadsColdStart           requests   `json:"reads_cold_start"`
+	WritesColdStart          requests   `json:"writes_cold_start"`
+	ReadsIdle                requests   `json:"reads_to_idle_sample"`
+	WritesIdle               requests   `json:"writes_to_idle_sample"`
+	SteadyS                  float64    `json:"steady_s,omitempty"`
+	ReadsSteady              requests   `json:"reads_steady,omitempty"`
+	WritesSteady             requests   `json:"writes_steady,omitempty"`
+	ScaleUpMS                []float64  `json:"scale_up_ready_to_configmap_ms,omitempty"`
+	ScaleDownMS              []float64  `json:"scale_down_patch_to_configmap_ms,omitempty"`
+	DeleteS                  float64    `json:"delete_children_gone_s"`
+	Error                    string     `json:"error,omitempty"`
+	Log                      string     `json:"operator_log"`
 }
 
 type bench struct {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,18 +98,56 @@ type procSample struct {
 	Threads    int     `json:"threads"`
 }
 
-func (p *operatorProc) sample() (procSample, error) {
-	var s procSample
-	pid := p.cmd.Process.Pid
+// cpuSeconds is the user and system CPU a process has used so far.
+func cpuSeconds(pid int) (float64, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return s, err
+		return 0, err
 	}
 	// Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
 	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
-	s.CPUSeconds = (utime + stime) / 100 // USER_HZ is 100 on Linux
+	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// controlPlaneProcesses are the pid files, in an e2e/cluster state directory, of what serves
+// the operators' requests and watches their objects.
+var controlPlaneProcesses = []string{"etcd", "kube-apiserver", "kube-controller-manager"}
+
+// controlPlaneCPU is the CPU seconds used so far by the control plane of the cluster whose state
+// directory is dir; -1 when dir is "" or a process is not found (the figure is then left out).
+func controlPlaneCPU(dir string) float64 {
+	if dir == "" {
+		return -1
+	}
+	var total float64
+	for _, name := range controlPlaneProcesses {
+		b, err := os.ReadFile(filepath.Join(dir, "run", name+".pid"))
+		if err != nil {
+			return -1
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return -1
+		}
+		s, err := cpuSeconds(pid)
+		if err != nil {
+			return -1
+		}
+		total += s
+	}
+	return total
+}
+
+func (p *operatorProc) sample() (procSample, error) {
+	var s procSample
+	pid := p.cmd.Process.Pid
+	cpu, err := cpuSeconds(pid)
+	if err != nil {
+		return s, err
+	}
+	s.CPUSeconds = cpu
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err

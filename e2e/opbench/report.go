@@ -18,6 +18,7 @@ type Figures struct {
 	AvailableS      float64            `json:"cold_start_available_s"`
 	CPUChildrenS    float64            `json:"cpu_children_s"`
 	CPUAvailableS   float64            `json:"cpu_available_s"`
+	ControlPlaneCPU float64            `json:"control_plane_cpu_children_s"`
 	PeakRSSMB       float64            `json:"peak_rss_available_mb"`
 	IdleRSSMB       float64            `json:"idle_rss_mb"`
 	IdleThreads     float64            `json:"idle_threads"`
@@ -87,6 +88,7 @@ func figuresOf(runs []*Run) *Figures {
 	f.AvailableS = col(func(r *Run) float64 { return r.AvailableS })
 	f.CPUChildrenS = col(func(r *Run) float64 { return r.CPUChildrenS })
 	f.CPUAvailableS = col(func(r *Run) float64 { return r.CPUAvailableS })
+	f.ControlPlaneCPU = col(func(r *Run) float64 { return r.ControlPlaneCPUChildrenS })
 	f.PeakRSSMB = col(func(r *Run) float64 { return r.PeakRSSMB })
 	f.IdleRSSMB = col(func(r *Run) float64 { return r.Idle.RSSMB })
 	f.IdleThreads = col(func(r *Run) float64 { return float64(r.Idle.Threads) })

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"memcached-operator/e2e/framework"
 )
 
 // TestOperatorBenchSmoke runs the operator benchmark small (N = 1 and 3, replicas 0, one run,
@@ -43,7 +45,7 @@ func TestOperatorBenchSmoke(t *testing.T) {
 	var log bytes.Buffer
 	cfg := Config{Ns: []int{1, 3}, Replicas: []int{0}, Runs: 1, Scales: 2, Steady: 10 * time.Second,
 		Idle: 3 * time.Second, Timeout: 2 * time.Minute, Out: filepath.Join(dir, "out"), Ours: ours,
-		Reference: reference, Kubeconfig: kubeconfig, AuditLog: audit, Log: &log}
+		Reference: reference, Kubeconfig: kubeconfig, AuditLog: audit, StateDir: framework.StateDir(t), Log: &log}
 	res, err := Execute(context.Background(), cfg)
 	t.Logf("benchmark log:\n%s", log.String())
 	if err != nil {
@@ -83,6 +85,8 @@ func checkRuns(t *testing.T, runs []*Run) {
 			t.Errorf("%s: no reads in the operator's metrics during the cold start", what)
 		case r.DeleteS <= 0:
 			t.Errorf("%s: deletion took %.3f s", what, r.DeleteS)
+		case r.N > 0 && r.ControlPlaneCPUChildrenS <= 0:
+			t.Errorf("%s: control-plane CPU %.2f s during the cold start, want > 0", what, r.ControlPlaneCPUChildrenS)
 		}
 		if r.N == 1 && (len(r.ScaleUpMS) != 2 || len(r.ScaleDownMS) != 2) {
 			t.Errorf("%s: scale latencies up %v, down %v, want 2 each", what, r.ScaleUpMS, r.ScaleDownMS)

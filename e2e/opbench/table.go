@@ -29,6 +29,7 @@ func (res *Results) Table(w io.Writer) {
 			{"cold start: operator start → every child exists (s)", "%.2f", func(f *Figures) float64 { return f.ChildrenS }},
 			{"cold start: operator start → every cluster Available (s)", "%.2f", func(f *Figures) float64 { return f.AvailableS }},
 			{"CPU for that cold start, to Available (s)", "%.2f", func(f *Figures) float64 { return f.CPUAvailableS }},
+			{"control-plane CPU (etcd, API server, controller manager) to every child (s)", "%.2f", func(f *Figures) float64 { return f.ControlPlaneCPU }},
 			{"peak RSS over that cold start (MB)", "%.1f", func(f *Figures) float64 { return f.PeakRSSMB }},
 			{"RSS at the idle sample (MB)", "%.1f", func(f *Figures) float64 { return f.IdleRSSMB }},
 			{"threads at the idle sample", "%.0f", func(f *Figures) float64 { return f.IdleThreads }},

@@ -63,6 +63,7 @@ func main() {
 	ours := flag.String("ours", "build/bin/memcached-operator", "the C++ operator binary")
 	reference := flag.String("reference", "", "the reference-operator binary (go build ./cmd/reference-operator)")
 	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the local cluster")
+	state := flag.String("state", os.Getenv("MCOP_E2E_STATE"), "the local cluster's state directory, for its control plane's CPU (e2e/cluster env)")
 	audit := flag.String("audit-log", os.Getenv("MCOP_E2E_AUDIT_LOG"), "the API server's audit log (e2e/cluster audit-log)")
 	report := flag.String("report", "", "print the table of a finished run's results.json (medians computed again from its runs) and exit")
 	flag.Parse()
@@ -70,7 +71,7 @@ func main() {
 		os.Exit(printReport(*report))
 	}
 	cfg := opbench.Config{Runs: *runs, Scales: *scales, ScaleAt: *scaleAt, Steady: *steady, Idle: *idle,
-		Timeout: *timeout, Out: *out, Ours: *ours, Reference: *reference, Kubeconfig: *kubeconfig, AuditLog: *audit}
+		Timeout: *timeout, Out: *out, Ours: *ours, Reference: *reference, Kubeconfig: *kubeconfig, AuditLog: *audit, StateDir: *state}
 	var err error
 	if cfg.Ns, err = ints(*n); err == nil {
 		cfg.Replicas, err = ints(*replicas)
