@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config git curl ca-certificates \
   libcpprest-dev libboost-system-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev libcxxopts-dev nlohmann-json3-dev \
-  prometheus-cpp-dev libzstd-dev \
+  prometheus-cpp-dev \
   libmemcached-dev libmemcached-tools memcached \
   python3-dev python3-pymemcache python3-matplotlib pybind11-dev clang libclang-rt-14-dev
 

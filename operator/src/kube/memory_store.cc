@@ -2,10 +2,6 @@
 
 #include <algorithm>
 #include <mutex>
-#include <new>
-#include <stdexcept>
-
-#include <zstd.h>
 
 #include "kube/object_meta.h"
 
@@ -13,66 +9,19 @@ namespace mcop::kube {
 
 namespace {
 
-// One compression and one decompression context for every store: a context costs tens of KB
-// (per thread it would be more than it saves), and (de)compressing a few KB takes microseconds,
-// so one mutex is not a bottleneck on the 2-8 threads that touch the caches.
-class Codec {
- public:
-  static Codec& instance() {
-    static Codec* codec = new Codec();  // never destroyed: stores may outlive static teardown
-    return *codec;
-  }
-
-  std::string pack(const std::string& text) {
-    std::string out(ZSTD_compressBound(text.size()), '\0');
-    size_t n;
-    {
-      std::lock_guard lock(mu_);
-      n = ZSTD_compressCCtx(cctx_, out.data(), out.size(), text.data(), text.size(), kLevel);
-    }
-    if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));
-    out.resize(n);
-    out.shrink_to_fit();
-    return out;
-  }
-
-  std::string unpack(const std::string& packed) {
-    unsigned long long size = ZSTD_getFrameContentSize(packed.data(), packed.size());
-    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN) {
-      throw std::runtime_error("zstd: stored text has no content size");
-    }
-    std::string out(size, '\0');
-    size_t n;
-    {
-      std::lock_guard lock(mu_);
-      n = ZSTD_decompressDCtx(dctx_, out.data(), out.size(), packed.data(), packed.size());
-    }
-    if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));
-    return out;
-  }
-
- private:
-  // Level 1: the JSON of one object halves (~1.5-3 KB to ~0.6-1.4 KB); higher levels gain
-  // little on inputs this small and cost more time on every write.
-  static constexpr int kLevel = 1;
-  Codec() : cctx_(ZSTD_createCCtx()), dctx_(ZSTD_createDCtx()) {
-    if (!cctx_ || !dctx_) throw std::bad_alloc();
-  }
-  std::mutex mu_;
-  ZSTD_CCtx* cctx_;  // guarded by mu_
-  ZSTD_DCtx* dctx_;  // guarded by mu_
-};
-
-std::string compactText(const Object& obj) { return Codec::instance().pack(obj.serialize()); }
+std::string compactText(const Object& obj) {
+  std::string text = obj.serialize();
+  // serialize() reserves by estimate; the stored copy should hold only what it needs.
+  text.shrink_to_fit();
+  return text;
+}
 
 // Orders a bucket's node pointers by their key, for lower_bound.
 constexpr auto kKeyLess = [](const auto* node, const std::string& k) { return node->first < k; };
 
 }  // namespace
 
-Object MemoryStore::parse(const std::string& text) {
-  return Object::parse(Codec::instance().unpack(text));
-}
+Object MemoryStore::parse(const std::string& text) { return Object::parse(text); }
 
 std::optional<Object> MemoryStore::get(const std::string& ns, const std::string& name) const {
   std::shared_lock lock(mu_);

@@ -1,12 +1,12 @@
 // MemoryStore: the in-memory ObjectStore behind each informer, with a label index so that
 // "pods of cluster X" does not scan every pod. Tests can fill one directly with upsert().
 //
-// Each object is kept as its compact serialized JSON, zstd-compressed (level 1: about half the
-// text), in a string sized to fit, not as a parsed web::json tree: a tree costs about three
-// times the text (one heap node per field), and at a thousand clusters the trees were most of
-// the operator's idle heap. Readers get a freshly parsed copy, as they got a deep copy before.
-// The informer's write path (upsertText, eraseText) hands back the previous object's stored
-// form so that it is decoded only when a handler needs it.
+// Each object is kept as its compact serialized JSON (a string sized to fit), not as a parsed
+// web::json tree: a tree costs about three times the text (one heap node per field), and at a
+// thousand clusters the trees were most of the operator's idle heap. Readers get a freshly
+// parsed copy, as they got a deep copy before. The informer's write path (upsertText,
+// eraseText) hands back the previous object's text so that it is parsed only when a handler
+// needs it.
 //
 // Thread-safety: all methods are thread-safe (a reader-writer lock); readers get copies.
 #pragma once
@@ -32,8 +32,7 @@ class MemoryStore : public ObjectStore {
   std::optional<Object> upsert(const Object& obj);
   // Removes; returns the removed object, if any.
   std::optional<Object> erase(const std::string& ns, const std::string& name);
-  // As upsert/erase, but return the previous object's stored form (opaque bytes) undecoded;
-  // parse() turns it into the object.
+  // As upsert/erase, but return the previous object's stored text unparsed (see parse()).
   std::optional<std::string> upsertText(const Object& obj);
   std::optional<std::string> eraseText(const std::string& ns, const std::string& name);
   // Every object (sorted by namespace/name).
@@ -43,7 +42,7 @@ class MemoryStore : public ObjectStore {
   size_t size() const;
   void clear();
 
-  // The object a stored form (from upsertText/eraseText) stands for.
+  // The object a stored text (from upsertText/eraseText) stands for.
   static Object parse(const std::string& text);
 
  private:
@@ -53,7 +52,7 @@ class MemoryStore : public ObjectStore {
   using Bucket = std::vector<const std::pair<const std::string, Entry>*>;
   using LabelIndex = std::map<std::string, Bucket>;  // "k=v" -> objects with that label
   struct Entry {
-    std::string text;                            // zstd frame of the compact JSON, capacity == size
+    std::string text;                            // compact JSON, capacity == size
     std::vector<LabelIndex::iterator> labels;    // the buckets this object is in
   };
   using Node = std::pair<const std::string, Entry>;
