@@ -1,6 +1,8 @@
 #include "kube/informer.h"
 
+#include <algorithm>
 #include <set>
+#include <utility>
 
 #include <absl/strings/str_cat.h>
 #include <spdlog/spdlog.h>
@@ -92,21 +94,26 @@ absl::Status Informer::listAndReplace() {
   } while (!opts.continue_token.empty());
   ++lists_;
 
-  std::set<std::string> listed;
+  std::set<std::pair<std::string, std::string>> listed;
   for (const Object& obj : items) {
-    listed.insert(namespaceOf(obj) + "/" + nameOf(obj));
-    auto prev = store_.upsert(obj);
-    if (!prev) {
+    listed.emplace(namespaceOf(obj), nameOf(obj));
+    auto prev_text = store_.upsertText(obj);
+    if (!prev_text) {
       for (auto& h : handlers_) if (h.on_add) h.on_add(obj);
-    } else if (resourceVersionOf(*prev) != resourceVersionOf(obj)) {
-      for (auto& h : handlers_) if (h.on_update) h.on_update(*prev, obj);
+      continue;
+    }
+    // Only a relist finds objects already cached; parsing them is its cost, not a cold start's.
+    Object prev = MemoryStore::parse(*prev_text);
+    if (resourceVersionOf(prev) != resourceVersionOf(obj)) {
+      for (auto& h : handlers_) if (h.on_update) h.on_update(prev, obj);
     }
   }
   // Whatever the cache has that the list does not was deleted while we were not watching.
-  for (const Object& old : store_.all()) {
-    if (listed.count(namespaceOf(old) + "/" + nameOf(old))) continue;
-    store_.erase(namespaceOf(old), nameOf(old));
-    for (auto& h : handlers_) if (h.on_delete) h.on_delete(old);
+  for (const auto& [ns, name] : store_.names()) {
+    if (listed.count({ns, name})) continue;
+    auto old = store_.erase(ns, name);
+    if (!old) continue;
+    for (auto& h : handlers_) if (h.on_delete) h.on_delete(*old);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -135,16 +142,21 @@ void Informer::apply(const WatchEvent& ev) {
       return;
     case EventType::kAdded:
     case EventType::kModified: {
-      auto prev = store_.upsert(ev.object);
-      if (prev) {
-        for (auto& h : handlers_) if (h.on_update) h.on_update(*prev, ev.object);
-      } else {
+      auto prev_text = store_.upsertText(ev.object);
+      if (!prev_text) {
         for (auto& h : handlers_) if (h.on_add) h.on_add(ev.object);
+        return;
       }
+      // The previous object is parsed only for handlers that look at it.
+      bool wants_prev = std::any_of(handlers_.begin(), handlers_.end(),
+                                    [](const InformerHandlers& h) { return bool(h.on_update); });
+      if (!wants_prev) return;
+      Object prev = MemoryStore::parse(*prev_text);
+      for (auto& h : handlers_) if (h.on_update) h.on_update(prev, ev.object);
       return;
     }
     case EventType::kDeleted: {
-      store_.erase(namespaceOf(ev.object), nameOf(ev.object));
+      store_.eraseText(namespaceOf(ev.object), nameOf(ev.object));
       for (auto& h : handlers_) if (h.on_delete) h.on_delete(ev.object);
       return;
     }

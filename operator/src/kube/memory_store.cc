@@ -1,5 +1,6 @@
 #include "kube/memory_store.h"
 
+#include <algorithm>
 #include <mutex>
 
 #include "kube/object_meta.h"
@@ -8,97 +9,139 @@ namespace mcop::kube {
 
 namespace {
 
-bool hasLabels(const Object& obj, const std::map<std::string, std::string>& want) {
-  if (want.empty()) return true;
-  auto have = labelsOf(obj);
-  for (const auto& [k, v] : want) {
-    auto it = have.find(k);
-    if (it == have.end() || it->second != v) return false;
-  }
-  return true;
+std::string compactText(const Object& obj) {
+  std::string text = obj.serialize();
+  // serialize() reserves by estimate; the stored copy should hold only what it needs.
+  text.shrink_to_fit();
+  return text;
 }
 
+// Orders a bucket's node pointers by their key, for lower_bound.
+constexpr auto kKeyLess = [](const auto* node, const std::string& k) { return node->first < k; };
+
 }  // namespace
+
+Object MemoryStore::parse(const std::string& text) { return Object::parse(text); }
 
 std::optional<Object> MemoryStore::get(const std::string& ns, const std::string& name) const {
   std::shared_lock lock(mu_);
   auto it = objects_.find(key(ns, name));
   if (it == objects_.end()) return std::nullopt;
-  return it->second;
+  return parse(it->second.text);
+}
+
+bool MemoryStore::hasAll(const Entry& entry, const std::vector<const Bucket*>& want) {
+  for (const Bucket* b : want) {
+    bool found = std::any_of(entry.labels.begin(), entry.labels.end(),
+                             [b](const LabelIndex::iterator& it) { return &it->second == b; });
+    if (!found) return false;
+  }
+  return true;
 }
 
 std::vector<Object> MemoryStore::list(const std::string& ns,
                                       const std::map<std::string, std::string>& labels) const {
   std::shared_lock lock(mu_);
   std::vector<Object> out;
+  const std::string prefix = ns + "/";
   // Walk the smallest label bucket when there is a label filter, else the namespace's range.
-  const std::set<std::string>* smallest = nullptr;
+  std::vector<const Bucket*> want;
+  const Bucket* smallest = nullptr;
   for (const auto& [k, v] : labels) {
     auto it = by_label_.find(k + "=" + v);
     if (it == by_label_.end()) return out;
+    want.push_back(&it->second);
     if (!smallest || it->second.size() < smallest->size()) smallest = &it->second;
   }
   if (smallest) {
-    for (const std::string& k : *smallest) {
-      const Object& obj = objects_.at(k);
-      if ((ns.empty() || namespaceOf(obj) == ns) && hasLabels(obj, labels)) out.push_back(obj);
+    for (const Node* node : *smallest) {
+      if (!ns.empty() && node->first.compare(0, prefix.size(), prefix) != 0) continue;
+      if (hasAll(node->second, want)) out.push_back(parse(node->second.text));
     }
     return out;
   }
-  auto it = ns.empty() ? objects_.begin() : objects_.lower_bound(ns + "/");
+  auto it = ns.empty() ? objects_.begin() : objects_.lower_bound(prefix);
   for (; it != objects_.end(); ++it) {
-    if (!ns.empty() && it->first.compare(0, ns.size() + 1, ns + "/") != 0) break;
-    out.push_back(it->second);
+    if (!ns.empty() && it->first.compare(0, prefix.size(), prefix) != 0) break;
+    out.push_back(parse(it->second.text));
   }
   return out;
 }
 
-void MemoryStore::indexLocked(const std::string& k, const Object& obj, bool add) {
-  for (const auto& [lk, lv] : labelsOf(obj)) {
-    std::string idx = lk + "=" + lv;
-    if (add) {
-      by_label_[idx].insert(k);
-    } else {
-      auto it = by_label_.find(idx);
-      if (it == by_label_.end()) continue;
-      it->second.erase(k);
-      if (it->second.empty()) by_label_.erase(it);
-    }
+void MemoryStore::indexLocked(const Node& node, const Object& obj, Entry& entry) {
+  auto labels = labelsOf(obj);
+  entry.labels.clear();
+  entry.labels.reserve(labels.size());
+  for (const auto& [lk, lv] : labels) {
+    auto bucket = by_label_.try_emplace(lk + "=" + lv).first;
+    Bucket& b = bucket->second;
+    b.insert(std::lower_bound(b.begin(), b.end(), node.first, kKeyLess), &node);
+    entry.labels.push_back(bucket);
   }
 }
 
-std::optional<Object> MemoryStore::upsert(const Object& obj) {
-  std::unique_lock lock(mu_);
-  std::string k = key(namespaceOf(obj), nameOf(obj));
-  std::optional<Object> prev;
-  auto it = objects_.find(k);
-  if (it != objects_.end()) {
-    prev = it->second;
-    indexLocked(k, it->second, false);
-    it->second = obj;
-  } else {
-    objects_.emplace(k, obj);
+void MemoryStore::unindexLocked(const Node& node, Entry& entry) {
+  for (LabelIndex::iterator bucket : entry.labels) {
+    Bucket& b = bucket->second;
+    auto pos = std::lower_bound(b.begin(), b.end(), node.first, kKeyLess);
+    if (pos != b.end() && *pos == &node) b.erase(pos);
+    if (b.empty()) by_label_.erase(bucket);
   }
-  indexLocked(k, obj, true);
+  entry.labels.clear();
+}
+
+std::optional<std::string> MemoryStore::upsertText(const Object& obj) {
+  std::string text = compactText(obj);  // outside the lock: the slow part
+  std::unique_lock lock(mu_);
+  auto [it, inserted] = objects_.try_emplace(key(namespaceOf(obj), nameOf(obj)));
+  std::optional<std::string> prev;
+  if (!inserted) {
+    prev = std::move(it->second.text);
+    unindexLocked(*it, it->second);
+  }
+  it->second.text = std::move(text);
+  indexLocked(*it, obj, it->second);
+  return prev;
+}
+
+std::optional<Object> MemoryStore::upsert(const Object& obj) {
+  auto prev = upsertText(obj);
+  if (!prev) return std::nullopt;
+  return parse(*prev);
+}
+
+std::optional<std::string> MemoryStore::eraseText(const std::string& ns, const std::string& name) {
+  std::unique_lock lock(mu_);
+  auto it = objects_.find(key(ns, name));
+  if (it == objects_.end()) return std::nullopt;
+  unindexLocked(*it, it->second);
+  std::string prev = std::move(it->second.text);
+  objects_.erase(it);
   return prev;
 }
 
 std::optional<Object> MemoryStore::erase(const std::string& ns, const std::string& name) {
-  std::unique_lock lock(mu_);
-  std::string k = key(ns, name);
-  auto it = objects_.find(k);
-  if (it == objects_.end()) return std::nullopt;
-  Object prev = it->second;
-  indexLocked(k, prev, false);
-  objects_.erase(it);
-  return prev;
+  auto prev = eraseText(ns, name);
+  if (!prev) return std::nullopt;
+  return parse(*prev);
 }
 
 std::vector<Object> MemoryStore::all() const {
   std::shared_lock lock(mu_);
   std::vector<Object> out;
   out.reserve(objects_.size());
-  for (const auto& [k, obj] : objects_) out.push_back(obj);
+  for (const auto& [k, entry] : objects_) out.push_back(parse(entry.text));
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> MemoryStore::names() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(objects_.size());
+  for (const auto& [k, entry] : objects_) {
+    size_t slash = k.find('/');
+    out.emplace_back(k.substr(0, slash), k.substr(slash + 1));
+  }
   return out;
 }
 

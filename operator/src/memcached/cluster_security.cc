@@ -371,12 +371,21 @@ ClusterSecrets SecretTracker::resolve(const std::string& cluster, const std::str
   } else if (!read.auth_invalid) {
     e.auth.reset();
   }
-  return ClusterSecrets{e.tls, e.auth, std::move(read.problems)};
+  ClusterSecrets out{e.tls, e.auth, std::move(read.problems)};
+  // An entry without material says nothing that a fresh one would not (the uid only guards
+  // material), and most clusters use neither TLS nor auth: do not keep one per cluster.
+  if (!e.tls && !e.auth) entries_.erase(cluster);
+  return out;
 }
 
 void SecretTracker::forget(const std::string& cluster) {
   std::lock_guard lock(mu_);
   entries_.erase(cluster);
+}
+
+size_t SecretTracker::size() const {
+  std::lock_guard lock(mu_);
+  return entries_.size();
 }
 
 std::string secretProblemsMessage(const std::vector<SecretProblem>& problems) {

@@ -145,6 +145,8 @@ class SecretTracker {
   // re-created cluster of the same name from the old one (whose material is not carried over).
   ClusterSecrets resolve(const std::string& cluster, const std::string& uid, SecretsRead read);
   void forget(const std::string& cluster);
+  // Clusters whose material is held: a cluster with neither TLS nor auth holds nothing.
+  size_t size() const;
 
  private:
   struct Entry {
@@ -152,7 +154,7 @@ class SecretTracker {
     std::optional<TlsMaterial> tls;
     std::optional<AuthMaterial> auth;
   };
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;  // guarded by mu_
 };
 

@@ -157,6 +157,49 @@ TEST(Informer, RelistsOnGoneAndReportsDeletionsMissedMeanwhile) {
   inf.stop();
 }
 
+// The cache hands the previous object to on_update (from its stored form): by watch and by a
+// relist, which reports only objects whose resourceVersion changed.
+TEST(Informer, UpdatesCarryThePreviousObjectByWatchAndByRelist) {
+  auto api = std::make_shared<FakeApiClient>();
+  for (const char* n : {"a", "b"}) ASSERT_TRUE(api->create(kConfigMap, "shop", cm(n)).ok());
+  Informer inf(api, kConfigMap, fast());
+  std::mutex mu;
+  std::vector<std::string> updates;  // "name old->new" of data.v
+  InformerHandlers h;
+  h.on_update = [&](const Object& old_obj, const Object& new_obj) {
+    std::lock_guard<std::mutex> lock(mu);
+    updates.push_back(nameOf(new_obj) + " " + stringField(old_obj, {"data", "v"}) + "->" +
+                      stringField(new_obj, {"data", "v"}));
+  };
+  inf.addHandlers(h);
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(2s));
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+  auto setV = [&](const std::string& name, const std::string& v) {
+    Object obj = *api->get(kConfigMap, "shop", name);
+    obj["data"]["v"] = Object::string(v);
+    ASSERT_TRUE(api->update(kConfigMap, obj, "").ok());
+  };
+  auto seen = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return updates;
+  };
+  setV("a", "1");
+  ASSERT_TRUE(eventually([&] { return seen().size() == 1; }));
+  EXPECT_EQ(seen().front(), "a ->1");
+
+  // Cut off: "a" changes, "b" does not; the relist reports "a" alone, with its cached old self.
+  api->breakWatches(nullptr, absl::UnavailableError("connection reset"));
+  api->failNext(Verb::kWatch, kConfigMap, absl::UnavailableError("apiserver down"), 5);
+  setV("a", "2");
+  api->compact();
+  // Watching again: the relist and all its handlers are done.
+  ASSERT_TRUE(eventually([&] { return inf.listCount() == 2u && api->openWatches() == 1; }));
+  EXPECT_EQ(seen(), (std::vector<std::string>{"a ->1", "a 1->2"}));
+  EXPECT_EQ(stringField(*inf.store().get("shop", "a"), {"data", "v"}), "2");
+  inf.stop();
+}
+
 TEST(Informer, GoneMidStreamRelists) {
   auto api = std::make_shared<FakeApiClient>();
   ASSERT_TRUE(api->create(kConfigMap, "shop", cm("a")).ok());

@@ -314,6 +314,33 @@ TEST_F(ClusterSecurityTest, TheTrackerKeepsTheLastGoodMaterialOfEachPart) {
   EXPECT_TRUE(now.tls.has_value());
 }
 
+TEST_F(ClusterSecurityTest, TheTrackerHoldsNothingForClustersWithoutMaterial) {
+  SecretTracker tracker;
+  spec_.tls.enabled = false;
+  ClusterSecrets none = tracker.resolve("shop/plain", "uid-1", read());
+  EXPECT_FALSE(none.tls || none.auth);
+  EXPECT_EQ(tracker.size(), 0u);
+
+  enableAuth();
+  seedAuth("app:first\n");
+  EXPECT_TRUE(tracker.resolve("shop/plain", "uid-1", read()).auth.has_value());
+  EXPECT_EQ(tracker.size(), 1u);
+  // Invalid: the last good file is still held (and still used).
+  seedAuth("");
+  ClusterSecrets held = tracker.resolve("shop/plain", "uid-1", read());
+  ASSERT_TRUE(held.auth.has_value());
+  EXPECT_EQ(held.auth->password, "first");
+  EXPECT_EQ(tracker.size(), 1u);
+  // Turned off: nothing left to hold, and no entry either.
+  spec_.auth.enabled = false;
+  EXPECT_FALSE(tracker.resolve("shop/plain", "uid-1", read()).auth.has_value());
+  EXPECT_EQ(tracker.size(), 0u);
+  // Back on with a bad file: nothing good was kept, so there is nothing to use.
+  enableAuth();
+  EXPECT_FALSE(tracker.resolve("shop/plain", "uid-1", read()).auth.has_value());
+  EXPECT_EQ(tracker.size(), 0u);
+}
+
 TEST_F(ClusterSecurityTest, ThePodTemplateGetsTheHashOfTheAuthFileInUse) {
   spec_.tls.enabled = false;
   enableAuth();
