@@ -49,7 +49,8 @@ using std::chrono::milliseconds;
 
 constexpr int kApplyAttempts = 3;
 // A cluster whose children collide with objects it does not control looks again this often:
-// objects without our labels are not in the caches, so their removal wakes nobody.
+// others' objects are cached only as stubs with neither our owner nor our labels, so their
+// removal maps to no cluster and wakes nobody.
 constexpr milliseconds kChildConflictRecheck{30000};
 
 // A status write lost to a concurrent writer (or to our own stale cache): the workqueue retries
