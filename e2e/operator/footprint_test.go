@@ -1,11 +1,13 @@
 // What the operator costs at rest: resident memory and threads with 10 clusters, and API
 // writes and reconciles over 60 s of steady state (from the operator's own
 // memcached_operator_api_requests_total and memcached_operator_reconcile_total counters, so
-// other components' writes do not count). All are printed as "figure:" lines.
+// other components' writes do not count); and the reads of child objects that creating
+// clusters costs. All are printed as "figure:" lines.
 package operator
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +15,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func freePort(t *testing.T) int {
@@ -151,5 +156,63 @@ func TestIdleFootprintWithTenClusters(t *testing.T) {
 	}
 	if reconciles1 != reconciles0 {
 		t.Errorf("%.0f reconciles in 60 s of steady state; nothing changed, so none was needed", reconciles1-reconciles0)
+	}
+}
+
+// childResources are the kinds a cluster creates by name (the plural is the metric's resource).
+var childResources = map[string]bool{
+	"statefulsets": true, "services": true, "configmaps": true, "poddisruptionbudgets": true,
+	"networkpolicies": true, "servicemonitors": true,
+}
+
+// childGets sums memcached_operator_api_requests_total{verb="get"} over the child kinds, by kind.
+func childGets(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, s := range samples(t, url, "memcached_operator_api_requests_total") {
+		if strings.EqualFold(s.labels["verb"], "get") && childResources[s.labels["resource"]] {
+			out[s.labels["resource"]] += s.value
+		}
+	}
+	return out
+}
+
+// New clusters read none of their children from the API server: the child caches hold every
+// object of those kinds (others' as stubs), so a name they do not hold is free. Objects that are
+// not the operator's share the namespace (an application's Service and ConfigMap,
+// kube-root-ca.crt) and must not change that.
+func TestFootprintNewClustersMakeNoChildReads(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.kube.CoreV1().ConfigMaps(e.ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "app-settings", Labels: map[string]string{"app": "web"}},
+		Data:       map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.kube.CoreV1().Services(e.ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}},
+		metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	e.startOperator(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port))
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	const clusters = 20
+	for i := 0; i < clusters; i++ {
+		e.createCluster(fmt.Sprintf("c%d", i), "  replicas: 0\n")
+	}
+	for i := 0; i < clusters; i++ {
+		e.waitAvailable(fmt.Sprintf("c%d", i), 120*time.Second)
+	}
+	time.Sleep(3 * time.Second) // the passes the last children's events start
+	gets := childGets(t, metricsURL)
+	n := 0.0
+	for _, v := range gets {
+		n += v
+	}
+	t.Logf("figure: API GETs of child kinds to create %d clusters: %.0f %v", clusters, n, gets)
+	if n != 0 {
+		t.Errorf("%.0f GETs of child kinds to create %d clusters (%v); the caches should answer", n, clusters, gets)
 	}
 }

@@ -255,7 +255,8 @@ InformerFactory::InformerFactory(ApiClientPtr api, InformerOptions defaults)
 InformerFactory::~InformerFactory() { stopAll(); }
 
 Informer& InformerFactory::informer(const ResourceType& type, const std::string& ns,
-                                    const std::string& label_selector) {
+                                    const std::string& label_selector,
+                                    std::function<void(Object&)> transform) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string key = absl::StrCat(type.group, "/", type.plural, "|", ns, "|", label_selector);
   auto& slot = informers_[key];
@@ -263,6 +264,7 @@ Informer& InformerFactory::informer(const ResourceType& type, const std::string&
     InformerOptions opts = defaults_;
     opts.ns = type.namespaced ? ns : "";
     opts.label_selector = label_selector;
+    if (transform) opts.transform = std::move(transform);
     slot = std::make_unique<Informer>(api_, type, opts);
   }
   return *slot;

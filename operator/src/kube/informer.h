@@ -123,9 +123,12 @@ class InformerFactory {
  public:
   explicit InformerFactory(ApiClientPtr api, InformerOptions defaults = {});
   ~InformerFactory();
-  // The shared informer; created (not started) on first request.
+  // The shared informer; created (not started) on first request, with `transform` in place
+  // of the default one when given. Callers sharing an informer must agree on its transform
+  // (the first request's is kept).
   Informer& informer(const ResourceType& type, const std::string& ns = "",
-                     const std::string& label_selector = "");
+                     const std::string& label_selector = "",
+                     std::function<void(Object&)> transform = {});
   void startAll();
   void stopAll();
   // Waits for every informer to sync; false on timeout.

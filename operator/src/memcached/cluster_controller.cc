@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "controller/predicates.h"
+#include "memcached/child_cache.h"
 #include "memcached/connection_counter.h"
 #include "memcached/labels.h"
 #include "memcached/member_flusher.h"
@@ -17,7 +18,8 @@ namespace {
 
 namespace res = kube::resources;
 
-// Children map to their owner by the controller ownerReference, or by the cluster label.
+// Children map to their owner by the controller ownerReference, or by the cluster label. A
+// stub (an object that is not ours, child_cache.h) has neither, so it wakes no cluster.
 controller::MapFunc childMapper() {
   auto by_owner = controller::ownerMapper("MemcachedCluster", "memcached.operator.io");
   auto by_label = controller::labelMapper(kClusterLabel);
@@ -29,8 +31,7 @@ controller::MapFunc childMapper() {
 
 // The ServiceMonitors' informer, when their API is served: asked once per process, and said
 // once in the log when it is not (spec.monitoring.serviceMonitor then creates nothing).
-kube::Informer* serviceMonitorInformer(manager::Manager& manager, const std::string& ns,
-                                       const std::string& selector) {
+kube::Informer* serviceMonitorInformer(manager::Manager& manager, const std::string& ns) {
   auto served = serviceMonitorsServed(*manager.api(), ns);
   if (!served.ok()) {
     spdlog::warn("ServiceMonitors will not be created: {}",
@@ -43,7 +44,7 @@ kube::Informer* serviceMonitorInformer(manager::Manager& manager, const std::str
                  "after installing the Prometheus Operator's CRDs)");
     return nullptr;
   }
-  return &manager.informers().informer(res::kServiceMonitor, ns, selector);
+  return &manager.informers().informer(res::kServiceMonitor, ns, "", cacheChildOrStub);
 }
 
 }  // namespace
@@ -67,17 +68,21 @@ absl::Status checkClusterApi(kube::ApiClient& api, const std::string& ns, const 
 
 void addClusterController(manager::Manager& manager, const ClusterControllerOptions& options) {
   kube::InformerFactory& informers = manager.informers();
-  const std::string managed_by = selectorString({{kManagedByLabel, kDefaultManager}});
   const std::string pods_of_clusters = selectorString({{kNameLabel, kAppName}});
   kube::Informer& clusters = informers.informer(res::kMemcachedCluster, options.ns);
-  kube::Informer& stateful_sets = informers.informer(res::kStatefulSet, options.ns, managed_by);
-  kube::Informer& services = informers.informer(res::kService, options.ns, managed_by);
-  kube::Informer& config_maps = informers.informer(res::kConfigMap, options.ns, managed_by);
-  kube::Informer& pdbs = informers.informer(res::kPodDisruptionBudget, options.ns, managed_by);
+  // Every object of the child kinds, ours whole and others as stubs (child_cache.h): a name
+  // absent from these caches is free, so a new cluster's children need no API reads.
+  auto children = [&](const kube::ResourceType& type) -> kube::Informer& {
+    return informers.informer(type, options.ns, "", cacheChildOrStub);
+  };
+  kube::Informer& stateful_sets = children(res::kStatefulSet);
+  kube::Informer& services = children(res::kService);
+  kube::Informer& config_maps = children(res::kConfigMap);
+  kube::Informer& pdbs = children(res::kPodDisruptionBudget);
+  // Pods stay selected: our StatefulSets make them, and no child name is checked against them.
   kube::Informer& pods = informers.informer(res::kPod, options.ns, pods_of_clusters);
-  kube::Informer& network_policies =
-      informers.informer(res::kNetworkPolicy, options.ns, managed_by);
-  kube::Informer* service_monitors = serviceMonitorInformer(manager, options.ns, managed_by);
+  kube::Informer& network_policies = children(res::kNetworkPolicy);
+  kube::Informer* service_monitors = serviceMonitorInformer(manager, options.ns);
 
   ClusterStores stores{&clusters.store(),    &stateful_sets.store(), &services.store(),
                        &config_maps.store(), &pdbs.store(),          &pods.store(),

@@ -49,7 +49,8 @@ using std::chrono::milliseconds;
 
 constexpr int kApplyAttempts = 3;
 // A cluster whose children collide with objects it does not control looks again this often:
-// objects without our labels are not in the caches, so their removal wakes nobody.
+// others' objects are cached only as stubs with neither our owner nor our labels, so their
+// removal maps to no cluster and wakes nobody.
 constexpr milliseconds kChildConflictRecheck{30000};
 
 // A status write lost to a concurrent writer (or to our own stale cache): the workqueue retries
@@ -74,12 +75,17 @@ void publishedFailpoints(const std::string& phase) {
 // ConfigMap's last write (its event not in yet, or its watch backing off after an API outage)
 // while status already has that write's version: deciding on the cache would then publish
 // other content under a version clients already have. So in that case only, the ConfigMap
-// itself is read.
+// itself is read. Likewise when the cache has no ConfigMap at all while status records a
+// version: the child caches hold every ConfigMap, so that is a deletion or a creation whose
+// event is not in yet, and deciding on nothing would publish the next version over the one
+// just created.
 absl::StatusOr<std::optional<Json>> configMapForVersion(kube::ApiClient& api,
                                                         const ClusterSnapshot& snap) {
   const auto& cached = snap.children.config_map;
   const int64_t recorded = snap.recorded.config_version;
-  if (!cached || recorded <= 1 || publishedVersion(*cached) != recorded - 1) return cached;
+  const bool may_lag = cached ? recorded > 1 && publishedVersion(*cached) == recorded - 1
+                              : recorded >= 1;
+  if (!may_lag) return cached;
   auto live = api.get(kube::resources::kConfigMap, snap.ref.ns, snap.parsed.spec.config_map_name);
   if (kube::IsNotFound(live.status())) return std::optional<Json>();
   if (!live.ok()) return live.status();
@@ -266,30 +272,29 @@ absl::StatusOr<controller::Result> ClusterReconciler::reconcile(
 // The whole pass: observe, plan, record, act.
 absl::StatusOr<controller::Result> ClusterReconciler::Pass::run(Json cluster, bool& reported) {
   // Observe.
-  auto snap = observeCluster(*r_.api_, r_.stores_, std::move(cluster));
-  if (!snap.ok()) return snap.status();
+  ClusterSnapshot snap = observeCluster(r_.stores_, std::move(cluster));
   // An invalid or paused spec, or a child name taken by another object: status is the only write.
-  if (!snap->parsed.errors.empty() || snap->parsed.spec.paused) return recordOnly(*snap);
-  if (!snap->children.conflicts.empty()) return recordConflicts(*snap);
+  if (!snap.parsed.errors.empty() || snap.parsed.spec.paused) return recordOnly(snap);
+  if (!snap.children.conflicts.empty()) return recordConflicts(snap);
   // The Secrets the spec references, before anything is built from them (the pod template
   // carries the auth file's hash).
-  secrets_ = observeSecrets(*r_.api_, r_.secrets_, *snap, now_);
+  secrets_ = observeSecrets(*r_.api_, r_.secrets_, snap, now_);
   auto security = buildMemberSecurity(secrets_);
   if (!security.ok()) return security.status();
   security_ = std::move(*security);
 
   // Plan.
-  auto plan = this->plan(*snap);
+  auto plan = this->plan(snap);
   if (!plan.ok()) return plan.status();
 
   // Record the decision before acting on it.
-  auto written = record(snap->cluster, snap->recorded, plan->status);
+  auto written = record(snap.cluster, snap.recorded, plan->status);
   if (!written.ok()) return written.status();
-  decisionFailpoints(*snap, *plan, *written);
+  decisionFailpoints(snap, *plan, *written);
 
   // Act, then report: events describe what status records.
   std::vector<PlannedEvent> events = plan->events;
-  if (auto s = act(*snap, *plan, events, plan->requeue); !s.ok()) {
+  if (auto s = act(snap, *plan, events, plan->requeue); !s.ok()) {
     return reportWriteFailure(*written, *plan, std::move(events), s, reported);
   }
   sendEvents(*written, events);

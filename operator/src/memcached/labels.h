@@ -1,6 +1,6 @@
 // The labels every object of a MemcachedCluster carries, and the selector built from them. The
-// runtime's informers filter children by kManagedByLabel and map a child back to its cluster by
-// kClusterLabel.
+// child caches keep objects with kManagedByLabel whole (child_cache.h), and the runtime maps a
+// child back to its cluster by kClusterLabel.
 // Thread-safety: pure functions and constants.
 #pragma once
 

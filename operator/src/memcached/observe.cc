@@ -15,7 +15,7 @@
 namespace mcop::memcached {
 namespace {
 
-// One child name to look up: where it is cached, what a conflict asks the user to do, and where
+// One child name to check: where it is cached, what a conflict asks the user to do, and where
 // the result goes.
 struct ChildName {
   const kube::ResourceType& type;
@@ -25,21 +25,14 @@ struct ChildName {
   std::optional<Json>& out;
 };
 
-absl::Status observeChild(kube::ApiClient& api, const ClusterRef& ref, const ChildName& child,
-                          ObservedChildren& children) {
+// The cache decides alone: the child informers hold every object of their kind (ours whole,
+// others as stubs, child_cache.h), so a name it does not hold is free. An object created by
+// someone else after the cache synced arrives by watch; one created at the very instant we
+// apply races with our apply exactly as it did with a GET followed by an apply.
+void observeChild(const ClusterRef& ref, const ChildName& child, ObservedChildren& children) {
   auto& out = child.out;
   out = child.store.get(ref.ns, child.name);
-  if (!out) {
-    auto live = api.get(child.type, ref.ns, child.name);
-    if (live.ok()) {
-      out = std::move(*live);
-    } else if (!kube::IsNotFound(live.status())) {
-      return absl::Status(live.status().code(),
-                          absl::StrCat("get ", child.type.kind, " ", ref.ns, "/", child.name,
-                                       ": ", live.status().message()));
-    }
-  }
-  if (!out || controlledBy(*out, ref.uid)) return absl::OkStatus();
+  if (!out || controlledBy(*out, ref.uid)) return;
   std::string holder = "no controller";
   if (const Json* owner = controllerOf(*out)) {
     holder = absl::StrCat("controlled by ", stringAt(*owner, {"kind"}), " ",
@@ -50,11 +43,18 @@ absl::Status observeChild(kube::ApiClient& api, const ClusterRef& ref, const Chi
                                             "MemcachedCluster (", holder, "): ", child.fix));
   if (children.conflict_reason.empty()) children.conflict_reason = child.type.kind + "Conflict";
   out.reset();
-  return absl::OkStatus();
+}
+
+// A child the spec does not want, read only so that ours can be deleted: anything this cluster
+// does not control (a stub of someone else's object included) is left out.
+std::optional<Json> controlledChild(const kube::ObjectStore& store, const ClusterRef& ref) {
+  auto obj = store.get(ref.ns, ref.name);
+  if (!obj || !controlledBy(*obj, ref.uid)) return std::nullopt;
+  return obj;
 }
 
 // The NetworkPolicy and the ServiceMonitor, like the PDB: checked for a conflict when the spec
-// wants them, otherwise read from the cache (our labels), only ever to delete our own.
+// wants them, otherwise read from the cache only to delete the one this cluster controls.
 void addOptionalChildren(const ClusterStores& stores, const ClusterRef& ref,
                          const ClusterSpec& spec, const std::string& rename,
                          std::vector<ChildName>& names, ObservedChildren& c) {
@@ -62,7 +62,7 @@ void addOptionalChildren(const ClusterStores& stores, const ClusterRef& ref,
     names.push_back({kube::resources::kNetworkPolicy, *stores.network_policies, ref.name,
                      rename + " (or set spec.networkPolicy.enabled: false)", c.network_policy});
   } else {
-    c.network_policy = stores.network_policies->get(ref.ns, ref.name);
+    c.network_policy = controlledChild(*stores.network_policies, ref);
   }
   if (!stores.service_monitors) return;  // the API is not served
   if (spec.monitoring.enabled && spec.monitoring.service_monitor) {
@@ -70,17 +70,14 @@ void addOptionalChildren(const ClusterStores& stores, const ClusterRef& ref,
                      rename + " (or set spec.monitoring.serviceMonitor: false)",
                      c.service_monitor});
   } else {
-    c.service_monitor = stores.service_monitors->get(ref.ns, ref.name);
+    c.service_monitor = controlledChild(*stores.service_monitors, ref);
   }
 }
 
-// Every child name this cluster would write, checked against what exists. The caches hold only
-// objects carrying our labels, so a name missing from them is looked up on the API server: an
-// unlabelled object of that name (kube-root-ca.crt, an application's Service) must be found
-// before anything is applied over it. In steady state every child is cached: no extra reads.
-absl::StatusOr<ObservedChildren> observeChildren(kube::ApiClient& api,
-                                                 const ClusterStores& stores,
-                                                 const ClusterRef& ref, const ClusterSpec& spec) {
+// Every child name this cluster would write, checked against what exists, from the caches alone
+// (see observeChild): no API reads, at creation or in steady state.
+ObservedChildren observeChildren(const ClusterStores& stores, const ClusterRef& ref,
+                                 const ClusterSpec& spec) {
   ObservedChildren c;
   const std::string rename =
       "delete or rename that object, or give this MemcachedCluster another name";
@@ -99,14 +96,13 @@ absl::StatusOr<ObservedChildren> observeChildren(kube::ApiClient& api,
                      ref.name, rename + " (or set spec.podDisruptionBudget.enabled: false)",
                      c.pdb});
   } else {
-    // Only ever deleted, and only when controlled: the cache (our labels) is enough.
-    c.pdb = stores.pod_disruption_budgets->get(ref.ns, ref.name);
+    // Only ever deleted, and only when controlled.
+    c.pdb = controlledChild(*stores.pod_disruption_budgets, ref);
   }
   addOptionalChildren(stores, ref, spec, rename, names, c);
-  for (const auto& child : names) {
-    if (auto s = observeChild(api, ref, child, c); !s.ok()) return s;
-  }
-  c.cached_config_map = stores.config_maps->get(ref.ns, spec.config_map_name);
+  for (const auto& child : names) observeChild(ref, child, c);
+  // Cached like every child now; never a stub or another's object (observeChild left those out).
+  c.cached_config_map = c.config_map;
   return c;
 }
 
@@ -126,8 +122,7 @@ bool controlledBy(const Json& obj, const std::string& uid) {
   return ref && stringAt(*ref, {"uid"}) == uid;
 }
 
-absl::StatusOr<ClusterSnapshot> observeCluster(kube::ApiClient& api, const ClusterStores& stores,
-                                               Json cluster) {
+ClusterSnapshot observeCluster(const ClusterStores& stores, Json cluster) {
   ClusterSnapshot snap;
   snap.cluster = std::move(cluster);
   snap.ref = clusterRefOf(snap.cluster);
@@ -137,9 +132,7 @@ absl::StatusOr<ClusterSnapshot> observeCluster(kube::ApiClient& api, const Clust
   snap.pods = podsByOrdinal(snap.ref.name,
                             stores.pods->list(snap.ref.ns, selectorLabels(snap.ref.name)));
   if (!snap.parsed.errors.empty() || snap.parsed.spec.paused) return snap;
-  auto children = observeChildren(api, stores, snap.ref, snap.parsed.spec);
-  if (!children.ok()) return children.status();
-  snap.children = std::move(*children);
+  snap.children = observeChildren(stores, snap.ref, snap.parsed.spec);
   if (const auto& sts = snap.children.stateful_set) {
     snap.current_replicas = intAt(*sts, {"spec", "replicas"}).value_or(1);
   }
@@ -168,7 +161,9 @@ SweepObservation observeSweep(const controller::Context& ctx, kube::ApiClient& a
   if (auto got = api.get(kube::resources::kConfigMap, snap.ref.ns, cm_name); got.ok()) {
     live = std::move(*got);
   } else if (!kube::IsNotFound(got.status())) {
+    // The cache holds others' objects too (as stubs): only ours is a ring to sweep by.
     live = stores.config_maps->get(snap.ref.ns, cm_name);
+    if (live && !controlledBy(*live, snap.ref.uid)) live.reset();
   }
   if (!live) return out;  // nothing published: no client routes by any ring yet
   auto ring = clientconfig::parseSnapshot(stringAt(*live, {"data", kEndpointsJsonKey}));

@@ -1,6 +1,7 @@
 // Observe: what one reconcile pass reads before it decides. observeCluster fills one immutable
-// ClusterSnapshot from the informer caches (the cluster, its parsed spec and recorded status,
-// its pods, its children with an API lookup for names the caches do not hold). The other reads
+// ClusterSnapshot from the informer caches alone (the cluster, its parsed spec and recorded
+// status, its pods, its children: the child caches hold every object of their kinds, so a name
+// they do not hold is free). The other reads
 // here are the ones a decision asks for, each an explicit step of the pass: the progress of a
 // drain's stale-copy sweep, the outgoing members' connection counts, the probes of members about
 // to join (flush_all of a member coming back, then its baseline), and the live endpoints before
@@ -35,9 +36,9 @@ namespace mcop::memcached {
 
 // The informer caches the reconciler reads. All but service_monitors must be non-null, and all
 // must outlive the reconciler.
-// The runtime should watch StatefulSets, Services, ConfigMaps, PDBs, NetworkPolicies and
-// (when served) ServiceMonitors carrying the label
-// `app.kubernetes.io/managed-by=memcached-operator` (see labels.h) and Pods carrying
+// The runtime should watch every StatefulSet, Service, ConfigMap, PDB, NetworkPolicy and
+// (when served) ServiceMonitor in the watched namespaces, with no label selector, through the
+// cacheChildOrStub transform (child_cache.h: ours whole, others as stubs), and Pods carrying
 // `app.kubernetes.io/name=memcached`, and map each child to its owner via the
 // `memcached.operator.io/cluster` label (or the controller ownerReference).
 struct ClusterStores {
@@ -62,7 +63,9 @@ struct ObservedChildren {
   std::optional<Json> service_monitor;
   std::optional<Json> config_map;
   std::optional<Json> stateful_set;
-  // The endpoints ConfigMap as the cache holds it (config_map may come from the API server).
+  // The endpoints ConfigMap as the cache holds it: the same as config_map, now that children
+  // are read from the caches only (kept as its own field for the readers that ask for the
+  // cache by name).
   std::optional<Json> cached_config_map;
   std::vector<std::string> conflicts;
   std::string conflict_reason;  // "ConfigMapConflict", ... (the first one)
@@ -105,10 +108,8 @@ bool controlledBy(const Json& obj, const std::string& uid);
 ClusterSecrets observeSecrets(kube::ApiClient& api, SecretTracker& tracker, ClusterSnapshot& snap,
                               std::chrono::system_clock::time_point now);
 
-// Reads the snapshot of `cluster` (from the clusters cache). Fails only when an API lookup of an
-// uncached child name fails (other than NotFound).
-absl::StatusOr<ClusterSnapshot> observeCluster(kube::ApiClient& api, const ClusterStores& stores,
-                                               Json cluster);
+// Reads the snapshot of `cluster` (from the clusters cache): no API request.
+ClusterSnapshot observeCluster(const ClusterStores& stores, Json cluster);
 
 // The stale-copy sweep of `drain`: reads the live endpoints (the API server, the cache when it
 // fails), starts the sweep in `sweeps` if it is not held, and waits up to ctx.bound(wait) for an

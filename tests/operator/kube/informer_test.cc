@@ -287,6 +287,26 @@ TEST(InformerFactory, SharesInformersAndWaitsForAll) {
   f.stopAll();
 }
 
+// A caller's own transform replaces the default one for the informer it creates, for listed
+// and watched objects alike.
+TEST(InformerFactory, AppliesTheTransformTheInformerIsCreatedWith) {
+  auto api = std::make_shared<FakeApiClient>();
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("listed")).ok());
+  InformerFactory f(api, fast());
+  Informer& inf = f.informer(kConfigMap, "shop", "", [](Object& o) {
+    o["metadata"].as_object().erase("labels");
+  });
+  f.startAll();
+  ASSERT_TRUE(f.waitForSync(2s));
+  ASSERT_TRUE(eventually([&] { return api->openWatches() == 1; }));
+  ASSERT_TRUE(api->create(kConfigMap, "shop", cm("watched")).ok());
+  ASSERT_TRUE(eventually([&] { return inf.store().get("shop", "watched").has_value(); }));
+  for (const char* name : {"listed", "watched"}) {
+    EXPECT_TRUE(labelsOf(*inf.store().get("shop", name)).empty()) << name;
+  }
+  f.stopAll();
+}
+
 }  // namespace
 }  // namespace mcop::kube
 

@@ -17,6 +17,7 @@
 #include "testing/recording_event_recorder.h"
 #include "testing/fake_api_client.h"
 #include "kube/memory_store.h"
+#include "memcached/child_cache.h"
 #include "memcached/cluster_status.h"
 #include "memcached/endpoints_config.h"
 #include "memcached/json_util.h"
@@ -267,13 +268,10 @@ class ClusterReconcilerTest : public testing::Test {
     store.clear();
     auto list = api_->list(type, "", {});
     ASSERT_TRUE(list.ok());
-    for (const auto& item : list->items) {
-      // The operator's child informers select app.kubernetes.io/managed-by=memcached-operator.
+    for (auto item : list->items) {
+      // The operator's child informers hold every object, through the same transform.
       const bool child = &type != &res::kMemcachedCluster && &type != &res::kPod;
-      if (child && stringAt(item, {"metadata", "labels", "app.kubernetes.io/managed-by"}) !=
-                       "memcached-operator") {
-        continue;
-      }
+      if (child) cacheChildOrStub(item);
       store.upsert(item);
     }
   }
@@ -1409,6 +1407,90 @@ TEST_F(ClusterReconcilerTest, NeverTakesOverAnApplicationService) {
   EXPECT_EQ(condition(status(), kConditionDegraded)->reason, "ServiceConflict");
   EXPECT_EQ(stsReplicas(), -1);
   EXPECT_FALSE(configMap().has_value());
+}
+
+// The child caches hold every object of their kinds (others as stubs), so no child name is
+// looked up on the API server: not for a new cluster's absent names, not in steady state.
+TEST_F(ClusterReconcilerTest, ChildrenAreNeverReadFromTheApiServer) {
+  createCluster(R"({"replicas":2,"podDisruptionBudget":{"enabled":true},
+                    "networkPolicy":{"enabled":true}})");
+  api_->resetCounters();
+  reconcile();
+  EXPECT_GT(api_->writeCount(), 1);  // the children were created
+  runPods();
+  for (int i = 0; i < 3; ++i) reconcile();
+  EXPECT_EQ(published().size(), 2u);
+  for (const auto* type : {&res::kService, &res::kConfigMap, &res::kStatefulSet,
+                           &res::kPodDisruptionBudget, &res::kNetworkPolicy,
+                           &res::kServiceMonitor}) {
+    EXPECT_EQ(api_->count(kube::Verb::kGet, *type), 0) << type->plural;
+  }
+}
+
+// Someone else's object is cached as a stub (name, uid, ownerReferences): a conflict found
+// there, naming its controller, with no API read.
+TEST_F(ClusterReconcilerTest, AStubInTheCacheIsAConflictWithoutAnApiRead) {
+  api_->seed(res::kService,
+             Json::parse(R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"sessions",
+               "namespace":"shop","labels":{"app":"web"},"ownerReferences":[{"apiVersion":"apps/v1",
+               "kind":"Deployment","name":"web","uid":"d-1","controller":true}]},
+               "spec":{"selector":{"app":"web"},"ports":[{"port":80}]}})"));
+  createCluster(R"({"replicas":2})");
+  sync();
+  auto cached = services_.get("shop", "sessions");
+  ASSERT_TRUE(cached.has_value());
+  ASSERT_FALSE(findPath(*cached, {"spec"})) << "not a stub: " << cached->serialize();
+  api_->resetCounters();
+  auto result = reconciler_->reconcile({"shop", "sessions"}, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(api_->count(kube::Verb::kGet), 0);
+  EXPECT_EQ(api_->writeCount(), statusWrites());
+  const ClusterStatus s = status();
+  const Condition* degraded = condition(s, kConditionDegraded);
+  ASSERT_NE(degraded, nullptr);
+  EXPECT_EQ(degraded->reason, "ServiceConflict");
+  EXPECT_NE(degraded->message.find("Service shop/sessions already exists and is not controlled "
+                                   "by this MemcachedCluster (controlled by Deployment web uid "
+                                   "d-1)"),
+            std::string::npos)
+      << degraded->message;
+  auto svc = api_->peek(res::kService, "shop", "sessions");
+  EXPECT_EQ(stringAt(*svc, {"spec", "selector", "app"}), "web");
+}
+
+// Our child whose managed-by label was removed is still ours (its controller ownerReference):
+// cached whole, no conflict, and the label is put back.
+TEST_F(ClusterReconcilerTest, OurChildWithoutItsLabelIsStillOurs) {
+  startCluster(2);
+  auto svc = api_->peek(res::kService, "shop", "sessions-client");
+  ASSERT_TRUE(svc.has_value());
+  svc->at("metadata").at("labels").as_object().erase("app.kubernetes.io/managed-by");
+  api_->seed(res::kService, *svc);
+  api_->resetCounters();
+  reconcile();
+  EXPECT_EQ(api_->count(kube::Verb::kGet), 0);
+  EXPECT_EQ(condition(status(), kConditionDegraded)->status, "False");
+  svc = api_->peek(res::kService, "shop", "sessions-client");
+  EXPECT_EQ(stringAt(*svc, {"metadata", "labels", "app.kubernetes.io/managed-by"}),
+            "memcached-operator");
+}
+
+// The pass after the one that created the ConfigMap can start before the ConfigMap's watch event
+// is in: the cache has none while status records version 1. That ConfigMap is read rather than
+// taken as absent, which would publish version 2 over it.
+TEST_F(ClusterReconcilerTest, AConfigMapNotInTheCacheYetIsReadNotRepublished) {
+  createCluster(R"({"replicas":2})");
+  reconcile();
+  ASSERT_TRUE(configMap().has_value());
+  ASSERT_EQ(status().config_version, 1);
+  sync();
+  config_maps_.erase("shop", "sessions-endpoints");
+  api_->resetCounters();
+  auto result = reconciler_->reconcile({"shop", "sessions"}, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(api_->count(kube::Verb::kGet, res::kConfigMap), 1);
+  EXPECT_EQ(status().config_version, 1);
+  EXPECT_EQ(publishedVersion(*configMap()), 1);
 }
 
 TEST_F(ClusterReconcilerTest, NeverAdoptsOrLowersAnOrphanedStatefulSet) {
