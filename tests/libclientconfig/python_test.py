@@ -44,7 +44,12 @@ def start_memcached(extra=()):
         for _ in range(200):
             try:
                 socket.create_connection(("127.0.0.1", port), 0.1).close()
-                return p, port
+                # free_port's port can be taken by another test's server before ours binds it:
+                # then that one answers and ours exits at once (bind failed). Ours must be alive.
+                time.sleep(0.1)
+                if p.poll() is None:
+                    return p, port
+                break
             except OSError:
                 if p.poll() is not None:
                     break
