@@ -1,6 +1,8 @@
 // Rollout: see rollout.h.
 #include "memcached/rollout.h"
 
+#include "memcached/membership.h"
+
 #include <algorithm>
 
 #include <absl/strings/str_cat.h>
@@ -28,6 +30,16 @@ const PodView* podNamed(const RolloutInput& in, const std::string& name) {
     if (pod.name == name) return &pod;
   }
   return nullptr;
+}
+
+// A member at or above the StatefulSet's replicas whose pod is gone or going: a scale-down
+// removed it.
+bool removedByScaleDown(const RolloutInput& in, const std::string& member) {
+  const std::string cluster = in.key.substr(in.key.find('/') + 1);
+  auto ordinal = ordinalOf(cluster, member);
+  if (!ordinal || *ordinal < in.replicas) return false;
+  const PodView* pod = podNamed(in, member);
+  return !pod || pod->terminating;
 }
 
 // The member to restart next: every pod of the StatefulSet exists, is Ready and published, and
@@ -66,6 +78,14 @@ RolloutStep planRollout(const RolloutInput& in) {
                        "other members first, and back once it is Ready"));
     spdlog::info("warm rollout started cluster={} member={} revision={}", in.key, *member,
                  in.update_revision);
+  } else if (removedByScaleDown(in, in.recorded->member)) {
+    // Its restart was recorded, then a scale-down drained and removed it: there is nothing left
+    // to restart, and waiting for its pod would hold the rollout forever. The next outdated
+    // member, if any, starts in a later pass.
+    spdlog::info("warm rollout: member removed by a scale-down cluster={} member={}", in.key,
+                 in.recorded->member);
+    keepShorter(step.requeue, in.max_poll_interval);
+    return step;
   } else {
     step.rollout = in.recorded;
   }

@@ -143,6 +143,31 @@ TEST(Rollout, TheNewPodRejoinsOnceReadyAndTheRolloutEndsWhenItIsPublished) {
   EXPECT_TRUE(step.excluded.empty());
 }
 
+// A scale-down during a rolling update drains and removes the member whose restart was recorded:
+// the rollout of it ends instead of waiting for a pod that never comes back (found by
+// TestReliabilityFailpoints: a scale-down step never converged, status.rollout still set).
+TEST(Rollout, AMemberRemovedByAScaleDownEndsItsRollout) {
+  auto in = input("rev-1");
+  in.recorded = RolloutStatus{"sessions-2", kRolloutRestarting, "rev-2", "t"};
+  in.listed = names(2);
+  // Still there while the StatefulSet has 3 replicas: its restart goes on.
+  in.pods.erase(2);
+  EXPECT_TRUE(planRollout(in).rollout);
+  // Replicas lowered to 2, its pod terminating, then gone: the rollout of it ends.
+  in.replicas = 2;
+  in.pods = pods(3, "rev-1");
+  in.pods[2].terminating = true;
+  auto step = planRollout(in);
+  EXPECT_FALSE(step.rollout);
+  EXPECT_TRUE(step.requeue.has_value());
+  in.pods.erase(2);
+  EXPECT_FALSE(planRollout(in).rollout);
+  // A member below the replicas is never taken for removed.
+  in.recorded = RolloutStatus{"sessions-1", kRolloutRestarting, "rev-2", "t"};
+  in.pods.erase(1);
+  EXPECT_TRUE(planRollout(in).rollout);
+}
+
 // The pass that ends a member's rollout looks again soon: status writes do not wake a cluster,
 // so without the requeue the next outdated member would wait for an unrelated event (found by
 // TestReliabilityFailpoints: the operator restarted right after a member's last publish and the
