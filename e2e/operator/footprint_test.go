@@ -121,16 +121,9 @@ const maxIdleThreads = 16
 
 func TestIdleFootprintWithTenClusters(t *testing.T) {
 	e := newEnv(t)
-	port := freePort(t)
-	op := e.startOperator(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port))
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	op, metricsURL := e.startOperatorWithMetrics()
 	const clusters = 10
-	for i := 0; i < clusters; i++ {
-		e.createCluster(fmt.Sprintf("c%d", i), "  replicas: 2\n")
-	}
-	for i := 0; i < clusters; i++ {
-		e.waitAvailable(fmt.Sprintf("c%d", i), 120*time.Second)
-	}
+	e.createAvailableClusters("c", clusters, "  replicas: 2\n")
 	time.Sleep(5 * time.Second)
 	before := apiRequests(t, metricsURL)
 	if len(before) == 0 {
@@ -195,16 +188,9 @@ func TestFootprintNewClustersMakeNoChildReads(t *testing.T) {
 		metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	e.startOperator(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port))
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	_, metricsURL := e.startOperatorWithMetrics()
 	const clusters = 20
-	for i := 0; i < clusters; i++ {
-		e.createCluster(fmt.Sprintf("c%d", i), "  replicas: 0\n")
-	}
-	for i := 0; i < clusters; i++ {
-		e.waitAvailable(fmt.Sprintf("c%d", i), 120*time.Second)
-	}
+	e.createAvailableClusters("c", clusters, "  replicas: 0\n")
 	time.Sleep(3 * time.Second) // the passes the last children's events start
 	gets := childGets(t, metricsURL)
 	n := 0.0

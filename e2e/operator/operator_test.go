@@ -147,6 +147,25 @@ type operatorProc struct {
 
 // startOperator runs build/bin/memcached-operator with the cluster's KUBECONFIG, watching only
 // the test's namespace when the binary supports --namespace.
+// startOperatorWithMetrics starts the operator with its metrics on a free port and returns the
+// operator and the /metrics URL.
+func (e *env) startOperatorWithMetrics(extra ...string) (*operatorProc, string) {
+	port := freePort(e.t)
+	op := e.startOperator(append([]string{fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port)}, extra...)...)
+	return op, fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+}
+
+// createAvailableClusters creates clusters prefix0..prefix<n-1> with spec and waits until each
+// is Available.
+func (e *env) createAvailableClusters(prefix string, n int, spec string) {
+	for i := 0; i < n; i++ {
+		e.createCluster(fmt.Sprintf("%s%d", prefix, i), spec)
+	}
+	for i := 0; i < n; i++ {
+		e.waitAvailable(fmt.Sprintf("%s%d", prefix, i), 120*time.Second)
+	}
+}
+
 func (e *env) startOperator(extra ...string) *operatorProc {
 	e.t.Helper()
 	return e.startOperatorWith(os.Getenv("KUBECONFIG"), extra...)

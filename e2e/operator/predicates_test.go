@@ -70,16 +70,9 @@ func (e *env) settled(url string, quiet, limit time.Duration) float64 {
 
 func TestStatusWritesDoNotWakeTheirCluster(t *testing.T) {
 	e := newEnv(t)
-	port := freePort(t)
-	e.startOperator(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port))
-	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	_, url := e.startOperatorWithMetrics()
 	const clusters = 3
-	for i := 0; i < clusters; i++ {
-		e.createCluster(fmt.Sprintf("p%d", i), "  replicas: 1\n")
-	}
-	for i := 0; i < clusters; i++ {
-		e.waitAvailable(fmt.Sprintf("p%d", i), 120*time.Second)
-	}
+	e.createAvailableClusters("p", clusters, "  replicas: 1\n")
 	before := e.settled(url, 3*time.Second, 60*time.Second)
 
 	// Status written by someone else, as the operator's own status writes are: without

@@ -373,10 +373,6 @@ absl::StatusOr<ClusterReconciler::PassPlan> ClusterReconciler::Pass::plan(
   plan.requeue = drain->requeue;
   if (transition.requeue) keepShorter(plan.requeue, *transition.requeue);
   if (rollout.requeue) keepShorter(plan.requeue, *rollout.requeue);
-  // A rolling update under way is also looked at again on a timer. A step of it can wait for
-  // something this very pass ends (a drain it finishes), and the pass's own status write wakes
-  // no one: without the timer the update would stay recorded until some unrelated event.
-  if (plan.status.rollout) keepShorter(plan.requeue, r_.options_.max_poll_interval);
   if (blocked || !members->measure_failures.empty()) {
     keepShorter(plan.requeue, r_.options_.max_poll_interval);
   }
